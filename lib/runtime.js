@@ -1,0 +1,449 @@
+'use strict'
+
+const { NativeCore } = require('./native')
+const { HappenError, invalidArg, fromNative } = require('./errors')
+const { checkEvent, checkBatch, checkNodeId, checkHandler, checkPattern, checkConfig } = require('./validate')
+const {
+  SendResult,
+  FlowFrame,
+  BatchContext,
+  flowStorage,
+  REJECTED,
+  stepName,
+  performance,
+} = require('./delivery')
+
+const EVERY_NODE = null
+/** Outcomes wait in JS and reach the core in one call with the next send (or trace). */
+const OUTCOME_BUFFER = 3 * 512
+/** Where the per-target entries of a plan start in `io` (see NativeCore::dispatch). */
+const PLAN_HEADER = 5
+
+function native(call) {
+  try {
+    return call()
+  } catch (error) {
+    throw fromNative(error)
+  }
+}
+
+/** The causal contexts of a batch, built on demand from the batch's one record. */
+class BatchInfo {
+  constructor(prefix, firstSeq, count, first) {
+    this.prefix = prefix
+    this.firstSeq = firstSeq
+    this.count = count
+    this.first = first
+    this.timestamp = first.timestamp
+  }
+
+  causalAt(index) {
+    const first = this.first
+    return {
+      id: this.prefix + (this.firstSeq + index),
+      sender: first.sender,
+      causationId: first.causationId,
+      correlationId: first.correlationId,
+      path: first.path,
+      timestamp: first.timestamp,
+    }
+  }
+}
+
+class Node {
+  constructor(runtime, id, index) {
+    this.id = id
+    Object.defineProperties(this, {
+      _runtime: { value: runtime },
+      _index: { value: index, writable: true },
+    })
+  }
+
+  getId() {
+    return this.id
+  }
+
+  /** Registers a handler for events whose type matches `pattern`; returns its remover. */
+  on(pattern, handler) {
+    return this._runtime._on(this, pattern, handler)
+  }
+
+  /** `send(event | events)` to this node, or `send(target, event | events)` with this node as sender. */
+  send(targetOrEvent, events) {
+    const runtime = this._runtime
+    if (arguments.length < 2) return runtime._send(this, [this], false, targetOrEvent)
+    const { nodes, keyed } = runtime._resolveTargets(targetOrEvent)
+    return runtime._send(this, nodes, keyed, events)
+  }
+
+  /** Runs this node's flow for the event(s) now and resolves to its result. */
+  process(eventOrEvents) {
+    try {
+      return this._runtime._deliver(this, [this], false, eventOrEvents).return()
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  /** Delivers the event to every node of the runtime. */
+  broadcast(event) {
+    const runtime = this._runtime
+    if (Array.isArray(event)) throw invalidArg('event', 'a single event object (broadcast takes no batches)', event)
+    return runtime._send(null, EVERY_NODE, true, event)
+  }
+
+  /** Removes the node and releases every handler it holds. */
+  dispose() {
+    this._runtime._dispose(this)
+  }
+
+  toJSON() {
+    return { id: this.id }
+  }
+}
+
+/** Several nodes as one receiver: `on` registers on each, `send` fans out to all. */
+class NodeArray {
+  constructor(nodes) {
+    Object.defineProperty(this, 'nodes', { value: Object.freeze([...nodes]), enumerable: true })
+    Object.defineProperty(this, '_runtime', { value: nodes[0]._runtime })
+  }
+
+  get length() {
+    return this.nodes.length
+  }
+
+  [Symbol.iterator]() {
+    return this.nodes[Symbol.iterator]()
+  }
+
+  on(pattern, handler) {
+    checkPattern(pattern)
+    checkHandler(handler)
+    const removers = this.nodes.map((node) => node.on(pattern, handler))
+    return () => removers.forEach((remove) => remove())
+  }
+
+  send(eventOrEvents) {
+    return this._runtime._send(null, this.nodes, true, eventOrEvents)
+  }
+
+  /** Runs every node's flow and resolves to the results keyed by node id. */
+  process(eventOrEvents) {
+    try {
+      return this._runtime._deliver(null, this.nodes, true, eventOrEvents).return()
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+}
+
+class Runtime {
+  constructor(config) {
+    const { historySize } = checkConfig(config)
+    this._native = new NativeCore(historySize)
+    this._prefix = this._native.idPrefix + '-'
+    this._io = new Float64Array(1024)
+    this._outcomes = new Float64Array(OUTCOME_BUFFER)
+    this._outcomeCount = 0
+    this._handlers = []
+    this._nodesByIndex = []
+    this._nodesById = new Map()
+    this._typeIds = new Map()
+    this._stepIds = new Map()
+    this._closed = false
+    // Usable unbound, as the top-level exports and destructuring expect.
+    for (const name of ['createNode', 'createNodeArray', 'node', 'trace', 'shutdown']) this[name] = this[name].bind(this)
+  }
+
+  createNode(id, options) {
+    this._assertOpen('createNode')
+    checkNodeId(id)
+    if (options !== undefined && (options === null || typeof options !== 'object')) {
+      throw invalidArg('options', 'an object when present', options)
+    }
+    const index = native(() => this._native.createNode(id))
+    const node = new Node(this, id, index)
+    this._nodesByIndex[index] = node
+    this._nodesById.set(id, node)
+    return node
+  }
+
+  createNodeArray(nodes) {
+    return createNodeArray(nodes)
+  }
+
+  /** The node with this id (a local node is itself its handle). */
+  node(id) {
+    checkNodeId(id)
+    const node = this._nodesById.get(id)
+    if (node === undefined) throw new HappenError('UNKNOWN_NODE', `No node with id '${id}' in this runtime`)
+    return node
+  }
+
+  /** The causal tree of an event id or correlation id, or null when the history holds neither. */
+  trace(id) {
+    if (typeof id !== 'string' || id.length === 0) throw invalidArg('id', 'a non-empty event or correlation id string', id)
+    this._flushOutcomes()
+    const json = native(() => this._native.trace(id))
+    if (json == null) return null
+    const { tree, text } = JSON.parse(json)
+    Object.defineProperty(tree, 'toString', { value: () => text })
+    return tree
+  }
+
+  async shutdown() {
+    if (this._closed) return
+    this._flushOutcomes()
+    for (const node of this._nodesById.values()) this._dispose(node)
+    this._closed = true
+  }
+
+  _assertOpen(what) {
+    if (this._closed) throw new HappenError('SHUTDOWN', `Cannot ${what}(): this happen runtime has been shut down`)
+  }
+
+  _assertLive(node, what) {
+    this._assertOpen(what)
+    if (node._index < 0) throw new HappenError('DISPOSED', `Cannot ${what}() on node '${node.id}': it has been disposed`)
+  }
+
+  _on(node, pattern, handler) {
+    this._assertLive(node, 'on')
+    checkPattern(pattern)
+    checkHandler(handler)
+    const predicate = typeof pattern === 'function' ? pattern : null
+    const id = native(() => this._native.addHandler(node._index, predicate === null ? pattern : null, stepName(handler)))
+    const entry = { fn: handler, predicate }
+    this._handlers[id] = entry
+    return () => {
+      // Removing twice, or after the node is gone, is harmless.
+      if (this._handlers[id] !== entry) return
+      this._handlers[id] = undefined
+      native(() => this._native.removeHandler(id))
+    }
+  }
+
+  _dispose(node) {
+    if (node._index < 0) return
+    this._assertOpen('dispose')
+    const released = native(() => this._native.disposeNode(node._index))
+    for (const id of released) this._handlers[id] = undefined
+    this._nodesByIndex[node._index] = undefined
+    this._nodesById.delete(node.id)
+    node._index = -1
+  }
+
+  /** Turns a send target into the nodes it names; `keyed` when results come back keyed by node id. */
+  _resolveTargets(target) {
+    if (target instanceof Node) return { nodes: [this._own(target, 'target')], keyed: false }
+    if (typeof target === 'string') {
+      if (target.length === 0) throw invalidArg('target', 'a node, a node id, a NodeArray or an array of nodes', target)
+      const node = this._nodesById.get(target)
+      if (node === undefined) throw new HappenError('UNKNOWN_NODE', `No node with id '${target}' in this runtime`)
+      return { nodes: [node], keyed: false }
+    }
+    if (target instanceof NodeArray) return { nodes: target.nodes.map((n) => this._own(n, 'target')), keyed: true }
+    if (Array.isArray(target)) {
+      if (target.length === 0) throw invalidArg('target', 'a non-empty array of nodes', target)
+      const seen = new Set()
+      const nodes = target.map((n, i) => {
+        if (!(n instanceof Node)) throw invalidArg(`target[${i}]`, 'a node', n)
+        if (seen.has(n.id)) throw invalidArg(`target[${i}]`, `a node not already in the array (duplicate '${n.id}')`, n)
+        seen.add(n.id)
+        return this._own(n, `target[${i}]`)
+      })
+      return { nodes, keyed: true }
+    }
+    throw invalidArg('target', 'a node, a node id, a NodeArray or an array of nodes', target)
+  }
+
+  _own(node, name) {
+    if (node._runtime !== this) throw invalidArg(name, 'a node of the same runtime as the sender', node)
+    if (node._index < 0) throw new HappenError('DISPOSED', `Cannot send to node '${node.id}': it has been disposed`)
+    return node
+  }
+
+  _send(origin, targets, keyed, input) {
+    const result = this._deliver(origin, targets, keyed, input)
+    const promise = Promise.resolve(result)
+    promise.return = (options) => result.return(options)
+    promise.trace = () => result.trace()
+    return promise
+  }
+
+  /**
+   * One send: validate everything, let the core plan it (ids, causality, which handlers run),
+   * then start every target's flow. Nothing is delivered when anything is refused.
+   */
+  _deliver(origin, targets, keyed, input) {
+    this._assertOpen('send')
+    if (origin !== null && origin._index < 0) throw new HappenError('DISPOSED', `Cannot send from node '${origin.id}': it has been disposed`)
+    const batch = Array.isArray(input)
+    const sharedType = batch ? checkBatch(input, 'events') : (checkEvent(input, 'event'), input.type)
+    const current = flowStorage.getStore()
+    const frame = current !== undefined && current.runtime === this ? current : null
+    const sender = frame !== null ? frame.node : origin
+    if (batch && input.length === 0) return this._emptyResult(targets, keyed)
+
+    const count = batch ? input.length : 1
+    const targetCount = targets === EVERY_NODE ? -1 : targets.length
+    const io = this._reserve(Math.max(targetCount, 0) + (sharedType === null ? count : 0))
+    for (let i = 0; i < targetCount; i++) io[i] = targets[i]._index
+    if (sharedType === null) for (let i = 0; i < count; i++) io[targetCount + i] = this._typeId(input[i].type)
+    if (this._outcomeCount > 0) this._flushOutcomes()
+
+    const first = batch ? input[0] : input
+    let length = native(() =>
+      this._native.dispatch(
+        io,
+        sender === null ? -1 : sender._index,
+        frame === null ? -1 : frame.seq,
+        frame === null ? -1 : frame.branch,
+        frame === null ? -1 : frame.correlationSeq,
+        targetCount,
+        sharedType === null ? -1 : this._typeId(sharedType),
+        count,
+        first.causationId ?? undefined,
+        first.correlationId ?? undefined,
+      ),
+    )
+    let plan = this._io
+    if (length < 0) {
+      length = -length
+      plan = this._reserve(length)
+      native(() => this._native.takePlan(plan))
+    }
+
+    const seq = plan[0]
+    const firstBranch = plan[1]
+    const correlationSeq = plan[3]
+    const planned = plan[4]
+    const id = this._prefix + seq
+    const senderId = sender === null ? null : sender.id
+    const causal = {
+      id,
+      sender: senderId,
+      causationId: first.causationId ?? (frame === null ? null : frame.causal.id),
+      correlationId:
+        correlationSeq === seq ? id
+        : correlationSeq > 0 ? this._prefix + correlationSeq
+        : first.correlationId ?? frame.causal.correlationId,
+      path: frame === null ? (senderId === null ? [] : [senderId]) : [...frame.causal.path, senderId],
+      timestamp: plan[2],
+    }
+
+    // Read the whole plan before any handler runs: a handler that sends reuses `io`.
+    const nodes = new Array(planned)
+    const handlers = new Array(planned)
+    for (let slot = 0, at = PLAN_HEADER; slot < planned; slot++) {
+      nodes[slot] = this._nodesByIndex[plan[at]]
+      const n = plan[at + 1]
+      handlers[slot] = n === 0 ? null : n === 1 ? plan[at + 2] : Array.from(plan.subarray(at + 2, at + 2 + n))
+      at += 2 + n
+    }
+
+    const info = batch ? new BatchInfo(this._prefix, seq, count, causal) : null
+    const ids = batch ? () => Array.from({ length: count }, (_, i) => this._prefix + (seq + i)) : [id]
+    const result = new SendResult(this, nodes, keyed, id, ids)
+    result._pending = planned
+    result._startedAt = performance.now()
+    const event = batch ? null : { type: input.type, payload: input.payload, context: { causal } }
+    const type = batch ? (sharedType ?? 'batch') : input.type
+    const correlation = correlationSeq > 0 ? correlationSeq : -1
+    for (let slot = 0; slot < planned; slot++) {
+      const node = nodes[slot]
+      const flow = new FlowFrame(this, node, firstBranch + slot, seq, causal, correlation, type)
+      if (handlers[slot] === null) {
+        result._unmatched(slot, flow)
+        continue
+      }
+      if (batch) result._start(slot, flow, handlers[slot], input.slice(), new BatchContext(info, node), info)
+      else result._start(slot, flow, handlers[slot], event, { causal, node }, null)
+    }
+    return result
+  }
+
+  _emptyResult(targets, keyed) {
+    const nodes = targets === EVERY_NODE ? [...this._nodesById.values()] : targets
+    return new SendResult(this, nodes, keyed, null, [])
+  }
+
+  _reserve(length) {
+    if (this._io.length < length) {
+      let size = this._io.length
+      while (size < length) size *= 2
+      this._io = new Float64Array(size)
+    }
+    return this._io
+  }
+
+  _typeId(type) {
+    let id = this._typeIds.get(type)
+    if (id === undefined) {
+      id = this._native.internType(type)
+      this._typeIds.set(type, id)
+    }
+    return id
+  }
+
+  _recordStep(frame, fn, stepsSoFar) {
+    const name = stepName(fn)
+    let id = this._stepIds.get(name)
+    if (id === undefined) {
+      id = this._native.internStep(name)
+      this._stepIds.set(name, id)
+    }
+    try {
+      this._native.recordStep(frame.branch, id, stepsSoFar)
+    } catch (error) {
+      const reason = fromNative(error)
+      if (reason.code !== 'FLOW_TOO_LONG') throw reason
+      throw new HappenError('FLOW_TOO_LONG', `${reason.message} for event '${frame.type}'`)
+    }
+  }
+
+  _recordOutcome(branch, code, startedAt) {
+    let n = this._outcomeCount
+    if (n === OUTCOME_BUFFER) {
+      this._flushOutcomes()
+      n = 0
+    }
+    const outcomes = this._outcomes
+    outcomes[n] = branch
+    outcomes[n + 1] = code
+    outcomes[n + 2] = performance.now() - startedAt
+    this._outcomeCount = n + 3
+  }
+
+  _recordFailure(branch, startedAt, message) {
+    native(() => this._native.failBranch(branch, performance.now() - startedAt, message))
+  }
+
+  _flushOutcomes() {
+    if (this._outcomeCount === 0) return
+    const count = this._outcomeCount / 3
+    this._outcomeCount = 0
+    native(() => this._native.finishBranches(this._outcomes, count))
+  }
+}
+
+function createNodeArray(nodes) {
+  if (nodes instanceof NodeArray) return nodes
+  if (!Array.isArray(nodes)) throw invalidArg('nodes', 'a non-empty array of nodes', nodes)
+  if (nodes.length === 0) throw invalidArg('nodes', 'a non-empty array of nodes', nodes)
+  const ids = new Set()
+  nodes.forEach((node, i) => {
+    if (!(node instanceof Node)) throw invalidArg(`nodes[${i}]`, 'a node made by createNode()', node)
+    if (node._runtime !== nodes[0]._runtime) throw invalidArg(`nodes[${i}]`, 'a node of the same runtime as nodes[0]', node)
+    if (ids.has(node.id)) throw invalidArg(`nodes[${i}]`, `a node whose id is distinct ('${node.id}' appears twice)`, node)
+    ids.add(node.id)
+  })
+  return new NodeArray(nodes)
+}
+
+function initializeHappen(config) {
+  return new Runtime(config)
+}
+
+module.exports = { initializeHappen, createNodeArray, Runtime, Node, NodeArray, HappenError, REJECTED }

@@ -1,0 +1,109 @@
+'use strict'
+
+const { invalidArg, outOfRange, describe } = require('./errors')
+
+function isPlainObject(value) {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
+/** Throws a TypeError naming the field when `event` is not `{ type, payload?, causationId?, correlationId? }`. */
+function checkEvent(event, name) {
+  if (typeof event !== 'object' || event === null || Array.isArray(event)) {
+    throw invalidArg(name, 'an event object { type, payload }', event)
+  }
+  const type = event.type
+  if (typeof type !== 'string' || type.length === 0) {
+    throw invalidArg(`${name}.type`, 'a non-empty string', type)
+  }
+  const { causationId, correlationId } = event
+  if (causationId != null && (typeof causationId !== 'string' || causationId.length === 0)) {
+    throw invalidArg(`${name}.causationId`, 'a non-empty string when present', causationId)
+  }
+  if (correlationId != null && (typeof correlationId !== 'string' || correlationId.length === 0)) {
+    throw invalidArg(`${name}.correlationId`, 'a non-empty string when present', correlationId)
+  }
+}
+
+/** Validates a batch; returns its one shared type, or null when the types differ. */
+function checkBatch(events, name) {
+  let shared = null
+  for (let i = 0; i < events.length; i++) {
+    const event = events[i]
+    if (typeof event !== 'object' || event === null || typeof event.type !== 'string' || event.type.length === 0 ||
+        event.causationId != null || event.correlationId != null) {
+      checkEvent(event, `${name}[${i}]`)
+    }
+    if (i === 0) shared = event.type
+    else if (shared !== null && event.type !== shared) shared = null
+  }
+  return shared
+}
+
+function checkReturnOptions(options) {
+  if (options === undefined) return { settled: false, timeout: undefined }
+  if (!isPlainObject(options)) throw invalidArg('options', 'an object { settled?, timeout? }', options)
+  for (const key of Object.keys(options)) {
+    if (key !== 'settled' && key !== 'timeout') {
+      throw invalidArg(`options.${key}`, 'absent: return() accepts only "settled" and "timeout"', options[key])
+    }
+  }
+  const { settled, timeout } = options
+  if (settled !== undefined && typeof settled !== 'boolean') throw invalidArg('options.settled', 'of type boolean', settled)
+  if (timeout !== undefined) {
+    if (typeof timeout !== 'number') throw invalidArg('options.timeout', 'of type number', timeout)
+    if (!Number.isFinite(timeout) || timeout <= 0 || timeout > 2 ** 31 - 1) {
+      throw outOfRange('options.timeout', 'a positive finite number of milliseconds up to 2147483647', timeout)
+    }
+  }
+  return { settled: settled === true, timeout }
+}
+
+function checkNodeId(id) {
+  if (typeof id !== 'string' || id.length === 0) throw invalidArg('id', 'a non-empty string', id)
+}
+
+function checkHandler(handler) {
+  if (typeof handler !== 'function') throw invalidArg('handler', 'a function (event, context) => result', handler)
+}
+
+function checkPattern(pattern) {
+  if (typeof pattern === 'function') return
+  if (typeof pattern !== 'string') throw invalidArg('pattern', 'a string or a function (type) => boolean', pattern)
+  if (pattern.length === 0) throw invalidArg('pattern', 'a non-empty string', pattern)
+}
+
+const CONFIG_KEYS = new Set(['historySize', 'transport'])
+
+function checkConfig(config) {
+  if (config === undefined || config === null) return { historySize: 10_000, transport: { type: 'memory' } }
+  if (!isPlainObject(config)) throw invalidArg('config', 'an object', config)
+  for (const key of Object.keys(config)) {
+    if (!CONFIG_KEYS.has(key)) throw invalidArg(`config.${key}`, `one of the known keys (${[...CONFIG_KEYS].join(', ')})`, key)
+  }
+  let historySize = 10_000
+  if (config.historySize !== undefined) {
+    historySize = config.historySize
+    if (typeof historySize !== 'number') throw invalidArg('config.historySize', 'of type number', historySize)
+    if (!Number.isInteger(historySize) || historySize < 1 || historySize > 2 ** 32 - 1) {
+      throw outOfRange('config.historySize', 'a positive integer up to 4294967295', historySize)
+    }
+  }
+  let transport = { type: 'memory' }
+  if (config.transport !== undefined) {
+    transport = config.transport
+    if (!isPlainObject(transport)) throw invalidArg('config.transport', 'an object { type }', transport)
+    if (transport.type === 'nats') {
+      const { servers } = transport
+      if (!Array.isArray(servers) || servers.length === 0 || servers.some((s) => typeof s !== 'string' || !/^[a-z]+:\/\/[^/]+/i.test(s))) {
+        throw invalidArg('config.transport.servers', 'a non-empty array of server URLs such as "nats://127.0.0.1:4222"', servers)
+      }
+    } else if (transport.type !== 'memory') {
+      throw invalidArg('config.transport.type', `"memory" or "nats"`, transport.type)
+    }
+  }
+  return { historySize, transport }
+}
+
+module.exports = { checkEvent, checkBatch, checkReturnOptions, checkNodeId, checkHandler, checkPattern, checkConfig, describe }

@@ -1,0 +1,282 @@
+//! The happen core: nodes, patterns, dispatch, event ids, causal history and traces, in plain
+//! Rust. The N-API layer in `crate::binding` is a thin adapter over `Core`; a transport for
+//! nodes in other threads or processes drives the same `Core::dispatch`.
+
+pub mod causal;
+pub mod dispatch;
+pub mod ids;
+pub mod names;
+pub mod pattern;
+pub mod registry;
+pub mod trace;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use causal::{BranchId, CausalStore, Cause, Correlation, Outcome};
+pub use ids::EventSeq;
+pub use names::NameId;
+pub use pattern::{Pattern, PatternError};
+pub use registry::{HandlerId, Matcher, NodeIndex, RegistryError};
+
+use causal::{Branch, Delivery, EventTypes};
+use dispatch::Dispatcher;
+use ids::EventIds;
+use names::Interner;
+use registry::NodeRegistry;
+
+/// The longest flow a node may run: a step beyond it fails the flow.
+pub const MAX_FLOW_STEPS: usize = 10_000;
+
+pub const DEFAULT_HISTORY_SIZE: usize = 10_000;
+
+/// Who receives a send.
+pub enum Targets<'a> {
+    Nodes(&'a [NodeIndex]),
+    Everyone,
+}
+
+/// One send: an event or a batch, to one or more nodes.
+pub struct SendRequest<'a> {
+    pub sender: Option<NodeIndex>,
+    /// The event being handled by the flow that sends, and that flow's branch.
+    pub cause: Option<(EventSeq, Option<BranchId>)>,
+    /// The correlation the causing flow carries, when the history may no longer hold its event.
+    pub inherited_correlation: Option<Correlation>,
+    /// Ids the caller set on the event itself; they win over the automatic ones.
+    pub explicit_causation: Option<&'a str>,
+    pub explicit_correlation: Option<&'a str>,
+    pub targets: Targets<'a>,
+    /// One type per event, or a single type shared by every event of the batch.
+    pub types: &'a [NameId],
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dispatched {
+    pub first_seq: EventSeq,
+    pub first_branch: BranchId,
+    pub correlation: Correlation,
+    pub timestamp: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CoreError {
+    Registry(RegistryError),
+    Pattern(PatternError),
+    FlowTooLong { node: String, steps: usize },
+}
+
+impl std::fmt::Display for CoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CoreError::Registry(e) => e.fmt(f),
+            CoreError::Pattern(e) => write!(f, "pattern {e}"),
+            CoreError::FlowTooLong { node, steps } => {
+                write!(f, "the flow in node '{node}' ran more than {steps} steps")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CoreError {}
+
+impl From<RegistryError> for CoreError {
+    fn from(e: RegistryError) -> Self {
+        CoreError::Registry(e)
+    }
+}
+
+pub struct Core {
+    nodes: NodeRegistry,
+    types: Interner,
+    steps: Interner,
+    ids: EventIds,
+    next_branch: BranchId,
+    dispatcher: Dispatcher,
+    history: CausalStore,
+    targets_scratch: Vec<NodeIndex>,
+}
+
+impl Core {
+    pub fn new(history_size: usize) -> Self {
+        Core {
+            nodes: NodeRegistry::default(),
+            types: Interner::default(),
+            steps: Interner::default(),
+            ids: EventIds::new(),
+            next_branch: 1,
+            dispatcher: Dispatcher::default(),
+            history: CausalStore::new(history_size),
+            targets_scratch: Vec::new(),
+        }
+    }
+
+    pub fn id_prefix(&self) -> &str {
+        self.ids.prefix()
+    }
+
+    pub fn history(&self) -> &CausalStore {
+        &self.history
+    }
+
+    pub fn create_node(&mut self, name: &str) -> Result<NodeIndex, CoreError> {
+        Ok(self.nodes.create(name)?)
+    }
+
+    pub fn dispose_node(&mut self, node: NodeIndex) -> Result<Vec<HandlerId>, CoreError> {
+        Ok(self.nodes.dispose(node)?)
+    }
+
+    pub fn find_node(&self, name: &str) -> Option<NodeIndex> {
+        self.nodes.find(name)
+    }
+
+    pub fn node_name(&self, node: NodeIndex) -> Option<&str> {
+        self.nodes.get(node).map(|n| &*n.name)
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Registers a handler; `pattern` None means a host-side predicate decides.
+    pub fn add_handler(
+        &mut self,
+        node: NodeIndex,
+        pattern: Option<&str>,
+        step_name: &str,
+    ) -> Result<HandlerId, CoreError> {
+        let matcher = match pattern {
+            Some(p) => Matcher::Pattern(Pattern::compile(p).map_err(CoreError::Pattern)?),
+            None => Matcher::Host,
+        };
+        let name = self.steps.intern(step_name);
+        Ok(self.nodes.add_handler(node, matcher, name)?)
+    }
+
+    pub fn remove_handler(&mut self, handler: HandlerId) -> Result<(), CoreError> {
+        Ok(self.nodes.remove_handler(handler)?)
+    }
+
+    pub fn intern_type(&mut self, event_type: &str) -> NameId {
+        self.types.intern(event_type)
+    }
+
+    pub fn intern_step(&mut self, step_name: &str) -> NameId {
+        self.steps.intern(step_name)
+    }
+
+    /// Assigns ids and causality to a send, records it in the history, and calls `on_target`
+    /// once per target, in order, with the handlers that run there (empty: none matched).
+    pub fn dispatch(
+        &mut self,
+        request: &SendRequest,
+        mut on_target: impl FnMut(NodeIndex, &[(HandlerId, NameId)]),
+    ) -> Dispatched {
+        let count = request.count;
+        let first_seq = self.ids.allocate(count as u64);
+        let timestamp = now_ms();
+        let cause = match (request.explicit_causation, request.cause) {
+            (Some(id), _) => match self.ids.parse(id) {
+                Some(seq) => Cause::Event { seq, branch: None },
+                None => Cause::External(id.into()),
+            },
+            (None, Some((seq, branch))) => Cause::Event { seq, branch },
+            (None, None) => Cause::Root,
+        };
+        let correlation = match request.explicit_correlation {
+            Some(id) => match self.ids.parse(id) {
+                Some(seq) => Correlation::Event(seq),
+                None => Correlation::External(id.into()),
+            },
+            None => self.inherited_correlation(request, &cause).unwrap_or(Correlation::Event(first_seq)),
+        };
+
+        let mut targets = std::mem::take(&mut self.targets_scratch);
+        targets.clear();
+        match request.targets {
+            Targets::Nodes(nodes) => targets.extend_from_slice(nodes),
+            Targets::Everyone => targets.extend(self.nodes.live_nodes()),
+        }
+        let first_branch = self.next_branch;
+        self.next_branch += targets.len() as u64;
+        let types: &[NameId] = if request.types.len() == 1 && count > 1 {
+            &request.types[..1]
+        } else {
+            request.types
+        };
+        let mut branches = Vec::with_capacity(targets.len());
+        for &node in &targets {
+            let plan = self.dispatcher.plan(&self.nodes, &self.types, node, types);
+            let name = self.nodes.get(node).map(|n| n.name.clone()).unwrap_or_else(|| "?".into());
+            branches.push(Branch::new(name, plan.first().map(|(_, step)| *step)));
+            if plan.len() > 1 {
+                let detail = branches.last_mut().expect("just pushed").detail.get_or_insert_with(Default::default);
+                detail.more_steps.extend(plan[1..].iter().map(|(_, step)| *step));
+            }
+            on_target(node, plan);
+        }
+        self.targets_scratch = targets;
+
+        let sender = request.sender.and_then(|s| self.nodes.get(s)).map(|n| n.name.clone());
+        let event_types = match request.types {
+            [single] => EventTypes::Uniform(*single),
+            many => EventTypes::PerEvent(many.into()),
+        };
+        self.history.record(Delivery {
+            first_seq,
+            count,
+            first_branch,
+            types: event_types,
+            sender,
+            cause,
+            correlation: correlation.clone(),
+            timestamp,
+            branches: branches.into_boxed_slice(),
+        });
+        Dispatched { first_seq, first_branch, correlation, timestamp }
+    }
+
+    fn inherited_correlation(&self, request: &SendRequest, cause: &Cause) -> Option<Correlation> {
+        let Cause::Event { seq, .. } = cause else { return None };
+        self.history
+            .find_event(*seq)
+            .map(|d| d.correlation.clone())
+            .or_else(|| request.inherited_correlation.clone())
+    }
+
+    /// Records one more step of a running flow. Fails once the flow passes `MAX_FLOW_STEPS`.
+    pub fn record_step(&mut self, branch: BranchId, step: NameId, steps_so_far: usize) -> Result<(), CoreError> {
+        if steps_so_far >= MAX_FLOW_STEPS {
+            let node = self.history.branch(branch).map(|b| b.node.to_string()).unwrap_or_default();
+            return Err(CoreError::FlowTooLong { node, steps: MAX_FLOW_STEPS });
+        }
+        self.history.add_step(branch, step);
+        Ok(())
+    }
+
+    pub fn finish_branch(&mut self, branch: BranchId, outcome: Outcome, duration_ms: f64, error: Option<&str>) {
+        self.history.finish(branch, outcome, duration_ms, error);
+    }
+
+    pub fn format_id(&self, seq: EventSeq) -> String {
+        self.ids.format(seq)
+    }
+
+    pub fn parse_id(&self, id: &str) -> Option<EventSeq> {
+        self.ids.parse(id)
+    }
+
+    /// The causal tree for an event id or correlation id, as JSON, or None.
+    pub fn trace(&self, id: &str) -> Option<serde_json::Value> {
+        trace::TraceBuilder { store: &self.history, ids: &self.ids, types: &self.types, steps: &self.steps }
+            .build(id)
+    }
+}
+
+fn now_ms() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64)
+}
+
+#[cfg(test)]
+mod tests;

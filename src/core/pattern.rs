@@ -1,0 +1,199 @@
+//! Event-type patterns: exact types, `*` segments, `{a,b}` alternatives.
+//!
+//! A pattern is compiled once at `on()` time into a list of alternatives, each a list of
+//! segment matchers, so matching a type is a walk over its dot-separated segments with no
+//! allocation.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatternError {
+    Empty,
+    UnbalancedBraces,
+    NestedBraces,
+    EmptyAlternative,
+    EmptySegment,
+    PartialWildcard(String),
+}
+
+impl fmt::Display for PatternError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PatternError::Empty => write!(f, "must be a non-empty string"),
+            PatternError::UnbalancedBraces => write!(f, "has unbalanced braces"),
+            PatternError::NestedBraces => write!(f, "nests braces, which is not supported"),
+            PatternError::EmptyAlternative => write!(f, "has an empty alternative inside braces"),
+            PatternError::EmptySegment => write!(f, "has an empty segment (two dots, or a leading or trailing dot)"),
+            PatternError::PartialWildcard(seg) => write!(
+                f,
+                "has '*' inside the segment '{seg}': '*' must stand for a whole segment"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PatternError {}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(Box<str>),
+    AnyOne,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Matcher {
+    /// `'*'` alone: every type.
+    Everything,
+    /// Any of the alternatives, each a sequence of segments.
+    Alternatives(Vec<Vec<Segment>>),
+}
+
+/// A compiled string pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern {
+    source: Box<str>,
+    matcher: Matcher,
+}
+
+impl Pattern {
+    pub fn compile(source: &str) -> Result<Pattern, PatternError> {
+        if source.is_empty() {
+            return Err(PatternError::Empty);
+        }
+        let matcher = if source == "*" {
+            Matcher::Everything
+        } else {
+            let alternatives = expand_braces(source)?
+                .iter()
+                .map(|alt| compile_segments(alt))
+                .collect::<Result<Vec<_>, _>>()?;
+            Matcher::Alternatives(alternatives)
+        };
+        Ok(Pattern { source: source.into(), matcher })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn matches(&self, event_type: &str) -> bool {
+        match &self.matcher {
+            Matcher::Everything => true,
+            Matcher::Alternatives(alts) => alts.iter().any(|segs| segments_match(segs, event_type)),
+        }
+    }
+}
+
+fn segments_match(segments: &[Segment], event_type: &str) -> bool {
+    let mut parts = event_type.split('.');
+    for segment in segments {
+        match (segment, parts.next()) {
+            (_, None) => return false,
+            (Segment::AnyOne, Some(_)) => {}
+            (Segment::Literal(lit), Some(part)) => {
+                if **lit != *part {
+                    return false;
+                }
+            }
+        }
+    }
+    parts.next().is_none()
+}
+
+/// `{order,payment}.created` -> [`order.created`, `payment.created`]; several brace groups
+/// multiply out.
+fn expand_braces(source: &str) -> Result<Vec<String>, PatternError> {
+    let mut results = vec![String::new()];
+    let mut rest = source;
+    while !rest.is_empty() {
+        match rest.find(['{', '}']) {
+            None => {
+                results.iter_mut().for_each(|r| r.push_str(rest));
+                break;
+            }
+            Some(i) if rest.as_bytes()[i] == b'}' => return Err(PatternError::UnbalancedBraces),
+            Some(open) => {
+                let prefix = &rest[..open];
+                let after = &rest[open + 1..];
+                let close = after.find('}').ok_or(PatternError::UnbalancedBraces)?;
+                let group = &after[..close];
+                if group.contains('{') {
+                    return Err(PatternError::NestedBraces);
+                }
+                let options: Vec<&str> = group.split(',').collect();
+                if options.iter().any(|o| o.is_empty()) {
+                    return Err(PatternError::EmptyAlternative);
+                }
+                results = results
+                    .iter()
+                    .flat_map(|r| options.iter().map(move |o| format!("{r}{prefix}{o}")))
+                    .collect();
+                rest = &after[close + 1..];
+            }
+        }
+    }
+    Ok(results)
+}
+
+fn compile_segments(alternative: &str) -> Result<Vec<Segment>, PatternError> {
+    alternative
+        .split('.')
+        .map(|seg| match seg {
+            "" => Err(PatternError::EmptySegment),
+            "*" => Ok(Segment::AnyOne),
+            s if s.contains('*') => Err(PatternError::PartialWildcard(s.to_string())),
+            s => Ok(Segment::Literal(s.into())),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(p: &str, t: &str) -> bool {
+        Pattern::compile(p).unwrap().matches(t)
+    }
+
+    #[test]
+    fn exact_types_match_only_themselves() {
+        assert!(m("order.created", "order.created"));
+        assert!(!m("order.created", "order.created.v2"));
+        assert!(!m("order.created", "order"));
+        assert!(m("update", "update"));
+    }
+
+    #[test]
+    fn star_segment_matches_exactly_one_segment() {
+        assert!(m("order.*", "order.created"));
+        assert!(!m("order.*", "order"));
+        assert!(!m("order.*", "order.created.v2"));
+        assert!(m("*.created", "payment.created"));
+    }
+
+    #[test]
+    fn lone_star_matches_everything() {
+        assert!(m("*", "a"));
+        assert!(m("*", "a.b.c"));
+    }
+
+    #[test]
+    fn alternatives_expand() {
+        assert!(m("{order,payment}.created", "order.created"));
+        assert!(m("{order,payment}.created", "payment.created"));
+        assert!(!m("{order,payment}.created", "user.created"));
+        assert!(m("{a,b}.{c,d}", "b.c"));
+        assert!(m("x{a,b}", "xb"));
+    }
+
+    #[test]
+    fn invalid_patterns_are_refused_with_a_reason() {
+        assert_eq!(Pattern::compile(""), Err(PatternError::Empty));
+        assert_eq!(Pattern::compile("{a,b"), Err(PatternError::UnbalancedBraces));
+        assert_eq!(Pattern::compile("a}"), Err(PatternError::UnbalancedBraces));
+        assert_eq!(Pattern::compile("{a,{b}}"), Err(PatternError::NestedBraces));
+        assert_eq!(Pattern::compile("{a,}"), Err(PatternError::EmptyAlternative));
+        assert_eq!(Pattern::compile("a..b"), Err(PatternError::EmptySegment));
+        assert!(matches!(Pattern::compile("ord*"), Err(PatternError::PartialWildcard(_))));
+    }
+}

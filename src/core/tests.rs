@@ -1,0 +1,167 @@
+use super::*;
+
+fn send<'a>(targets: &'a [NodeIndex], types: &'a [NameId], count: u32) -> SendRequest<'a> {
+    SendRequest {
+        sender: None,
+        cause: None,
+        inherited_correlation: None,
+        explicit_causation: None,
+        explicit_correlation: None,
+        targets: Targets::Nodes(targets),
+        types,
+        count,
+    }
+}
+
+fn collect(core: &mut Core, request: &SendRequest) -> (Dispatched, Vec<(NodeIndex, Vec<HandlerId>)>) {
+    let mut seen = Vec::new();
+    let d = core.dispatch(request, |node, plan| seen.push((node, plan.iter().map(|p| p.0).collect())));
+    (d, seen)
+}
+
+#[test]
+fn fan_out_is_one_event_with_a_branch_per_node() {
+    let mut core = Core::new(100);
+    let a = core.create_node("a").unwrap();
+    let b = core.create_node("b").unwrap();
+    let ha = core.add_handler(a, Some("update"), "onUpdate").unwrap();
+    let hb = core.add_handler(b, Some("*"), "anything").unwrap();
+    let update = core.intern_type("update");
+    let (d, seen) = collect(&mut core, &send(&[a, b], &[update], 1));
+    assert_eq!(seen, vec![(a, vec![ha]), (b, vec![hb])]);
+    assert_eq!(d.correlation, Correlation::Event(d.first_seq), "a root event correlates to itself");
+    let tree = core.trace(&core.format_id(d.first_seq)).unwrap();
+    let branches = tree["branches"].as_array().unwrap();
+    assert_eq!(branches.len(), 2);
+    assert_eq!(branches[0]["node"], "a");
+    assert_eq!(branches[0]["steps"][0]["name"], "onUpdate");
+    assert_eq!(branches[0]["outcome"], "running");
+}
+
+#[test]
+fn unmatched_targets_get_an_empty_plan_and_an_unmatched_branch() {
+    let mut core = Core::new(100);
+    let a = core.create_node("a").unwrap();
+    core.add_handler(a, Some("order.*"), "h").unwrap();
+    let t = core.intern_type("payment.created");
+    let (d, seen) = collect(&mut core, &send(&[a], &[t], 1));
+    assert_eq!(seen, vec![(a, vec![])]);
+    let tree = core.trace(&core.format_id(d.first_seq)).unwrap();
+    assert_eq!(tree["branches"][0]["outcome"], "unmatched");
+}
+
+#[test]
+fn events_sent_from_a_flow_inherit_correlation_and_appear_under_its_branch() {
+    let mut core = Core::new(100);
+    let a = core.create_node("a").unwrap();
+    let b = core.create_node("b").unwrap();
+    core.add_handler(a, Some("start"), "start").unwrap();
+    core.add_handler(b, Some("next"), "next").unwrap();
+    let start = core.intern_type("start");
+    let next = core.intern_type("next");
+    let (root, _) = collect(&mut core, &send(&[a], &[start], 1));
+    let (targets, types) = ([b], [next]);
+    let mut child = send(&targets, &types, 1);
+    child.sender = Some(a);
+    child.cause = Some((root.first_seq, Some(root.first_branch)));
+    let (caused, _) = collect(&mut core, &child);
+    assert_eq!(caused.correlation, Correlation::Event(root.first_seq));
+    let after = core.intern_step("after");
+    core.record_step(root.first_branch, after, 1).unwrap();
+    core.finish_branch(root.first_branch, Outcome::Fulfilled, 1.5, None);
+
+    let root_id = core.format_id(root.first_seq);
+    let tree = core.trace(&root_id).unwrap();
+    let branch = &tree["branches"][0];
+    assert_eq!(branch["outcome"], "fulfilled");
+    assert_eq!(branch["duration"], 1.5);
+    assert_eq!(branch["steps"][1]["name"], "after");
+    let sent = &branch["children"][0];
+    assert_eq!(sent["type"], "next");
+    assert_eq!(sent["sender"], "a");
+    assert_eq!(sent["causationId"], root_id.as_str());
+    assert_eq!(sent["correlationId"], root_id.as_str());
+
+    let text = trace::render_text(&tree);
+    assert!(text.starts_with(&format!("start {root_id}")), "{text}");
+    assert!(text.contains("-> a [start > after] fulfilled 1.5ms"), "{text}");
+    assert!(text.contains("next "), "{text}");
+}
+
+#[test]
+fn a_batch_takes_consecutive_ids_and_matches_handlers_that_accept_every_event() {
+    let mut core = Core::new(100);
+    let a = core.create_node("a").unwrap();
+    let only_points = core.add_handler(a, Some("data-point"), "points").unwrap();
+    let all = core.add_handler(a, Some("*"), "all").unwrap();
+    let point = core.intern_type("data-point");
+    let other = core.intern_type("other");
+    let (uniform, seen) = collect(&mut core, &send(&[a], &[point], 3));
+    assert_eq!(seen, vec![(a, vec![only_points, all])]);
+    let (mixed, seen) = collect(&mut core, &send(&[a], &[point, other, point], 3));
+    assert_eq!(seen, vec![(a, vec![all])]);
+    assert_eq!(mixed.first_seq, uniform.first_seq + 3);
+    let member = core.format_id(uniform.first_seq + 2);
+    let tree = core.trace(&member).unwrap();
+    assert_eq!(tree["batch"]["size"], 3);
+    assert_eq!(tree["batch"]["ids"][2], member.as_str());
+}
+
+#[test]
+fn explicit_ids_win_and_foreign_correlations_can_be_traced() {
+    let mut core = Core::new(100);
+    let a = core.create_node("a").unwrap();
+    let t = core.intern_type("t");
+    let (targets, types) = ([a], [t]);
+    let mut request = send(&targets, &types, 1);
+    request.explicit_causation = Some("upstream-42");
+    request.explicit_correlation = Some("checkout-7");
+    let (d, _) = collect(&mut core, &request);
+    assert_eq!(d.correlation, Correlation::External("checkout-7".into()));
+    let tree = core.trace("checkout-7").unwrap();
+    assert_eq!(tree["causationId"], "upstream-42");
+    assert!(core.trace("nothing-like-it").is_none());
+}
+
+#[test]
+fn broadcast_reaches_every_live_node() {
+    let mut core = Core::new(100);
+    let a = core.create_node("a").unwrap();
+    let b = core.create_node("b").unwrap();
+    let c = core.create_node("c").unwrap();
+    core.dispose_node(b).unwrap();
+    let t = core.intern_type("t");
+    let types = [t];
+    let mut request = send(&[], &types, 1);
+    request.targets = Targets::Everyone;
+    let (_, seen) = collect(&mut core, &request);
+    assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), vec![a, c]);
+}
+
+#[test]
+fn flows_longer_than_the_limit_are_refused() {
+    let mut core = Core::new(10);
+    let a = core.create_node("a").unwrap();
+    core.add_handler(a, Some("t"), "h").unwrap();
+    let t = core.intern_type("t");
+    let (d, _) = collect(&mut core, &send(&[a], &[t], 1));
+    let step = core.intern_step("again");
+    assert!(core.record_step(d.first_branch, step, MAX_FLOW_STEPS - 1).is_ok());
+    let err = core.record_step(d.first_branch, step, MAX_FLOW_STEPS).unwrap_err();
+    assert_eq!(err.to_string(), "the flow in node 'a' ran more than 10000 steps");
+}
+
+#[test]
+fn history_stays_bounded_under_endless_traffic() {
+    let mut core = Core::new(50);
+    let a = core.create_node("a").unwrap();
+    core.add_handler(a, Some("t"), "h").unwrap();
+    let t = core.intern_type("t");
+    let mut first = None;
+    for _ in 0..10_000 {
+        let (d, _) = collect(&mut core, &send(&[a], &[t], 1));
+        first.get_or_insert(d.first_seq);
+    }
+    assert_eq!(core.history().events_held(), 50);
+    assert!(core.trace(&core.format_id(first.unwrap())).is_none());
+}

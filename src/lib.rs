@@ -1,0 +1,4 @@
+#![deny(clippy::all)]
+
+pub mod core;
+mod binding;
