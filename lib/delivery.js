@@ -96,7 +96,7 @@ class SendResult {
       if (order === 1) this._joinFlows(slot)
       else if (order > 1) this._flowsLeft[slot]++
       const flowContext = order === 0 ? context : createContext(frame, batch)
-      this._run(slot, order, frame, entry.fn, event, flowContext)
+      this._run(slot, order, frame, entry, event, flowContext)
       order++
     }
     if (order > 0) return
@@ -120,17 +120,20 @@ class SendResult {
     }
   }
 
-  _run(slot, order, frame, fn, event, context) {
+  _run(slot, order, frame, handler, event, context) {
     let value
     try {
-      value = flowStorage.run(frame, fn, event, context)
+      value = flowStorage.run(frame, handler.fn, event, context)
     } catch (error) {
-      return this._flowFailed(slot, order, frame, stepName(fn), error)
+      return this._flowFailed(slot, order, frame, handler.name, error)
     }
-    this._advance(slot, order, frame, fn, event, context, value, 1)
+    this._advance(slot, order, frame, handler.name, event, context, value, 1)
   }
 
-  /** Follows a flow: a function is the next step, a Promise is waited for, anything else ends it. */
+  /**
+   * Follows a flow: a function is the next step, a Promise is waited for, anything else ends it.
+   * `lastStep` is the name of the step that produced `value`.
+   */
   _advance(slot, order, frame, lastStep, event, context, value, steps) {
     for (;;) {
       if (typeof value === 'function') {
@@ -139,12 +142,12 @@ class SendResult {
         } catch (error) {
           return this._flowFailed(slot, order, frame, stepName(value), error)
         }
-        lastStep = value
+        lastStep = stepName(value)
         steps++
         try {
           value = flowStorage.run(frame, value, event, context)
         } catch (error) {
-          return this._flowFailed(slot, order, frame, stepName(lastStep), error)
+          return this._flowFailed(slot, order, frame, lastStep, error)
         }
         continue
       }
@@ -152,7 +155,7 @@ class SendResult {
         const step = lastStep
         value.then(
           (next) => this._advance(slot, order, frame, step, event, context, next, steps),
-          (error) => this._flowFailed(slot, order, frame, stepName(step), error),
+          (error) => this._flowFailed(slot, order, frame, step, error),
         )
         return
       }

@@ -213,8 +213,10 @@ class Runtime {
     checkPattern(pattern)
     checkHandler(handler)
     const predicate = typeof pattern === 'function' ? pattern : null
-    const id = native(() => this._native.addHandler(node._index, predicate === null ? pattern : null, stepName(handler)))
-    const entry = { fn: handler, predicate }
+    // An anonymous handler is named after what it listens to, so traces stay readable.
+    const name = handler.name || (predicate === null ? `on '${pattern}'` : `on ${stepName(predicate)}`)
+    const id = native(() => this._native.addHandler(node._index, predicate === null ? pattern : null, name))
+    const entry = { fn: handler, predicate, name }
     this._handlers[id] = entry
     return () => {
       // Removing twice, or after the node is gone, is harmless.
