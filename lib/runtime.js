@@ -29,21 +29,26 @@ function native(call) {
 
 /** The causal contexts of a batch, built on demand from the batch's one record. */
 class BatchInfo {
-  constructor(prefix, firstSeq, count, first) {
+  constructor(prefix, firstSeq, events, first, root) {
     this.prefix = prefix
     this.firstSeq = firstSeq
-    this.count = count
+    this.count = events.length
+    this.events = events
     this.first = first
+    this.root = root
     this.timestamp = first.timestamp
   }
 
+  /** Mirrors the core's rule (Delivery::causality): a root batch's events are each their own root. */
   causalAt(index) {
     const first = this.first
+    const event = this.events[index]
+    const id = this.prefix + (this.firstSeq + index)
     return {
-      id: this.prefix + (this.firstSeq + index),
+      id,
       sender: first.sender,
-      causationId: first.causationId,
-      correlationId: first.correlationId,
+      causationId: event.causationId ?? (this.root ? null : first.causationId),
+      correlationId: event.correlationId ?? (this.root ? id : first.correlationId),
       path: first.path,
       timestamp: first.timestamp,
     }
@@ -238,6 +243,7 @@ class Runtime {
 
   /** Turns a send target into the nodes it names; `keyed` when results come back keyed by node id. */
   _resolveTargets(target) {
+    this._assertOpen('send')
     if (target instanceof Node) return { nodes: [this._own(target, 'target')], keyed: false }
     if (typeof target === 'string') {
       if (target.length === 0) throw invalidArg('target', 'a node, a node id, a NodeArray or an array of nodes', target)
@@ -345,7 +351,17 @@ class Runtime {
       at += 2 + n
     }
 
-    const info = batch ? new BatchInfo(this._prefix, seq, count, causal) : null
+    let info = null
+    if (batch) {
+      const root = frame === null && first.causationId == null && first.correlationId == null
+      info = new BatchInfo(this._prefix, seq, input, causal, root)
+      for (let i = 1; i < count; i++) {
+        const { causationId, correlationId } = input[i]
+        if (causationId != null || correlationId != null) {
+          native(() => this._native.setEventIds(seq + i, causationId ?? undefined, correlationId ?? undefined))
+        }
+      }
+    }
     const ids = batch ? () => Array.from({ length: count }, (_, i) => this._prefix + (seq + i)) : [id]
     const result = new SendResult(this, nodes, keyed, id, ids)
     result._pending = planned

@@ -53,8 +53,9 @@ function checkReturnOptions(options) {
   if (settled !== undefined && typeof settled !== 'boolean') throw invalidArg('options.settled', 'of type boolean', settled)
   if (timeout !== undefined) {
     if (typeof timeout !== 'number') throw invalidArg('options.timeout', 'of type number', timeout)
+    // SPEC §6: every bad return() option is a TypeError, a bad number included.
     if (!Number.isFinite(timeout) || timeout <= 0 || timeout > 2 ** 31 - 1) {
-      throw outOfRange('options.timeout', 'a positive finite number of milliseconds up to 2147483647', timeout)
+      throw invalidArg('options.timeout', 'a positive finite number of milliseconds up to 2147483647', timeout)
     }
   }
   return { settled: settled === true, timeout }

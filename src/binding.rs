@@ -173,6 +173,12 @@ impl NativeCore {
         Ok(())
     }
 
+    /// Sets the ids a caller gave one event of a batch (the batch's first event's go with `dispatch`).
+    #[napi(catch_unwind)]
+    pub fn set_event_ids(&mut self, seq: f64, causation_id: Option<String>, correlation_id: Option<String>) {
+        self.core.set_event_ids(seq as EventSeq, causation_id.as_deref(), correlation_id.as_deref());
+    }
+
     /// Records a further step of a flow; fails with FLOW_TOO_LONG past the limit.
     #[napi(catch_unwind)]
     pub fn record_step(&mut self, branch: f64, step: u32, steps_so_far: u32) -> Result<()> {

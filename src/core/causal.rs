@@ -109,9 +109,43 @@ pub struct Delivery {
     pub correlation: Correlation,
     pub timestamp: f64,
     pub branches: Box<[Branch]>,
+    /// Events of a batch whose caller set their own causation or correlation id.
+    pub overrides: Option<Box<Vec<(u32, Cause, Correlation)>>>,
 }
 
 impl Delivery {
+    /// The cause and correlation of one event of the delivery. The batch's record describes
+    /// its first event; the others share it, except in a root batch, where each event is its
+    /// own root, and where the caller set ids on an event.
+    pub fn causality(&self, index: u32) -> (Cause, Correlation) {
+        if let Some((_, cause, correlation)) =
+            self.overrides.as_ref().and_then(|o| o.iter().find(|(i, _, _)| *i == index))
+        {
+            return (cause.clone(), correlation.clone());
+        }
+        if index > 0 && self.is_root_batch() {
+            return (Cause::Root, Correlation::Event(self.first_seq + index as u64));
+        }
+        (self.cause.clone(), self.correlation.clone())
+    }
+
+    fn is_root_batch(&self) -> bool {
+        self.cause == Cause::Root && self.correlation == Correlation::Event(self.first_seq)
+    }
+
+    /// Whether any event of the delivery belongs to `correlation`.
+    pub fn correlates(&self, correlation: &Correlation) -> bool {
+        if self.correlation == *correlation {
+            return true;
+        }
+        if let Correlation::Event(seq) = correlation {
+            if self.is_root_batch() && self.contains_seq(*seq) {
+                return true;
+            }
+        }
+        self.overrides.as_ref().is_some_and(|o| o.iter().any(|(_, _, c)| c == correlation))
+    }
+
     pub fn contains_seq(&self, seq: EventSeq) -> bool {
         seq >= self.first_seq && seq < self.first_seq + self.count as u64
     }
@@ -186,6 +220,17 @@ impl CausalStore {
         }
     }
 
+    /// Sets the caller's own ids on one event of a held batch.
+    pub fn override_event(&mut self, seq: EventSeq, cause: Cause, correlation: Correlation) {
+        let i = self.deliveries.partition_point(|d| d.first_seq + (d.count.max(1) as u64) <= seq);
+        if let Some(d) = self.deliveries.get_mut(i).filter(|d| d.contains_seq(seq)) {
+            let index = (seq - d.first_seq) as u32;
+            let overrides = d.overrides.get_or_insert_with(Default::default);
+            overrides.retain(|(i, _, _)| *i != index);
+            overrides.push((index, cause, correlation));
+        }
+    }
+
     pub fn finish(&mut self, id: BranchId, outcome: Outcome, duration_ms: f64, error: Option<&str>) {
         if let Some(branch) = self.branch_mut(id) {
             branch.outcome = outcome;
@@ -212,6 +257,7 @@ mod tests {
             correlation: Correlation::Event(first_seq),
             timestamp: 0.0,
             branches: nodes.iter().map(|n| Branch::new((*n).into(), Some(0))).collect(),
+            overrides: None,
         }
     }
 
@@ -240,6 +286,20 @@ mod tests {
         store.record(delivery(7, 1, 4, &["a"]));
         assert!(store.find_event(4).is_none());
         assert_eq!(store.events_held(), 3);
+    }
+
+    #[test]
+    fn each_event_of_a_root_batch_is_its_own_root_unless_the_caller_says_otherwise() {
+        let mut store = CausalStore::new(100);
+        store.record(delivery(10, 3, 1, &["a"]));
+        store.override_event(12, Cause::External("up".into()), Correlation::External("corr".into()));
+        let d = store.find_event(11).unwrap();
+        assert_eq!(d.causality(0), (Cause::Root, Correlation::Event(10)));
+        assert_eq!(d.causality(1), (Cause::Root, Correlation::Event(11)));
+        assert_eq!(d.causality(2), (Cause::External("up".into()), Correlation::External("corr".into())));
+        assert!(d.correlates(&Correlation::Event(11)));
+        assert!(d.correlates(&Correlation::External("corr".into())));
+        assert!(!d.correlates(&Correlation::Event(13)));
     }
 
     #[test]

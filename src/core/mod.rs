@@ -177,18 +177,12 @@ impl Core {
         let first_seq = self.ids.allocate(count as u64);
         let timestamp = now_ms();
         let cause = match (request.explicit_causation, request.cause) {
-            (Some(id), _) => match self.ids.parse(id) {
-                Some(seq) => Cause::Event { seq, branch: None },
-                None => Cause::External(id.into()),
-            },
+            (Some(id), _) => self.cause_of(id),
             (None, Some((seq, branch))) => Cause::Event { seq, branch },
             (None, None) => Cause::Root,
         };
         let correlation = match request.explicit_correlation {
-            Some(id) => match self.ids.parse(id) {
-                Some(seq) => Correlation::Event(seq),
-                None => Correlation::External(id.into()),
-            },
+            Some(id) => self.correlation_of(id),
             None => self.inherited_correlation(request, &cause).unwrap_or(Correlation::Event(first_seq)),
         };
 
@@ -233,8 +227,33 @@ impl Core {
             correlation: correlation.clone(),
             timestamp,
             branches: branches.into_boxed_slice(),
+            overrides: None,
         });
         Dispatched { first_seq, first_branch, correlation, timestamp }
+    }
+
+    fn cause_of(&self, id: &str) -> Cause {
+        match self.ids.parse(id) {
+            Some(seq) => Cause::Event { seq, branch: None },
+            None => Cause::External(id.into()),
+        }
+    }
+
+    fn correlation_of(&self, id: &str) -> Correlation {
+        match self.ids.parse(id) {
+            Some(seq) => Correlation::Event(seq),
+            None => Correlation::External(id.into()),
+        }
+    }
+
+    /// Gives one event of a dispatched batch the ids its caller set on it. Ids left out are
+    /// what the batch's first event has.
+    pub fn set_event_ids(&mut self, seq: EventSeq, causation: Option<&str>, correlation: Option<&str>) {
+        let Some(d) = self.history.find_event(seq) else { return };
+        let (cause, inherited) = d.causality((seq - d.first_seq) as u32);
+        let cause = causation.map_or(cause, |id| self.cause_of(id));
+        let correlation = correlation.map_or(inherited, |id| self.correlation_of(id));
+        self.history.override_event(seq, cause, correlation);
     }
 
     fn inherited_correlation(&self, request: &SendRequest, cause: &Cause) -> Option<Correlation> {

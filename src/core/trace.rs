@@ -45,11 +45,11 @@ impl TraceBuilder<'_> {
         if let Some(d) = self.ids.parse(id).and_then(|seq| self.store.find_event(seq)) {
             return Some(self.delivery(d, &children));
         }
-        let correlated: Vec<&Delivery> = self
-            .store
-            .deliveries()
-            .filter(|d| self.correlation_id(&d.correlation) == id)
-            .collect();
+        let wanted = match self.ids.parse(id) {
+            Some(seq) => Correlation::Event(seq),
+            None => Correlation::External(id.into()),
+        };
+        let correlated: Vec<&Delivery> = self.store.deliveries().filter(|d| d.correlates(&wanted)).collect();
         let roots: Vec<Value> = correlated
             .iter()
             .filter(|d| match d.cause {
