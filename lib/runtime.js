@@ -1,6 +1,6 @@
 'use strict'
 
-const { NativeCore } = require('./native')
+const native = require('./native')
 const { HappenError, invalidArg, fromNative } = require('./errors')
 const { checkEvent, checkBatch, checkNodeId, checkHandler, checkPattern, checkConfig } = require('./validate')
 const {
@@ -16,10 +16,15 @@ const {
 const EVERY_NODE = null
 /** Outcomes wait in JS and reach the core in one call with the next send (or trace). */
 const OUTCOME_BUFFER = 3 * 512
-/** Where the per-target entries of a plan start in `io` (see NativeCore::dispatch). */
+/** Frees a runtime's core when the runtime is collected without a shutdown(). */
+const releaseWhenCollected = new FinalizationRegistry((core) => native.dropCore(core))
+/** Where a send's targets start in `io`, after its numeric inputs (see binding::dispatch). */
+const INPUT_HEADER = 8
+/** Where the per-target entries of a plan start in `io`. */
 const PLAN_HEADER = 5
 
-function native(call) {
+/** Runs a call into the core, turning its errors into happen's. */
+function guard(call) {
   try {
     return call()
   } catch (error) {
@@ -146,8 +151,9 @@ class NodeArray {
 class Runtime {
   constructor(config) {
     const { historySize } = checkConfig(config)
-    this._native = new NativeCore(historySize)
-    this._prefix = this._native.idPrefix + '-'
+    this._core = native.createCore(historySize)
+    this._prefix = native.idPrefix(this._core) + '-'
+    releaseWhenCollected.register(this, this._core, this)
     this._io = new Float64Array(1024)
     this._outcomes = new Float64Array(OUTCOME_BUFFER)
     this._outcomeCount = 0
@@ -167,7 +173,7 @@ class Runtime {
     if (options !== undefined && (options === null || typeof options !== 'object')) {
       throw invalidArg('options', 'an object when present', options)
     }
-    const index = native(() => this._native.createNode(id))
+    const index = guard(() => native.createNode(this._core, id))
     const node = new Node(this, id, index)
     this._nodesByIndex[index] = node
     this._nodesById.set(id, node)
@@ -190,7 +196,7 @@ class Runtime {
   trace(id) {
     if (typeof id !== 'string' || id.length === 0) throw invalidArg('id', 'a non-empty event or correlation id string', id)
     this._flushOutcomes()
-    const json = native(() => this._native.trace(id))
+    const json = guard(() => native.trace(this._core, id))
     if (json == null) return null
     const { tree, text } = JSON.parse(json)
     Object.defineProperty(tree, 'toString', { value: () => text })
@@ -201,6 +207,7 @@ class Runtime {
     if (this._closed) return
     this._flushOutcomes()
     for (const node of this._nodesById.values()) this._dispose(node)
+    // The core stays until the runtime is collected, so trace() still reads the history.
     this._closed = true
   }
 
@@ -220,21 +227,21 @@ class Runtime {
     const predicate = typeof pattern === 'function' ? pattern : null
     // An anonymous handler is named after what it listens to, so traces stay readable.
     const name = handler.name || (predicate === null ? `on '${pattern}'` : `on ${stepName(predicate)}`)
-    const id = native(() => this._native.addHandler(node._index, predicate === null ? pattern : null, name))
+    const id = guard(() => native.addHandler(this._core, node._index, predicate === null ? pattern : null, name))
     const entry = { fn: handler, predicate, name }
     this._handlers[id] = entry
     return () => {
       // Removing twice, or after the node is gone, is harmless.
       if (this._handlers[id] !== entry) return
       this._handlers[id] = undefined
-      native(() => this._native.removeHandler(id))
+      guard(() => native.removeHandler(this._core, id))
     }
   }
 
   _dispose(node) {
     if (node._index < 0) return
     this._assertOpen('dispose')
-    const released = native(() => this._native.disposeNode(node._index))
+    const released = guard(() => native.disposeNode(this._core, node._index))
     for (const id of released) this._handlers[id] = undefined
     this._nodesByIndex[node._index] = undefined
     this._nodesById.delete(node.id)
@@ -296,31 +303,39 @@ class Runtime {
 
     const count = batch ? input.length : 1
     const targetCount = targets === EVERY_NODE ? -1 : targets.length
-    const io = this._reserve(Math.max(targetCount, 0) + (sharedType === null ? count : 0))
-    for (let i = 0; i < targetCount; i++) io[i] = targets[i]._index
-    if (sharedType === null) for (let i = 0; i < count; i++) io[targetCount + i] = this._typeId(input[i].type)
-    if (this._outcomeCount > 0) this._flushOutcomes()
+    const typesAt = INPUT_HEADER + Math.max(targetCount, 0)
+    const outcomesAt = typesAt + (sharedType === null ? count : 0)
+    const outcomes = this._outcomeCount
+    const io = this._reserve(outcomesAt + outcomes)
+    io[0] = sender === null ? -1 : sender._index
+    io[1] = frame === null ? -1 : frame.seq
+    io[2] = frame === null ? -1 : frame.branch
+    io[3] = frame === null ? -1 : frame.correlationSeq
+    io[4] = targetCount
+    io[5] = sharedType === null ? -1 : this._typeId(sharedType)
+    io[6] = count
+    io[7] = outcomes / 3
+    for (let i = 0; i < targetCount; i++) io[INPUT_HEADER + i] = targets[i]._index
+    if (sharedType === null) for (let i = 0; i < count; i++) io[typesAt + i] = this._typeId(input[i].type)
+    // Finished flows' outcomes ride along with this send instead of costing a call of their own.
+    for (let i = 0; i < outcomes; i++) io[outcomesAt + i] = this._outcomes[i]
+    this._outcomeCount = 0
 
     const first = batch ? input[0] : input
-    let length = native(() =>
-      this._native.dispatch(
-        io,
-        sender === null ? -1 : sender._index,
-        frame === null ? -1 : frame.seq,
-        frame === null ? -1 : frame.branch,
-        frame === null ? -1 : frame.correlationSeq,
-        targetCount,
-        sharedType === null ? -1 : this._typeId(sharedType),
-        count,
-        first.causationId ?? undefined,
-        first.correlationId ?? undefined,
-      ),
-    )
+    const explicitIds = first.causationId != null || first.correlationId != null
+    let length
+    try {
+      length = explicitIds
+        ? native.dispatchWithIds(this._core, io, first.causationId ?? undefined, first.correlationId ?? undefined)
+        : native.dispatch(this._core, io)
+    } catch (error) {
+      throw fromNative(error)
+    }
     let plan = this._io
     if (length < 0) {
       length = -length
       plan = this._reserve(length)
-      native(() => this._native.takePlan(plan))
+      guard(() => native.takePlan(this._core, plan))
     }
 
     const seq = plan[0]
@@ -358,7 +373,7 @@ class Runtime {
       for (let i = 1; i < count; i++) {
         const { causationId, correlationId } = input[i]
         if (causationId != null || correlationId != null) {
-          native(() => this._native.setEventIds(seq + i, causationId ?? undefined, correlationId ?? undefined))
+          guard(() => native.setEventIds(this._core, seq + i, causationId ?? undefined, correlationId ?? undefined))
         }
       }
     }
@@ -399,7 +414,7 @@ class Runtime {
   _typeId(type) {
     let id = this._typeIds.get(type)
     if (id === undefined) {
-      id = this._native.internType(type)
+      id = native.internType(this._core, type)
       this._typeIds.set(type, id)
     }
     return id
@@ -409,11 +424,11 @@ class Runtime {
     const name = stepName(fn)
     let id = this._stepIds.get(name)
     if (id === undefined) {
-      id = this._native.internStep(name)
+      id = native.internStep(this._core, name)
       this._stepIds.set(name, id)
     }
     try {
-      this._native.recordStep(frame.branch, id, stepsSoFar)
+      native.recordStep(this._core, frame.branch, id, stepsSoFar)
     } catch (error) {
       const reason = fromNative(error)
       if (reason.code !== 'FLOW_TOO_LONG') throw reason
@@ -435,14 +450,14 @@ class Runtime {
   }
 
   _recordFailure(branch, startedAt, message) {
-    native(() => this._native.failBranch(branch, performance.now() - startedAt, message))
+    guard(() => native.failBranch(this._core, branch, performance.now() - startedAt, message))
   }
 
   _flushOutcomes() {
     if (this._outcomeCount === 0) return
     const count = this._outcomeCount / 3
     this._outcomeCount = 0
-    native(() => this._native.finishBranches(this._outcomes, count))
+    guard(() => native.finishBranches(this._core, this._outcomes, count))
   }
 }
 

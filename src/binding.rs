@@ -1,11 +1,19 @@
 //! The N-API face of `crate::core::Core`.
 //!
 //! Calls carry plain numbers and one shared `Float64Array` (`io`): the JS layer writes a send's
-//! targets (and per-event types) into it, and `dispatch` overwrites it with the plan. That keeps
-//! a fan-out to a single boundary crossing with no objects built on the Rust side.
+//! targets (and per-event types, and the outcomes of finished flows) into it, and `dispatch`
+//! overwrites it with the plan. That keeps a fan-out to a single boundary crossing with no
+//! objects built on the Rust side.
 //!
-//! Every method is `catch_unwind`: a panic becomes a JS exception, never an abort. Errors carry
-//! their happen code as a `[CODE] ` prefix that the JS layer turns into a `HappenError`.
+//! The functions are free functions over a per-thread table of cores addressed by a small
+//! integer: a napi-rs class method costs about 250 ns a call on this machine (it unwraps and
+//! checks `this`), a free function about 35 ns. Each JS thread (main or worker) loads its own
+//! table.
+//!
+//! Every function is `catch_unwind`: a panic becomes a JS exception, never an abort. Errors
+//! carry their happen code as a `[CODE] ` prefix that the JS layer turns into a `HappenError`.
+
+use std::cell::RefCell;
 
 use napi::bindgen_prelude::Float64ArraySlice;
 use napi::{Error, Result, Status};
@@ -35,8 +43,8 @@ fn core_error(e: CoreError) -> Error {
 /// timestamp, correlation seq (-1: external), target count.
 const PLAN_HEADER: usize = 5;
 
-#[napi]
-pub struct NativeCore {
+/// One core and the scratch buffers its dispatches reuse.
+struct Slot {
     core: Core,
     targets: Vec<NodeIndex>,
     types: Vec<NameId>,
@@ -44,103 +52,161 @@ pub struct NativeCore {
     plan: Vec<f64>,
 }
 
-#[napi]
-impl NativeCore {
-    #[napi(constructor, catch_unwind)]
-    pub fn new(history_size: u32) -> Self {
-        NativeCore { core: Core::new(history_size as usize), targets: Vec::new(), types: Vec::new(), plan: Vec::new() }
-    }
+thread_local! {
+    static CORES: RefCell<Vec<Option<Slot>>> = const { RefCell::new(Vec::new()) };
+}
 
-    #[napi(getter, catch_unwind)]
-    pub fn id_prefix(&self) -> String {
-        self.core.id_prefix().to_string()
-    }
+fn with_core<T>(handle: u32, f: impl FnOnce(&mut Slot) -> Result<T>) -> Result<T> {
+    CORES.with_borrow_mut(|cores| match cores.get_mut(handle as usize).and_then(Option::as_mut) {
+        Some(slot) => f(slot),
+        None => Err(coded("SHUTDOWN", "this happen runtime has been shut down")),
+    })
+}
 
-    #[napi(catch_unwind)]
-    pub fn create_node(&mut self, name: String) -> Result<u32> {
-        self.core.create_node(&name).map_err(core_error)
-    }
-
-    /// Returns the ids of the handlers that went with the node.
-    #[napi(catch_unwind)]
-    pub fn dispose_node(&mut self, node: u32) -> Result<Vec<u32>> {
-        self.core.dispose_node(node).map_err(core_error)
-    }
-
-    #[napi(catch_unwind)]
-    pub fn find_node(&self, name: String) -> Option<u32> {
-        self.core.find_node(&name)
-    }
-
-    /// `pattern` null: a JS predicate decides, so the core offers the handler every event.
-    #[napi(catch_unwind)]
-    pub fn add_handler(&mut self, node: u32, pattern: Option<String>, step_name: String) -> Result<u32> {
-        self.core.add_handler(node, pattern.as_deref(), &step_name).map_err(core_error)
-    }
-
-    #[napi(catch_unwind)]
-    pub fn remove_handler(&mut self, handler: u32) -> Result<()> {
-        self.core.remove_handler(handler).map_err(core_error)
-    }
-
-    #[napi(catch_unwind)]
-    pub fn intern_type(&mut self, event_type: String) -> u32 {
-        self.core.intern_type(&event_type)
-    }
-
-    #[napi(catch_unwind)]
-    pub fn intern_step(&mut self, step_name: String) -> u32 {
-        self.core.intern_step(&step_name)
-    }
-
-    /// Plans one send. Reads from `io`: `target_count` node indices (or none when
-    /// `target_count` is -1: every node), then, when `type_id` is -1, `count` type ids.
-    /// Writes to `io`: the plan header, then per target `node, handler count, handler ids…`.
-    /// Returns the plan's length, or its negative when `io` is too small (fetch it with
-    /// `take_plan`).
-    #[napi(catch_unwind)]
-    #[allow(clippy::too_many_arguments)]
-    pub fn dispatch(
-        &mut self,
-        mut io: Float64ArraySlice,
-        sender: i32,
-        cause_seq: f64,
-        cause_branch: f64,
-        inherited_correlation: f64,
-        target_count: i32,
-        type_id: i32,
-        count: u32,
-        causation_id: Option<String>,
-        correlation_id: Option<String>,
-    ) -> Result<i32> {
-        // SAFETY: the JS layer owns `io` and does not touch it while this call runs.
-        let io = unsafe { io.as_mut() };
-        let read = |n: usize, at: usize| io.get(at..at + n).ok_or_else(|| coded("INTERNAL", "io array too small for the send"));
-        self.targets.clear();
-        if target_count >= 0 {
-            self.targets.extend(read(target_count as usize, 0)?.iter().map(|&n| n as NodeIndex));
+/// Creates a core; returns its handle.
+#[napi(catch_unwind)]
+pub fn create_core(history_size: u32) -> u32 {
+    let slot = Slot { core: Core::new(history_size as usize), targets: Vec::new(), types: Vec::new(), plan: Vec::new() };
+    CORES.with_borrow_mut(|cores| match cores.iter().position(Option::is_none) {
+        Some(free) => {
+            cores[free] = Some(slot);
+            free as u32
         }
-        self.types.clear();
-        if type_id >= 0 {
-            self.types.push(type_id as NameId);
+        None => {
+            cores.push(Some(slot));
+            (cores.len() - 1) as u32
+        }
+    })
+}
+
+/// Frees a core and everything it holds (nodes, handlers, history).
+#[napi(catch_unwind)]
+pub fn drop_core(handle: u32) {
+    CORES.with_borrow_mut(|cores| {
+        if let Some(slot) = cores.get_mut(handle as usize) {
+            *slot = None;
+        }
+    })
+}
+
+#[napi(catch_unwind)]
+pub fn id_prefix(core: u32) -> Result<String> {
+    with_core(core, |s| Ok(s.core.id_prefix().to_string()))
+}
+
+#[napi(catch_unwind)]
+pub fn create_node(core: u32, name: String) -> Result<u32> {
+    with_core(core, |s| s.core.create_node(&name).map_err(core_error))
+}
+
+/// Returns the ids of the handlers that went with the node.
+#[napi(catch_unwind)]
+pub fn dispose_node(core: u32, node: u32) -> Result<Vec<u32>> {
+    with_core(core, |s| s.core.dispose_node(node).map_err(core_error))
+}
+
+/// `pattern` null: a JS predicate decides, so the core offers the handler every event.
+#[napi(catch_unwind)]
+pub fn add_handler(core: u32, node: u32, pattern: Option<String>, step_name: String) -> Result<u32> {
+    with_core(core, |s| s.core.add_handler(node, pattern.as_deref(), &step_name).map_err(core_error))
+}
+
+#[napi(catch_unwind)]
+pub fn remove_handler(core: u32, handler: u32) -> Result<()> {
+    with_core(core, |s| s.core.remove_handler(handler).map_err(core_error))
+}
+
+#[napi(catch_unwind)]
+pub fn intern_type(core: u32, event_type: String) -> Result<u32> {
+    with_core(core, |s| Ok(s.core.intern_type(&event_type)))
+}
+
+#[napi(catch_unwind)]
+pub fn intern_step(core: u32, step_name: String) -> Result<u32> {
+    with_core(core, |s| Ok(s.core.intern_step(&step_name)))
+}
+
+/// Where the inputs of `dispatch` sit at the start of `io`.
+mod input {
+    pub const SENDER: usize = 0;
+    pub const CAUSE_SEQ: usize = 1;
+    pub const CAUSE_BRANCH: usize = 2;
+    pub const INHERITED_CORRELATION: usize = 3;
+    pub const TARGET_COUNT: usize = 4;
+    pub const TYPE_ID: usize = 5;
+    pub const COUNT: usize = 6;
+    pub const OUTCOMES: usize = 7;
+    pub const LEN: usize = 8;
+}
+
+/// Plans one send. Reads from `io`: the `input` header (numbers; -1 for none), then
+/// `target count` node indices (none when it is -1: every node), then, when the type id is -1,
+/// `count` type ids, then `outcomes` triples of finished flows (see `finish_branches`), which
+/// are recorded first. Writes to `io`: the plan header, then per target
+/// `node, handler count, handler ids…`. Returns the plan's length, or its negative when `io` is
+/// too small (fetch it with `take_plan`).
+#[napi(catch_unwind)]
+pub fn dispatch(core: u32, io: Float64ArraySlice) -> Result<i32> {
+    plan_send(core, io, None, None)
+}
+
+/// `dispatch` for an event whose caller set its own causation or correlation id.
+#[napi(catch_unwind)]
+pub fn dispatch_with_ids(
+    core: u32,
+    io: Float64ArraySlice,
+    causation_id: Option<String>,
+    correlation_id: Option<String>,
+) -> Result<i32> {
+    plan_send(core, io, causation_id.as_deref(), correlation_id.as_deref())
+}
+
+fn plan_send(core: u32, mut io: Float64ArraySlice, causation: Option<&str>, correlation: Option<&str>) -> Result<i32> {
+    // SAFETY: the JS layer owns `io` and does not touch it while this call runs.
+    let io = unsafe { io.as_mut() };
+    with_core(core, |slot| {
+        let header = io.get(..input::LEN).ok_or_else(|| coded("INTERNAL", "io array too small for the send"))?;
+        let number = |at: usize| header[at];
+        let target_count = number(input::TARGET_COUNT);
+        let type_id = number(input::TYPE_ID);
+        let count = number(input::COUNT) as u32;
+        let targets_len = target_count.max(0.0) as usize;
+        let types_len = if type_id >= 0.0 { 0 } else { count as usize };
+        let read = |n: usize, at: usize| {
+            io.get(input::LEN + at..input::LEN + at + n)
+                .ok_or_else(|| coded("INTERNAL", "io array too small for the send"))
+        };
+        finish(&mut slot.core, read(number(input::OUTCOMES) as usize * 3, targets_len + types_len)?);
+        slot.targets.clear();
+        slot.targets.extend(read(targets_len, 0)?.iter().map(|&n| n as NodeIndex));
+        slot.types.clear();
+        if type_id >= 0.0 {
+            slot.types.push(type_id as NameId);
         } else {
-            self.types.extend(read(count as usize, target_count.max(0) as usize)?.iter().map(|&t| t as NameId));
+            slot.types.extend(read(types_len, targets_len)?.iter().map(|&t| t as NameId));
         }
+        let (sender, cause_seq, cause_branch, inherited) = (
+            number(input::SENDER),
+            number(input::CAUSE_SEQ),
+            number(input::CAUSE_BRANCH),
+            number(input::INHERITED_CORRELATION),
+        );
         let request = SendRequest {
-            sender: (sender >= 0).then_some(sender as NodeIndex),
-            cause: (cause_seq > 0.0).then(|| (cause_seq as EventSeq, (cause_branch > 0.0).then_some(cause_branch as BranchId))),
-            inherited_correlation: (inherited_correlation > 0.0).then(|| Correlation::Event(inherited_correlation as EventSeq)),
-            explicit_causation: causation_id.as_deref(),
-            explicit_correlation: correlation_id.as_deref(),
-            targets: if target_count >= 0 { Targets::Nodes(&self.targets) } else { Targets::Everyone },
-            types: &self.types,
+            sender: (sender >= 0.0).then_some(sender as NodeIndex),
+            cause: (cause_seq > 0.0)
+                .then(|| (cause_seq as EventSeq, (cause_branch > 0.0).then_some(cause_branch as BranchId))),
+            inherited_correlation: (inherited > 0.0).then(|| Correlation::Event(inherited as EventSeq)),
+            explicit_causation: causation,
+            explicit_correlation: correlation,
+            targets: if target_count >= 0.0 { Targets::Nodes(&slot.targets) } else { Targets::Everyone },
+            types: &slot.types,
             count,
         };
-        let plan = &mut self.plan;
+        let plan = &mut slot.plan;
         plan.clear();
         plan.resize(PLAN_HEADER, 0.0);
         let mut targets = 0;
-        let dispatched = self.core.dispatch(&request, |node, handlers| {
+        let dispatched = slot.core.dispatch(&request, |node, handlers| {
             targets += 1;
             plan.push(node as f64);
             plan.push(handlers.len() as f64);
@@ -160,66 +226,84 @@ impl NativeCore {
         }
         io[..len].copy_from_slice(plan);
         Ok(len as i32)
-    }
+    })
+}
 
-    /// Copies a plan that did not fit into the `io` given to `dispatch`.
-    #[napi(catch_unwind)]
-    pub fn take_plan(&mut self, mut io: Float64ArraySlice) -> Result<()> {
-        // SAFETY: as in `dispatch`.
-        let io = unsafe { io.as_mut() };
-        let plan = std::mem::take(&mut self.plan);
+/// Copies a plan that did not fit into the `io` given to `dispatch`.
+#[napi(catch_unwind)]
+pub fn take_plan(core: u32, mut io: Float64ArraySlice) -> Result<()> {
+    // SAFETY: as in `dispatch`.
+    let io = unsafe { io.as_mut() };
+    with_core(core, |s| {
+        let plan = std::mem::take(&mut s.plan);
         let target = io.get_mut(..plan.len()).ok_or_else(|| coded("INTERNAL", "io array too small for the plan"))?;
         target.copy_from_slice(&plan);
         Ok(())
-    }
+    })
+}
 
-    /// Sets the ids a caller gave one event of a batch (the batch's first event's go with `dispatch`).
-    #[napi(catch_unwind)]
-    pub fn set_event_ids(&mut self, seq: f64, causation_id: Option<String>, correlation_id: Option<String>) {
-        self.core.set_event_ids(seq as EventSeq, causation_id.as_deref(), correlation_id.as_deref());
-    }
-
-    /// Records a further step of a flow; fails with FLOW_TOO_LONG past the limit.
-    #[napi(catch_unwind)]
-    pub fn record_step(&mut self, branch: f64, step: u32, steps_so_far: u32) -> Result<()> {
-        self.core.record_step(branch as BranchId, step, steps_so_far as usize).map_err(core_error)
-    }
-
-    /// Records finished flows from `io`: `count` triples of branch id, outcome code
-    /// (1 fulfilled, 2 rejected, 3 unmatched) and duration in ms. Errors go one by one through
-    /// `fail_branch`, so this path carries numbers only.
-    #[napi(catch_unwind)]
-    pub fn finish_branches(&mut self, io: Float64ArraySlice, count: u32) -> Result<()> {
-        let entries = io.get(..count as usize * 3).ok_or_else(|| coded("INTERNAL", "io array too small"))?;
-        for entry in entries.chunks_exact(3) {
-            self.core.finish_branch(entry[0] as BranchId, outcome(entry[1]), entry[2], None);
-        }
+/// Sets the ids a caller gave one event of a batch (the batch's first event's go with `dispatch`).
+#[napi(catch_unwind)]
+pub fn set_event_ids(core: u32, seq: f64, causation_id: Option<String>, correlation_id: Option<String>) -> Result<()> {
+    with_core(core, |s| {
+        s.core.set_event_ids(seq as EventSeq, causation_id.as_deref(), correlation_id.as_deref());
         Ok(())
-    }
+    })
+}
 
-    #[napi(catch_unwind)]
-    pub fn fail_branch(&mut self, branch: f64, duration_ms: f64, message: String) {
-        self.core.finish_branch(branch as BranchId, Outcome::Rejected, duration_ms, Some(&message));
-    }
+/// Records a further step of a flow; fails with FLOW_TOO_LONG past the limit.
+#[napi(catch_unwind)]
+pub fn record_step(core: u32, branch: f64, step: u32, steps_so_far: u32) -> Result<()> {
+    with_core(core, |s| s.core.record_step(branch as BranchId, step, steps_so_far as usize).map_err(core_error))
+}
 
-    /// The causal tree as JSON text `{ "tree": …, "text": … }`, or null.
-    #[napi(catch_unwind)]
-    pub fn trace(&self, id: String) -> Option<String> {
-        let tree = self.core.trace(&id)?;
-        let text = crate::core::trace::render_text(&tree);
-        Some(serde_json::json!({ "tree": tree, "text": text }).to_string())
-    }
+/// Records finished flows from `io`: `count` triples of branch id, outcome code
+/// (1 fulfilled, 2 rejected, 3 unmatched) and duration in ms. Errors go one by one through
+/// `fail_branch`, so this path carries numbers only.
+#[napi(catch_unwind)]
+pub fn finish_branches(core: u32, io: Float64ArraySlice, count: u32) -> Result<()> {
+    with_core(core, |s| {
+        let entries = io.get(..count as usize * 3).ok_or_else(|| coded("INTERNAL", "io array too small"))?;
+        finish(&mut s.core, entries);
+        Ok(())
+    })
+}
 
-    #[napi(catch_unwind)]
-    pub fn history_len(&self) -> u32 {
-        self.core.history().events_held() as u32
+fn finish(core: &mut Core, entries: &[f64]) {
+    for entry in entries.chunks_exact(3) {
+        core.finish_branch(entry[0] as BranchId, outcome(entry[1]), entry[2], None);
     }
+}
 
-    /// Test hook: proves that a Rust panic reaches JS as an exception.
-    #[napi(catch_unwind)]
-    pub fn panic_for_test(&self) {
-        panic!("deliberate panic for the test suite");
-    }
+#[napi(catch_unwind)]
+pub fn fail_branch(core: u32, branch: f64, duration_ms: f64, message: String) -> Result<()> {
+    with_core(core, |s| {
+        s.core.finish_branch(branch as BranchId, Outcome::Rejected, duration_ms, Some(&message));
+        Ok(())
+    })
+}
+
+/// The causal tree as JSON text `{ "tree": …, "text": … }`, or null.
+#[napi(catch_unwind)]
+pub fn trace(core: u32, id: String) -> Result<Option<String>> {
+    with_core(core, |s| {
+        Ok(s.core.trace(&id).map(|tree| {
+            let text = crate::core::trace::render_text(&tree);
+            serde_json::json!({ "tree": tree, "text": text }).to_string()
+        }))
+    })
+}
+
+/// How many events the history holds.
+#[napi(catch_unwind)]
+pub fn history_len(core: u32) -> Result<u32> {
+    with_core(core, |s| Ok(s.core.history().events_held() as u32))
+}
+
+/// Test hook: proves that a Rust panic reaches JS as an exception.
+#[napi(catch_unwind)]
+pub fn panic_for_test() {
+    panic!("deliberate panic for the test suite");
 }
 
 fn outcome(code: f64) -> Outcome {
@@ -230,3 +314,4 @@ fn outcome(code: f64) -> Outcome {
         _ => Outcome::Running,
     }
 }
+

@@ -197,6 +197,15 @@ impl CausalStore {
     }
 
     fn branch_position(&self, id: BranchId) -> Option<(usize, usize)> {
+        // Outcomes mostly arrive for the latest sends: look there before searching.
+        let latest = self.deliveries.len().saturating_sub(4);
+        for i in (latest..self.deliveries.len()).rev() {
+            let d = &self.deliveries[i];
+            if id >= d.first_branch {
+                let offset = (id - d.first_branch) as usize;
+                return (offset < d.branches.len()).then_some((i, offset));
+            }
+        }
         let i = self
             .deliveries
             .partition_point(|d| d.first_branch + d.branches.len() as u64 <= id);

@@ -1,7 +1,8 @@
 //! Which handlers of which nodes run for a send, with a per-(node, type) cache so a steady
-//! stream of one event type costs a hash lookup per target.
+//! stream of one event type costs a hash lookup per target (FxHash: the keys are small
+//! integers we issue ourselves, so a DoS-resistant hash buys nothing here).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use super::names::{Interner, NameId};
 use super::registry::{HandlerId, NodeIndex, NodeRegistry};
@@ -14,7 +15,7 @@ type Plan = Box<[(HandlerId, NameId)]>;
 
 #[derive(Debug, Default)]
 pub struct Dispatcher {
-    cache: HashMap<(NodeIndex, NameId), (u64, Plan)>,
+    cache: FxHashMap<(NodeIndex, NameId), (u64, Plan)>,
     scratch: Vec<(HandlerId, NameId)>,
     type_names: Vec<NameId>,
 }
@@ -33,8 +34,7 @@ impl Dispatcher {
         let uniform = types.iter().all(|t| *t == types[0]);
         if uniform && !types.is_empty() {
             let key = (node, types[0]);
-            let fresh = self.cache.get(&key).is_some_and(|(v, _)| *v == version);
-            if !fresh {
+            if self.cache.get(&key).is_none_or(|(v, _)| *v != version) {
                 if self.cache.len() >= CACHE_LIMIT {
                     self.cache.clear();
                 }
