@@ -16,6 +16,8 @@ const REJECTED = 2
 const UNMATCHED = 3
 
 const stepName = (fn) => fn.name || '(anonymous)'
+/** The original `then`: a Promise with an own `then` property cannot hijack the flow. */
+const promiseThen = Promise.prototype.then
 
 /** What a flow knows about where it runs: the node, its branch in the history, its cause. */
 class FlowFrame {
@@ -72,6 +74,8 @@ class SendResult {
     this._pending = 0
     this._waiters = null
     this._startedAt = 0
+    // robustness (issue 3): handlers registered after this send was planned do not run for it.
+    this._gen = runtime._handlerGen
     this.id = firstId
     this._ids = ids
   }
@@ -91,7 +95,8 @@ class SendResult {
     const count = many ? handlers.length : 1
     for (let i = 0; i < count; i++) {
       const entry = this._runtime._handlers[many ? handlers[i] : handlers]
-      if (entry === undefined) continue
+      // Removed since the plan, or a newer handler that reused a removed one's id (issue 3).
+      if (entry === undefined || entry.gen > this._gen) continue
       if (entry.predicate !== null && !this._predicateAccepts(slot, frame, entry, event)) continue
       if (order === 1) this._joinFlows(slot)
       else if (order > 1) this._flowsLeft[slot]++
@@ -151,13 +156,25 @@ class SendResult {
         }
         continue
       }
-      if (value !== null && typeof value === 'object' && typeof value.then === 'function') {
-        const step = lastStep
-        value.then(
-          (next) => this._advance(slot, order, frame, step, event, context, next, steps),
-          (error) => this._flowFailed(slot, order, frame, step, error),
-        )
-        return
+      if (value !== null && typeof value === 'object') {
+        // robustness (issue 3): a hostile thenable (a throwing `then` getter or method, one
+        // that calls back twice) fails this flow only; Promise.resolve adopts it safely and
+        // returns a native Promise unchanged.
+        let promise = null
+        try {
+          if (typeof value.then === 'function') promise = Promise.resolve(value)
+        } catch (error) {
+          return this._flowFailed(slot, order, frame, lastStep, error)
+        }
+        if (promise !== null) {
+          const step = lastStep
+          promiseThen.call(
+            promise,
+            (next) => this._advance(slot, order, frame, step, event, context, next, steps),
+            (error) => this._flowFailed(slot, order, frame, step, error),
+          )
+          return
+        }
       }
       return this._flowDone(slot, order, frame, value)
     }

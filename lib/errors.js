@@ -14,7 +14,16 @@ class HappenError extends Error {
   }
 }
 
+/** How a received value reads in an error message; never throws (a hostile Proxy included). */
 function describe(value) {
+  try {
+    return describeUnsafe(value)
+  } catch {
+    return 'a value that cannot be inspected'
+  }
+}
+
+function describeUnsafe(value) {
   if (value === null) return 'null'
   if (value === undefined) return 'undefined'
   if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`
@@ -22,7 +31,9 @@ function describe(value) {
   if (typeof value === 'object') {
     if (Array.isArray(value)) return `an array of length ${value.length}`
     const ctor = value.constructor && value.constructor.name
-    return ctor && ctor !== 'Object' ? `an instance of ${ctor}` : inspect(value, { depth: 0, breakLength: Infinity })
+    if (ctor && ctor !== 'Object') return `an instance of ${ctor}`
+    const text = inspect(value, { depth: 0, breakLength: Infinity })
+    return text.length > 80 ? text.slice(0, 77) + '...' : text
   }
   return `type ${typeof value} (${inspect(value)})`
 }
@@ -40,22 +51,49 @@ function outOfRange(name, expected, actual) {
   return error
 }
 
-/** Native errors carry their code as a "[CODE] " prefix. */
+/** The codes the native core puts in its "[CODE] " prefix; anything else is INTERNAL. */
+const NATIVE_CODES = new Set(['SHUTDOWN', 'DUPLICATE_NODE', 'UNKNOWN_NODE', 'UNKNOWN_HANDLER', 'FLOW_TOO_LONG', 'INTERNAL'])
+
+/**
+ * Native errors carry their code as a "[CODE] " prefix. Everything else that comes out of the
+ * addon (a caught Rust panic, a failed argument conversion) is a bug of happen's: INTERNAL.
+ */
 function fromNative(error) {
-  const match = /^\[([A-Z_]+)\] ([\s\S]*)$/.exec(error && error.message)
-  if (!match) return new HappenError('INTERNAL', `happen's native core failed: ${error && error.message}`, { cause: error })
-  if (match[1] === 'INVALID_PATTERN') return new TypeError(`The "pattern" argument ${match[2]}`)
+  let message
+  try {
+    message = error instanceof Error ? error.message : String(error)
+  } catch {
+    message = 'unreadable native error'
+  }
+  const match = /^\[([A-Z_]+)\] ([\s\S]*)$/.exec(message)
+  if (match && match[1] === 'INVALID_PATTERN') {
+    const e = new TypeError(`The "pattern" argument ${match[2]}`)
+    e.code = 'ERR_INVALID_ARG_VALUE'
+    return e
+  }
+  if (!match || !NATIVE_CODES.has(match[1])) {
+    return new HappenError('INTERNAL', `happen's native core failed (a bug in happen, please report it): ${message}`, { cause: error })
+  }
   return new HappenError(match[1], match[2])
 }
 
+/** A readable line for any thrown value: Errors, strings, undefined, hostile Proxies. Never throws. */
 function errorMessage(reason) {
-  if (reason instanceof Error) return reason.message
-  if (typeof reason === 'string') return reason
   try {
+    if (reason instanceof Error) return String(reason.message)
+    if (typeof reason === 'string') return reason
     return `non-Error value thrown: ${inspect(reason, { depth: 1, breakLength: Infinity })}`
   } catch {
-    return 'non-Error value thrown'
+    return 'non-Error value thrown (it could not be inspected)'
   }
 }
 
-module.exports = { HappenError, invalidArg, outOfRange, fromNative, errorMessage, describe }
+function shutdownError(what) {
+  return new HappenError('SHUTDOWN', `Cannot ${what}(): this happen runtime has been shut down`)
+}
+
+function disposedError(what, id) {
+  return new HappenError('DISPOSED', `Cannot ${what}: node '${id}' has been disposed`)
+}
+
+module.exports = { HappenError, invalidArg, outOfRange, fromNative, errorMessage, describe, shutdownError, disposedError }

@@ -3,6 +3,8 @@
 const native = require('./native')
 const { HappenError, invalidArg, fromNative } = require('./errors')
 const { checkEvent, checkBatch, checkNodeId, checkHandler, checkPattern, checkConfig } = require('./validate')
+// robustness (issue 3): checks that live in validate.js so this file stays small.
+const { checkNodeOptions, checkLiveTargets, checkLiveMembers } = require('./validate')
 const {
   SendResult,
   FlowFrame,
@@ -22,6 +24,12 @@ const releaseWhenCollected = new FinalizationRegistry((core) => native.dropCore(
 const INPUT_HEADER = 8
 /** Where the per-target entries of a plan start in `io`. */
 const PLAN_HEADER = 5
+/**
+ * robustness (issue 3): how many sends may nest synchronously (a handler sending to a node
+ * whose handler sends...) before the inner flows start on a fresh stack (setImmediate), so a
+ * cycle of sends cannot overflow the stack; about 1.5 KB of stack per level.
+ */
+const MAX_SYNC_DEPTH = 64
 
 /** Runs a call into the core, turning its errors into happen's. */
 function guard(call) {
@@ -163,6 +171,10 @@ class Runtime {
     this._typeIds = new Map()
     this._stepIds = new Map()
     this._closed = false
+    // robustness (issue 3): sends nested synchronously right now (see MAX_SYNC_DEPTH), and a
+    // counter stamped on each handler so a send runs only handlers registered before it.
+    this._depth = 0
+    this._handlerGen = 0
     // Usable unbound, as the top-level exports and destructuring expect.
     for (const name of ['createNode', 'createNodeArray', 'node', 'trace', 'shutdown']) this[name] = this[name].bind(this)
   }
@@ -170,9 +182,7 @@ class Runtime {
   createNode(id, options) {
     this._assertOpen('createNode')
     checkNodeId(id)
-    if (options !== undefined && (options === null || typeof options !== 'object')) {
-      throw invalidArg('options', 'an object when present', options)
-    }
+    checkNodeOptions(options)
     const index = guard(() => native.createNode(this._core, id))
     const node = new Node(this, id, index)
     this._nodesByIndex[index] = node
@@ -186,6 +196,7 @@ class Runtime {
 
   /** The node with this id (a local node is itself its handle). */
   node(id) {
+    this._assertOpen('node')
     checkNodeId(id)
     const node = this._nodesById.get(id)
     if (node === undefined) throw new HappenError('UNKNOWN_NODE', `No node with id '${id}' in this runtime`)
@@ -228,7 +239,9 @@ class Runtime {
     // An anonymous handler is named after what it listens to, so traces stay readable.
     const name = handler.name || (predicate === null ? `on '${pattern}'` : `on ${stepName(predicate)}`)
     const id = guard(() => native.addHandler(this._core, node._index, predicate === null ? pattern : null, name))
-    const entry = { fn: handler, predicate, name }
+    // `gen`: a handler added while a send is being delivered (maybe reusing a removed
+    // handler's id) does not run for that send (robustness, issue 3).
+    const entry = { fn: handler, predicate, name, gen: ++this._handlerGen }
     this._handlers[id] = entry
     return () => {
       // Removing twice, or after the node is gone, is harmless.
@@ -294,6 +307,8 @@ class Runtime {
   _deliver(origin, targets, keyed, input) {
     this._assertOpen('send')
     if (origin !== null && origin._index < 0) throw new HappenError('DISPOSED', `Cannot send from node '${origin.id}': it has been disposed`)
+    // A NodeArray may hold a node disposed since (robustness, issue 3).
+    if (targets !== EVERY_NODE) checkLiveTargets(targets, 'send')
     const batch = Array.isArray(input)
     const sharedType = batch ? checkBatch(input, 'events') : (checkEvent(input, 'event'), input.type)
     const current = flowStorage.getStore()
@@ -384,15 +399,28 @@ class Runtime {
     const event = batch ? null : { type: input.type, payload: input.payload, context: { causal } }
     const type = batch ? (sharedType ?? 'batch') : input.type
     const correlation = correlationSeq > 0 ? correlationSeq : -1
-    for (let slot = 0; slot < planned; slot++) {
-      const node = nodes[slot]
-      const flow = new FlowFrame(this, node, firstBranch + slot, seq, causal, correlation, type)
-      if (handlers[slot] === null) {
-        result._unmatched(slot, flow)
-        continue
+    const startFlows = () => {
+      for (let slot = 0; slot < planned; slot++) {
+        const node = nodes[slot]
+        const flow = new FlowFrame(this, node, firstBranch + slot, seq, causal, correlation, type)
+        if (handlers[slot] === null) {
+          result._unmatched(slot, flow)
+          continue
+        }
+        if (batch) result._start(slot, flow, handlers[slot], input.slice(), new BatchContext(info, node), info)
+        else result._start(slot, flow, handlers[slot], event, { causal, node }, null)
       }
-      if (batch) result._start(slot, flow, handlers[slot], input.slice(), new BatchContext(info, node), info)
-      else result._start(slot, flow, handlers[slot], event, { causal, node }, null)
+    }
+    // robustness (issue 3): deep synchronous chains of sends continue on a fresh stack.
+    if (this._depth >= MAX_SYNC_DEPTH) {
+      setImmediate(startFlows)
+      return result
+    }
+    this._depth++
+    try {
+      startFlows()
+    } finally {
+      this._depth--
     }
     return result
   }
@@ -472,6 +500,7 @@ function createNodeArray(nodes) {
     if (ids.has(node.id)) throw invalidArg(`nodes[${i}]`, `a node whose id is distinct ('${node.id}' appears twice)`, node)
     ids.add(node.id)
   })
+  checkLiveMembers(nodes) // robustness (issue 3): no disposed node, no shut-down runtime
   return new NodeArray(nodes)
 }
 

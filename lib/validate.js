@@ -1,17 +1,24 @@
 'use strict'
 
-const { invalidArg, outOfRange, describe } = require('./errors')
+const { invalidArg, outOfRange, describe, shutdownError, disposedError } = require('./errors')
 
+/**
+ * `{ ... }` or `Object.create(null)`, from any realm (a vm context, jest's sandbox): its prototype
+ * is null or has no prototype itself. Class instances, Maps, Dates, boxed strings are not.
+ */
 function isPlainObject(value) {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return false
   const proto = Object.getPrototypeOf(value)
-  return proto === Object.prototype || proto === null
+  return proto === Object.prototype || proto === null || Object.getPrototypeOf(proto) === null
 }
 
 /** Throws a TypeError naming the field when `event` is not `{ type, payload?, causationId?, correlationId? }`. */
 function checkEvent(event, name) {
   if (typeof event !== 'object' || event === null || Array.isArray(event)) {
     throw invalidArg(name, 'an event object { type, payload }', event)
+  }
+  if (!isPlainObject(event)) {
+    throw invalidArg(name, 'a plain event object { type, payload } (not a class instance, Map or other exotic object)', event)
   }
   const type = event.type
   if (typeof type !== 'string' || type.length === 0) {
@@ -32,7 +39,7 @@ function checkBatch(events, name) {
   for (let i = 0; i < events.length; i++) {
     const event = events[i]
     if (typeof event !== 'object' || event === null || typeof event.type !== 'string' || event.type.length === 0 ||
-        event.causationId != null || event.correlationId != null) {
+        event.causationId != null || event.correlationId != null || !isPlainObject(event)) {
       checkEvent(event, `${name}[${i}]`)
     }
     if (i === 0) shared = event.type
@@ -63,6 +70,31 @@ function checkReturnOptions(options) {
 
 function checkNodeId(id) {
   if (typeof id !== 'string' || id.length === 0) throw invalidArg('id', 'a non-empty string', id)
+}
+
+/** createNode's options: a plain object when present (no option is defined yet; keys are kept for transports). */
+function checkNodeOptions(options) {
+  if (options !== undefined && !isPlainObject(options)) throw invalidArg('options', 'a plain object when present', options)
+}
+
+/**
+ * Every target of a send is a live node of an open runtime: a NodeArray made before a dispose()
+ * or shutdown() must not reach a freed slot of the core (which would deliver to another node).
+ */
+function checkLiveTargets(targets, what) {
+  for (let i = 0; i < targets.length; i++) {
+    const node = targets[i]
+    if (node._index < 0) throw disposedError(what, node.id)
+  }
+}
+
+/** The members of a new NodeArray are live nodes of an open runtime. */
+function checkLiveMembers(nodes) {
+  for (let i = 0; i < nodes.length; i++) {
+    const node = nodes[i]
+    if (node._runtime._closed) throw shutdownError('createNodeArray')
+    if (node._index < 0) throw disposedError(`use nodes[${i}] in createNodeArray()`, node.id)
+  }
 }
 
 function checkHandler(handler) {
@@ -107,4 +139,17 @@ function checkConfig(config) {
   return { historySize, transport }
 }
 
-module.exports = { checkEvent, checkBatch, checkReturnOptions, checkNodeId, checkHandler, checkPattern, checkConfig, describe }
+module.exports = {
+  checkEvent,
+  checkBatch,
+  checkReturnOptions,
+  checkNodeId,
+  checkNodeOptions,
+  checkHandler,
+  checkPattern,
+  checkConfig,
+  checkLiveTargets,
+  checkLiveMembers,
+  isPlainObject,
+  describe,
+}
