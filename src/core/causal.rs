@@ -21,10 +21,11 @@ pub enum EventTypes {
 }
 
 impl EventTypes {
-    pub fn get(&self, index: usize) -> NameId {
+    /// The type of event `index`; None past the end (never a panic on a malformed record).
+    pub fn get(&self, index: usize) -> Option<NameId> {
         match self {
-            EventTypes::Uniform(t) => *t,
-            EventTypes::PerEvent(ts) => ts[index],
+            EventTypes::Uniform(t) => Some(*t),
+            EventTypes::PerEvent(ts) => ts.get(index).copied(),
         }
     }
 }

@@ -6,6 +6,11 @@
 
 use std::fmt;
 
+/// The most alternatives one pattern may expand to. Brace groups multiply out, so a short
+/// pattern like `{a,b}` repeated 30 times would otherwise ask for 2^30 of them (a hang and an
+/// out-of-memory abort at `on()` time).
+pub const MAX_ALTERNATIVES: usize = 1024;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PatternError {
     Empty,
@@ -14,6 +19,7 @@ pub enum PatternError {
     EmptyAlternative,
     EmptySegment,
     PartialWildcard(String),
+    TooManyAlternatives(usize),
 }
 
 impl fmt::Display for PatternError {
@@ -27,6 +33,10 @@ impl fmt::Display for PatternError {
             PatternError::PartialWildcard(seg) => write!(
                 f,
                 "has '*' inside the segment '{seg}': '*' must stand for a whole segment"
+            ),
+            PatternError::TooManyAlternatives(n) => write!(
+                f,
+                "expands to more than {MAX_ALTERNATIVES} alternatives (brace groups multiply: {n} so far)"
             ),
         }
     }
@@ -124,6 +134,10 @@ fn expand_braces(source: &str) -> Result<Vec<String>, PatternError> {
                 if options.iter().any(|o| o.is_empty()) {
                     return Err(PatternError::EmptyAlternative);
                 }
+                let total = results.len().saturating_mul(options.len());
+                if total > MAX_ALTERNATIVES {
+                    return Err(PatternError::TooManyAlternatives(total));
+                }
                 results = results
                     .iter()
                     .flat_map(|r| options.iter().map(move |o| format!("{r}{prefix}{o}")))
@@ -146,6 +160,10 @@ fn compile_segments(alternative: &str) -> Result<Vec<Segment>, PatternError> {
         })
         .collect()
 }
+
+#[cfg(test)]
+#[path = "pattern_proptests.rs"]
+mod proptests;
 
 #[cfg(test)]
 mod tests {
@@ -195,5 +213,12 @@ mod tests {
         assert_eq!(Pattern::compile("{a,}"), Err(PatternError::EmptyAlternative));
         assert_eq!(Pattern::compile("a..b"), Err(PatternError::EmptySegment));
         assert!(matches!(Pattern::compile("ord*"), Err(PatternError::PartialWildcard(_))));
+    }
+
+    #[test]
+    fn brace_groups_cannot_multiply_out_without_bound() {
+        assert!(Pattern::compile(&"{a,b}.".repeat(10).trim_end_matches('.')).is_ok(), "2^10 is allowed");
+        let huge = "{a,b}".repeat(40);
+        assert!(matches!(Pattern::compile(&huge), Err(PatternError::TooManyAlternatives(2048))));
     }
 }

@@ -31,6 +31,12 @@ impl<'a> Children<'a> {
     }
 }
 
+/// How many events deep a tree goes. A longer causal chain (a ping-pong of thousands of hops)
+/// is cut there with `"truncated": true`, and `trace()` of the cut event's id continues it:
+/// building, serialising and printing the tree recurse, and an unbounded depth would overflow
+/// the native stack (a segfault, not a panic), and its indented text grows with depth squared.
+pub const MAX_TRACE_DEPTH: usize = 256;
+
 pub struct TraceBuilder<'a> {
     pub store: &'a CausalStore,
     pub ids: &'a EventIds,
@@ -43,7 +49,7 @@ impl TraceBuilder<'_> {
     pub fn build(&self, id: &str) -> Option<Value> {
         let children = Children::index(self.store);
         if let Some(d) = self.ids.parse(id).and_then(|seq| self.store.find_event(seq)) {
-            return Some(self.delivery(d, &children));
+            return Some(self.delivery(d, &children, 0));
         }
         let wanted = match self.ids.parse(id) {
             Some(seq) => Correlation::Event(seq),
@@ -56,7 +62,7 @@ impl TraceBuilder<'_> {
                 Cause::Event { seq, .. } => !correlated.iter().any(|c| c.contains_seq(seq)),
                 _ => true,
             })
-            .map(|d| self.delivery(d, &children))
+            .map(|d| self.delivery(d, &children, 0))
             .collect();
         match roots.len() {
             0 => None,
@@ -72,10 +78,10 @@ impl TraceBuilder<'_> {
         }
     }
 
-    fn delivery(&self, d: &Delivery, children: &Children) -> Value {
+    fn delivery(&self, d: &Delivery, children: &Children, depth: usize) -> Value {
         let mut event = Map::new();
         event.insert("id".into(), self.ids.format(d.first_seq).into());
-        event.insert("type".into(), self.types.lookup(d.types.get(0)).unwrap_or("?").into());
+        event.insert("type".into(), d.types.get(0).and_then(|t| self.types.lookup(t)).unwrap_or("?").into());
         event.insert("sender".into(), d.sender.as_deref().map_or(Value::Null, Value::from));
         let causation = match &d.cause {
             Cause::Root => Value::Null,
@@ -85,6 +91,12 @@ impl TraceBuilder<'_> {
         event.insert("causationId".into(), causation);
         event.insert("correlationId".into(), self.correlation_id(&d.correlation).into());
         event.insert("timestamp".into(), d.timestamp.into());
+        if depth >= MAX_TRACE_DEPTH {
+            event.insert("truncated".into(), true.into());
+            event.insert("branches".into(), Value::Array(Vec::new()));
+            event.insert("children".into(), Value::Array(Vec::new()));
+            return Value::Object(event);
+        }
         if d.is_batch() {
             let ids: Vec<Value> =
                 (0..d.count as u64).map(|i| self.ids.format(d.first_seq + i).into()).collect();
@@ -94,18 +106,18 @@ impl TraceBuilder<'_> {
             .branches
             .iter()
             .enumerate()
-            .map(|(i, b)| self.branch(b, d.first_branch + i as u64, children))
+            .map(|(i, b)| self.branch(b, d.first_branch + i as u64, children, depth))
             .collect();
         event.insert("branches".into(), branches.into());
         let caused: Vec<Value> = (0..d.count.max(1) as u64)
             .flat_map(|i| children.of_event.get(&(d.first_seq + i)).into_iter().flatten())
-            .map(|c| self.delivery(c, children))
+            .map(|c| self.delivery(c, children, depth + 1))
             .collect();
         event.insert("children".into(), caused.into());
         Value::Object(event)
     }
 
-    fn branch(&self, b: &Branch, id: u64, children: &Children) -> Value {
+    fn branch(&self, b: &Branch, id: u64, children: &Children, depth: usize) -> Value {
         let steps: Vec<Value> = b
             .steps()
             .map(|s| json!({ "name": self.steps.lookup(s).unwrap_or("?") }))
@@ -127,7 +139,7 @@ impl TraceBuilder<'_> {
             .get(&id)
             .into_iter()
             .flatten()
-            .map(|c| self.delivery(c, children))
+            .map(|c| self.delivery(c, children, depth + 1))
             .collect();
         branch.insert("children".into(), caused.into());
         Value::Object(branch)
@@ -175,6 +187,10 @@ fn render_event(event: &Value, indent: &str, out: &mut String) {
         str_of(event, "sender"),
     );
     let inner = format!("{indent}  ");
+    if event.get("truncated").and_then(Value::as_bool) == Some(true) {
+        let _ = writeln!(out, "{inner}... deeper events left out: trace('{}') continues", str_of(event, "id"));
+        return;
+    }
     for branch in list(event, "branches") {
         let steps: Vec<&str> =
             list(branch, "steps").iter().map(|s| str_of(s, "name")).collect();
