@@ -107,6 +107,8 @@ class Node {
   broadcast(event) {
     const runtime = this._runtime
     if (Array.isArray(event)) throw invalidArg('event', 'a single event object (broadcast takes no batches)', event)
+    // robustness (issue 3): the sender is null, so _deliver cannot see that this node is gone.
+    if (this._index < 0) runtime._assertLive(this, 'broadcast')
     return runtime._send(null, EVERY_NODE, true, event)
   }
 
@@ -275,7 +277,8 @@ class Runtime {
     if (Array.isArray(target)) {
       if (target.length === 0) throw invalidArg('target', 'a non-empty array of nodes', target)
       const seen = new Set()
-      const nodes = target.map((n, i) => {
+      // Array.from, not map: a hole in a sparse array is checked as undefined (issue 3).
+      const nodes = Array.from(target, (n, i) => {
         if (!(n instanceof Node)) throw invalidArg(`target[${i}]`, 'a node', n)
         if (seen.has(n.id)) throw invalidArg(`target[${i}]`, `a node not already in the array (duplicate '${n.id}')`, n)
         seen.add(n.id)
@@ -494,12 +497,14 @@ function createNodeArray(nodes) {
   if (!Array.isArray(nodes)) throw invalidArg('nodes', 'a non-empty array of nodes', nodes)
   if (nodes.length === 0) throw invalidArg('nodes', 'a non-empty array of nodes', nodes)
   const ids = new Set()
-  nodes.forEach((node, i) => {
+  // An indexed loop, not forEach: a hole in a sparse array is refused too (issue 3).
+  for (let i = 0; i < nodes.length; i++) {
+    const node = nodes[i]
     if (!(node instanceof Node)) throw invalidArg(`nodes[${i}]`, 'a node made by createNode()', node)
     if (node._runtime !== nodes[0]._runtime) throw invalidArg(`nodes[${i}]`, 'a node of the same runtime as nodes[0]', node)
     if (ids.has(node.id)) throw invalidArg(`nodes[${i}]`, `a node whose id is distinct ('${node.id}' appears twice)`, node)
     ids.add(node.id)
-  })
+  }
   checkLiveMembers(nodes) // robustness (issue 3): no disposed node, no shut-down runtime
   return new NodeArray(nodes)
 }
