@@ -90,28 +90,36 @@ class SendResult {
    * order: one handler id, or an array of them.
    */
   _start(slot, frame, handlers, event, context, batch) {
-    let order = 0
-    const many = typeof handlers !== 'number'
-    const count = many ? handlers.length : 1
-    for (let i = 0; i < count; i++) {
-      const entry = this._runtime._handlers[many ? handlers[i] : handlers]
-      // Removed since the plan, or a newer handler that reused a removed one's id (issue 3).
-      if (entry === undefined || entry.gen > this._gen) continue
-      if (entry.predicate !== null && !this._predicateAccepts(slot, frame, entry, event)) continue
-      if (order === 1) this._joinFlows(slot)
-      else if (order > 1) this._flowsLeft[slot]++
-      const flowContext = order === 0 ? context : createContext(frame, batch)
-      this._run(slot, order, frame, entry, event, flowContext)
-      order++
+    if (typeof handlers === 'number') {
+      const entry = this._runtime._handlers[handlers]
+      if (this._runnable(slot, frame, entry, event)) return this._run(slot, 0, frame, entry, event, context)
+    } else {
+      // robustness (issue 3): choose every handler first and count their flows before any runs;
+      // counting as they ran let a first flow that finished synchronously end the target
+      // (and record it fulfilled) before a later handler of the same node had run or failed.
+      const entries = []
+      for (let i = 0; i < handlers.length; i++) {
+        const entry = this._runtime._handlers[handlers[i]]
+        if (this._runnable(slot, frame, entry, event)) entries.push(entry)
+      }
+      if (entries.length > 1) {
+        if (this._flowsLeft === null) this._flowsLeft = new Array(this._targets.length).fill(1)
+        this._flowsLeft[slot] = entries.length
+      }
+      for (let order = 0; order < entries.length; order++) {
+        this._run(slot, order, frame, entries[order], event, order === 0 ? context : createContext(frame, batch))
+      }
+      if (entries.length > 0) return
     }
-    if (order > 0) return
     if (this._hasFailed(slot)) this._targetDone(slot)
     else this._unmatched(slot, frame)
   }
 
-  _joinFlows(slot) {
-    if (this._flowsLeft === null) this._flowsLeft = new Array(this._targets.length).fill(1)
-    this._flowsLeft[slot]++
+  /** Whether a planned handler runs: still registered, not newer than this send, its predicate agrees. */
+  _runnable(slot, frame, entry, event) {
+    // Removed since the plan, or a newer handler that reused a removed one's id (issue 3).
+    if (entry === undefined || entry.gen > this._gen) return false
+    return entry.predicate === null || this._predicateAccepts(slot, frame, entry, event)
   }
 
   _predicateAccepts(slot, frame, entry, event) {
