@@ -5,6 +5,7 @@ const { HappenError, invalidArg, fromNative } = require('./errors')
 const { checkEvent, checkBatch, checkNodeId, checkHandler, checkPattern, checkConfig } = require('./validate')
 // robustness (issue 3): checks that live in validate.js so this file stays small.
 const { checkNodeOptions, checkLiveTargets, checkLiveMembers } = require('./validate')
+const { trimTail } = require('./lifecycle')
 const {
   SendResult,
   FlowFrame,
@@ -243,12 +244,17 @@ class Runtime {
     const id = guard(() => native.addHandler(this._core, node._index, predicate === null ? pattern : null, name))
     // `gen`: a handler added while a send is being delivered (maybe reusing a removed
     // handler's id) does not run for that send (robustness, issue 3).
-    const entry = { fn: handler, predicate, name, gen: ++this._handlerGen }
-    this._handlers[id] = entry
+    const gen = ++this._handlerGen
+    this._handlers[id] = { fn: handler, predicate, name, gen }
+    // The remover knows its handler by (id, gen), not by holding it: a remover the program
+    // keeps must not keep the handler (and all it closes over) alive after remove(), dispose()
+    // or shutdown() (issue 3).
     return () => {
       // Removing twice, or after the node is gone, is harmless.
-      if (this._handlers[id] !== entry) return
+      const current = this._handlers[id]
+      if (current === undefined || current.gen !== gen) return
       this._handlers[id] = undefined
+      trimTail(this._handlers) // issue 3: tables shrink back as the core's do
       guard(() => native.removeHandler(this._core, id))
     }
   }
@@ -259,6 +265,8 @@ class Runtime {
     const released = guard(() => native.disposeNode(this._core, node._index))
     for (const id of released) this._handlers[id] = undefined
     this._nodesByIndex[node._index] = undefined
+    trimTail(this._handlers) // issue 3: tables shrink back as the core's do
+    trimTail(this._nodesByIndex)
     this._nodesById.delete(node.id)
     node._index = -1
   }

@@ -1,7 +1,10 @@
 //! Nodes and their handlers.
 //!
 //! Slots of disposed nodes and removed handlers are reused, so a process that creates and
-//! disposes nodes forever holds memory for the live ones only.
+//! disposes nodes forever holds memory for the live ones only. Free slots at the end of the
+//! tables are dropped and the tables shrink, so a burst of 100,000 nodes that are all disposed
+//! again does not leave tables sized for 100,000 behind. Free lists may then name slots past
+//! the end: those are skipped when popped.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -79,7 +82,7 @@ impl NodeRegistry {
         }
         let name: Arc<str> = name.into();
         let node = Node { name: name.clone(), handlers: Vec::new(), version: 0 };
-        let index = match self.free_slots.pop() {
+        let index = match pop_free(&mut self.free_slots, &self.slots) {
             Some(i) => {
                 self.slots[i as usize] = Some(node);
                 i
@@ -105,6 +108,10 @@ impl NodeRegistry {
         let released: Vec<HandlerId> = node.handlers.iter().map(|h| h.id).collect();
         for &id in &released {
             self.release_handler(id);
+        }
+        trim_tail(&mut self.slots, &mut self.free_slots, Option::is_none);
+        if self.by_name.capacity() > 64 && self.by_name.len() * 4 < self.by_name.capacity() {
+            self.by_name.shrink_to(self.by_name.len() * 2);
         }
         Ok(released)
     }
@@ -142,7 +149,7 @@ impl NodeRegistry {
         if self.get(index).is_none() {
             return Err(RegistryError::UnknownNode(index));
         }
-        let id = match self.free_handlers.pop() {
+        let id = match pop_free(&mut self.free_handlers, &self.handler_owner) {
             Some(id) => {
                 self.handler_owner[id as usize] = Some(index);
                 id
@@ -174,8 +181,16 @@ impl NodeRegistry {
     }
 
     fn release_handler(&mut self, id: HandlerId) {
-        self.handler_owner[id as usize] = None;
-        self.free_handlers.push(id);
+        if let Some(owner) = self.handler_owner.get_mut(id as usize) {
+            *owner = None;
+            self.free_handlers.push(id);
+        }
+        trim_tail(&mut self.handler_owner, &mut self.free_handlers, Option::is_none);
+    }
+
+    /// Table sizes, for tests that check that disposal gives memory back.
+    pub fn table_sizes(&self) -> (usize, usize) {
+        (self.slots.len(), self.handler_owner.len())
     }
 
     /// The handlers of `index` whose matcher accepts every type in `types`, in registration
@@ -195,6 +210,40 @@ impl NodeRegistry {
                     .map(|h| (h.id, h.name)),
             );
         }
+    }
+}
+
+/// Pops free indices until one names a free entry of the table; the others are stale (past a
+/// trimmed end). Checking the entry itself, not just the length, means a live slot can never
+/// be handed out twice whatever the order of creates and disposals.
+fn pop_free<T>(free: &mut Vec<u32>, table: &[Option<T>]) -> Option<u32> {
+    while let Some(i) = free.pop() {
+        if table.get(i as usize).is_some_and(Option::is_none) {
+            return Some(i);
+        }
+    }
+    None
+}
+
+/// Drops the free entries at the end of `table`, then shrinks the table and its free list
+/// when they hold much more than they need. Amortised: each entry is dropped once.
+fn trim_tail<T>(table: &mut Vec<T>, free: &mut Vec<u32>, is_free: impl Fn(&T) -> bool) {
+    let before = table.len();
+    while table.last().is_some_and(&is_free) {
+        table.pop();
+    }
+    if table.len() == before {
+        return;
+    }
+    let len = table.len();
+    if free.len() > 2 * len + 64 {
+        free.retain(|&i| (i as usize) < len);
+    }
+    if table.capacity() > 64 && len * 4 < table.capacity() {
+        table.shrink_to(len * 2);
+    }
+    if free.capacity() > 64 && free.len() * 4 < free.capacity() {
+        free.shrink_to(free.len() * 2);
     }
 }
 
@@ -244,5 +293,50 @@ mod tests {
         assert_eq!(r.dispose(n).unwrap(), vec![h]);
         let m = r.create("m").unwrap();
         assert_eq!(r.add_handler(m, pattern("x"), 0).unwrap(), h, "handler id reused");
+    }
+
+    #[test]
+    fn disposing_a_burst_of_nodes_shrinks_the_tables_back() {
+        let mut r = NodeRegistry::default();
+        let keeper = r.create("keeper").unwrap();
+        r.add_handler(keeper, pattern("x"), 0).unwrap();
+        let burst: Vec<NodeIndex> = (0..10_000).map(|i| r.create(&format!("n{i}")).unwrap()).collect();
+        for &n in &burst {
+            r.add_handler(n, pattern("x"), 0).unwrap();
+            r.add_handler(n, Matcher::Host, 1).unwrap();
+        }
+        assert_eq!(r.table_sizes(), (10_001, 20_001));
+        // Disposed in an order that leaves holes in the middle first.
+        for &n in burst.iter().rev().step_by(2).chain(burst.iter().step_by(2)) {
+            r.dispose(n).unwrap();
+        }
+        assert_eq!(r.table_sizes(), (1, 1));
+        assert!(r.slots.capacity() <= 64 && r.handler_owner.capacity() <= 64 && r.by_name.capacity() <= 128);
+        assert!(r.free_slots.len() <= 64 + 2 && r.free_handlers.len() <= 64 + 2);
+        // Stale free entries are skipped: new nodes and handlers get in-range, distinct slots.
+        let a = r.create("a").unwrap();
+        let b = r.create("b").unwrap();
+        assert_eq!((a, b), (1, 2));
+        assert_eq!(r.add_handler(a, pattern("x"), 0).unwrap(), 1);
+        let mut out = Vec::new();
+        r.matching(keeper, &["x"], &mut out);
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn stale_free_entries_never_hand_out_a_live_slot_twice() {
+        let mut r = NodeRegistry::default();
+        let names: Vec<NodeIndex> = (0..8).map(|i| r.create(&format!("n{i}")).unwrap()).collect();
+        // Free 3 (a hole), then 7..4 (the tail): 3 stays listed while the table is trimmed to 3.
+        r.dispose(names[3]).unwrap();
+        for &n in names[4..].iter().rev() {
+            r.dispose(n).unwrap();
+        }
+        let mut live = std::collections::HashSet::new();
+        for i in 0..20 {
+            let n = r.create(&format!("m{i}")).unwrap();
+            assert!(live.insert(n), "slot {n} handed out twice");
+        }
+        assert_eq!(r.len(), 3 + 20);
     }
 }
