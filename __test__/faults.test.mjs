@@ -529,6 +529,23 @@ describe('native panics', () => {
     await expect(nodes.send(job).return()).resolves.toMatchObject({ b: 'b did 1' });
   });
 
+  it('every N-API entry point catches panics, and the release profile unwinds', async () => {
+    const { readFileSync } = await import('node:fs');
+    const root = new URL('..', import.meta.url);
+    const binding = readFileSync(new URL('src/binding.rs', root), 'utf8');
+    const attributes = binding.match(/#\[napi[^\]]*\]\s*pub fn \w+/g) || [];
+    expect(attributes.length).toBeGreaterThanOrEqual(15);
+    expect(attributes.length).toBe((binding.match(/#\[napi/g) || []).length);
+    const unguarded = attributes.filter((a) => !/#\[napi\(catch_unwind\)\]/.test(a)).map((a) => a.split(/\s+/).pop());
+    expect(unguarded).toEqual([]);
+    // No napi entry point hides elsewhere without the attribute.
+    const { execFileSync } = await import('node:child_process');
+    const others = execFileSync('grep', ['-rl', '#\\[napi', 'src'], { cwd: root, encoding: 'utf8' }).trim().split('\n');
+    expect(others).toEqual(['src/binding.rs']);
+    const cargo = readFileSync(new URL('Cargo.toml', root), 'utf8');
+    expect(cargo).toMatch(/\[profile\.release\][^[]*panic = "unwind"/);
+  });
+
   it('a panic while the core table is borrowed leaves it usable (no poisoned state)', async () => {
     const { createRequire } = await import('node:module');
     const native = createRequire(import.meta.url)('../lib/native');

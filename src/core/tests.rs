@@ -165,3 +165,42 @@ fn history_stays_bounded_under_endless_traffic() {
     assert_eq!(core.history().events_held(), 50);
     assert!(core.trace(&core.format_id(first.unwrap())).is_none());
 }
+
+/// Issue 3: whatever numbers reach the core (the binding casts JS doubles: NaN becomes 0,
+/// negatives 0, huge values the maximum), no call panics, and the history stays readable.
+#[test]
+fn malformed_requests_never_panic() {
+    let mut core = Core::new(4);
+    let a = core.create_node("a").unwrap();
+    core.add_handler(a, Some("x"), "h").unwrap();
+    let x = core.intern_type("x");
+    // No types at all, a count of zero, unknown nodes and unknown type ids.
+    collect(&mut core, &send(&[a], &[], 0));
+    collect(&mut core, &send(&[a, 7, u32::MAX], &[x, 999], 2));
+    collect(&mut core, &send(&[], &[u32::MAX], 1));
+    // Unknown branches, steps, events, and ids that only look like ours.
+    core.record_step(u64::MAX, u32::MAX, 3).unwrap();
+    core.finish_branch(0, Outcome::Rejected, f64::NAN, Some("boom"));
+    core.finish_branch(u64::MAX, Outcome::Fulfilled, -1.0, None);
+    core.set_event_ids(0, Some("up"), None);
+    core.set_event_ids(u64::MAX, None, Some("corr"));
+    assert!(core.dispose_node(99).is_err());
+    assert!(core.remove_handler(u32::MAX).is_err());
+    for id in [
+        String::new(),
+        "-".into(),
+        format!("{}-", core.id_prefix()),
+        format!("{}-0", core.id_prefix()),
+        format!("{}-18446744073709551615", core.id_prefix()),
+        format!("{}-99999999999999999999999", core.id_prefix()),
+        format!("{}--1", core.id_prefix()),
+    ] {
+        let _ = core.trace(&id);
+    }
+    // Every delivery the history still holds renders.
+    for seq in 1..6 {
+        if let Some(tree) = core.trace(&core.format_id(seq)) {
+            let _ = trace::render_text(&tree);
+        }
+    }
+}
