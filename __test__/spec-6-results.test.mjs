@@ -1,6 +1,11 @@
 // SPEC §6 — Sending, processing, results.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it, vi } from 'vitest';
-import { HappenError, initializeHappen } from 'happen';
+import { HappenError, initializeHappen, trace } from 'happen';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** A runtime with nodes a, b, c that record what they receive. */
 function world(ids = ['a', 'b', 'c']) {
@@ -189,6 +194,7 @@ describe('§6 return(options) and trace(id) validate their arguments', () => {
   it.each([42, null, undefined, { id: 'x' }])('trace(%s) is a TypeError', (id) => {
     const { rt } = world();
     expect(() => rt.trace(id)).toThrow(TypeError);
+    expect(() => trace(id)).toThrow(TypeError);
   });
 });
 
@@ -256,6 +262,22 @@ describe('§6 a failing flow never loses the other results', () => {
     const error = await rejection(a.send({ type: 'x' }).return());
     expect(error.code).toBe('HANDLER_FAILED');
     expect(error.errors).toEqual({ a: boom });
+  });
+
+  it('a failure nobody asks about (send without return()) does not crash the process', () => {
+    // As in the document's "No Configuration Needed": node.send(...) without awaiting anything.
+    const script = `
+      const { initializeHappen } = require('happen');
+      const n = initializeHappen().createNode('n');
+      n.on('data-point', () => { throw new Error('handler failed'); });
+      n.on('other', async () => { throw new Error('async handler failed'); });
+      n.send({ type: 'data-point', payload: { value: 42 } });
+      n.send([{ type: 'other' }, { type: 'other' }]);
+      setTimeout(() => console.log('still alive'), 50);`;
+    const res = spawnSync(process.execPath, ['-e', script], { cwd: root, timeout: 10_000, encoding: 'utf8' });
+    expect(res.signal, res.stderr).toBeNull();
+    expect(res.status, res.stderr).toBe(0);
+    expect(res.stdout.trim()).toBe('still alive');
   });
 
   it('{ settled: true } resolves like Promise.allSettled, keyed by node id', async () => {

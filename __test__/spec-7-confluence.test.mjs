@@ -146,10 +146,30 @@ describe('§7 batches', () => {
     expect(context.node).toEqual({ id: 'sink' });
     expect(context.events).toHaveLength(3);
     expect(context.events.map((e) => e.causal.id)).toEqual(result.ids);
-    for (const { causal } of context.events) {
-      expect(causal.sender).toBe('sink');
+    for (const { causal } of context.events) expect(causal.sender).toBe('sink');
+  });
+
+  it('members of a batch sent from outside any handler are root events', async () => {
+    const { nodes: [n] } = runtimeWith(['sink']);
+    let ctx;
+    n.on('tick', (events, context) => { ctx = context; });
+    await n.process([{ type: 'tick' }, { type: 'tick' }, { type: 'tick' }]);
+    for (const { causal } of ctx.events) {
       expect(causal.causationId).toBeNull();
+      // API.md: the correlationId of a root event is its own id.
       expect(causal.correlationId).toBe(causal.id);
+    }
+  });
+
+  it('members of a batch sent from a flow are all caused by the handled event', async () => {
+    const { byId } = runtimeWith(['src', 'sink']);
+    let ctx;
+    byId.sink.on('tick', (events, context) => { ctx = context; });
+    byId.src.on('go', () => byId.src.send(byId.sink, [{ type: 'tick' }, { type: 'tick' }]).return());
+    const go = await byId.src.send({ type: 'go' });
+    await go.return();
+    for (const { causal } of ctx.events) {
+      expect(causal).toMatchObject({ causationId: go.id, correlationId: go.id, sender: 'src' });
     }
   });
 
