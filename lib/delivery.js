@@ -65,8 +65,10 @@ class SendResult {
     this._runtime = runtime
     this._targets = targets
     this._keyed = keyed
-    this._values = new Array(targets.length).fill(null)
-    this._done = new Array(targets.length).fill(false)
+    const n = targets.length
+    this._values = n === 1 ? [null] : new Array(n).fill(null)
+    // Which targets have finished; a single target is done when nothing is pending.
+    this._done = n === 1 ? null : new Array(n).fill(false)
     this._failures = null
     this._flowsLeft = null
     this._pending = 0
@@ -78,7 +80,9 @@ class SendResult {
 
   /** Every event id of the send: one, or one per event of a batch. */
   get ids() {
-    return typeof this._ids === 'function' ? (this._ids = this._ids()) : this._ids
+    if (this._ids === null) this._ids = this.id === null ? [] : [this.id]
+    else if (typeof this._ids === 'function') this._ids = this._ids()
+    return this._ids
   }
 
   /**
@@ -194,7 +198,7 @@ class SendResult {
   }
 
   _targetDone(slot) {
-    this._done[slot] = true
+    if (this._done !== null) this._done[slot] = true
     if (--this._pending > 0 || this._waiters === null) return
     const waiters = this._waiters
     this._waiters = null
@@ -255,13 +259,17 @@ class SendResult {
   }
 
   _runningNodes() {
-    return this._targets.filter((_, slot) => !this._done[slot]).map((node) => node.id)
+    return this._targets.filter((_, slot) => !this._isDone(slot)).map((node) => node.id)
+  }
+
+  _isDone(slot) {
+    return this._done === null ? this._pending === 0 : this._done[slot]
   }
 
   _finishedResults() {
     const results = {}
     this._targets.forEach((node, slot) => {
-      if (this._done[slot] && !this._hasFailed(slot)) results[node.id] = this._values[slot]
+      if (this._isDone(slot) && !this._hasFailed(slot)) results[node.id] = this._values[slot]
     })
     return results
   }

@@ -14,6 +14,8 @@ const {
 } = require('./delivery')
 
 const EVERY_NODE = null
+/** The path of a root event sent from outside any node; root paths are shared and frozen. */
+const NO_PATH = Object.freeze([])
 /** Outcomes wait in JS and reach the core in one call with the next send (or trace). */
 const OUTCOME_BUFFER = 3 * 512
 /** Frees a runtime's core when the runtime is collected without a shutdown(). */
@@ -66,6 +68,7 @@ class Node {
     Object.defineProperties(this, {
       _runtime: { value: runtime },
       _index: { value: index, writable: true },
+      _rootPath: { value: Object.freeze([id]) },
     })
   }
 
@@ -352,7 +355,7 @@ class Runtime {
         correlationSeq === seq ? id
         : correlationSeq > 0 ? this._prefix + correlationSeq
         : first.correlationId ?? frame.causal.correlationId,
-      path: frame === null ? (senderId === null ? [] : [senderId]) : [...frame.causal.path, senderId],
+      path: frame === null ? (sender === null ? NO_PATH : sender._rootPath) : [...frame.causal.path, senderId],
       timestamp: plan[2],
     }
 
@@ -377,7 +380,7 @@ class Runtime {
         }
       }
     }
-    const ids = batch ? () => Array.from({ length: count }, (_, i) => this._prefix + (seq + i)) : [id]
+    const ids = batch ? () => Array.from({ length: count }, (_, i) => this._prefix + (seq + i)) : null
     const result = new SendResult(this, nodes, keyed, id, ids)
     result._pending = planned
     result._startedAt = performance.now()
