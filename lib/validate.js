@@ -26,18 +26,27 @@ function checkEvent(event, name) {
   }
 }
 
-/** Validates a batch; returns its one shared type, or null when the types differ. */
+/**
+ * Validates a batch; returns its one shared type, or null when the types differ. Sets
+ * `checkBatch.ownIds` when any event carries its own causation or correlation id, so the
+ * caller needs no second pass over a large batch.
+ */
 function checkBatch(events, name) {
   let shared = null
+  let ownIds = false
   for (let i = 0; i < events.length; i++) {
     const event = events[i]
-    if (typeof event !== 'object' || event === null || typeof event.type !== 'string' || event.type.length === 0 ||
-        event.causationId != null || event.correlationId != null) {
+    if (typeof event !== 'object' || event === null || typeof event.type !== 'string' || event.type.length === 0) {
       checkEvent(event, `${name}[${i}]`)
+    }
+    if (event.causationId != null || event.correlationId != null) {
+      checkEvent(event, `${name}[${i}]`)
+      ownIds = true
     }
     if (i === 0) shared = event.type
     else if (shared !== null && event.type !== shared) shared = null
   }
+  checkBatch.ownIds = ownIds
   return shared
 }
 

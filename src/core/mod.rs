@@ -63,7 +63,6 @@ pub struct Dispatched {
 pub enum CoreError {
     Registry(RegistryError),
     Pattern(PatternError),
-    FlowTooLong { node: String, steps: usize },
 }
 
 impl std::fmt::Display for CoreError {
@@ -71,9 +70,6 @@ impl std::fmt::Display for CoreError {
         match self {
             CoreError::Registry(e) => e.fmt(f),
             CoreError::Pattern(e) => write!(f, "pattern {e}"),
-            CoreError::FlowTooLong { node, steps } => {
-                write!(f, "the flow in node '{node}' ran more than {steps} steps")
-            }
         }
     }
 }
@@ -264,14 +260,9 @@ impl Core {
             .or_else(|| request.inherited_correlation.clone())
     }
 
-    /// Records one more step of a running flow. Fails once the flow passes `MAX_FLOW_STEPS`.
-    pub fn record_step(&mut self, branch: BranchId, step: NameId, steps_so_far: usize) -> Result<(), CoreError> {
-        if steps_so_far >= MAX_FLOW_STEPS {
-            let node = self.history.branch(branch).map(|b| b.node.to_string()).unwrap_or_default();
-            return Err(CoreError::FlowTooLong { node, steps: MAX_FLOW_STEPS });
-        }
+    /// Records one more step of a running flow (the caller enforces `MAX_FLOW_STEPS`).
+    pub fn add_step(&mut self, branch: BranchId, step: NameId) {
         self.history.add_step(branch, step);
-        Ok(())
     }
 
     pub fn finish_branch(&mut self, branch: BranchId, outcome: Outcome, duration_ms: f64, error: Option<&str>) {
