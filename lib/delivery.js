@@ -226,7 +226,8 @@ class SendResult {
     return new Promise((resolve, reject) => {
       const waiter = { resolve, reject, settled: parsed.settled, timer: null }
       if (parsed.timeout !== undefined) {
-        waiter.timer = setTimeout(() => this._timeOut(waiter, parsed.timeout), parsed.timeout)
+        // Timers take at most 2^31-1 ms (~24.8 days); a longer timeout waits that long.
+        waiter.timer = setTimeout(() => this._timeOut(waiter, parsed.timeout), Math.min(parsed.timeout, 2 ** 31 - 1))
       }
       ;(this._waiters || (this._waiters = [])).push(waiter)
     })

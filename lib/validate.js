@@ -63,8 +63,8 @@ function checkReturnOptions(options) {
   if (timeout !== undefined) {
     if (typeof timeout !== 'number') throw invalidArg('options.timeout', 'of type number', timeout)
     // SPEC §6: every bad return() option is a TypeError, a bad number included.
-    if (!Number.isFinite(timeout) || timeout <= 0 || timeout > 2 ** 31 - 1) {
-      throw invalidArg('options.timeout', 'a positive finite number of milliseconds up to 2147483647', timeout)
+    if (!Number.isFinite(timeout) || timeout <= 0) {
+      throw invalidArg('options.timeout', 'a positive finite number of milliseconds', timeout)
     }
   }
   return { settled: settled === true, timeout }
