@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::names::NameId;
+use super::names::{NameId, SharedNames};
 use super::pattern::Pattern;
 
 pub type NodeIndex = u32;
@@ -39,6 +39,8 @@ struct Handler {
 #[derive(Debug)]
 pub struct Node {
     pub name: Arc<str>,
+    /// The same name in `SharedNames`, which the history references.
+    pub name_id: NameId,
     handlers: Vec<Handler>,
     /// Bumped on every handler change; dispatch caches are keyed by it.
     pub version: u64,
@@ -73,12 +75,13 @@ pub struct NodeRegistry {
 }
 
 impl NodeRegistry {
-    pub fn create(&mut self, name: &str) -> Result<NodeIndex, RegistryError> {
+    pub fn create(&mut self, name: &str, names: &mut SharedNames) -> Result<NodeIndex, RegistryError> {
         if self.by_name.contains_key(name) {
             return Err(RegistryError::DuplicateNode(name.to_string()));
         }
+        let name_id = names.acquire(name);
         let name: Arc<str> = name.into();
-        let node = Node { name: name.clone(), handlers: Vec::new(), version: 0 };
+        let node = Node { name: name.clone(), name_id, handlers: Vec::new(), version: 0 };
         let index = match self.free_slots.pop() {
             Some(i) => {
                 self.slots[i as usize] = Some(node);
@@ -94,13 +97,14 @@ impl NodeRegistry {
     }
 
     /// Removes the node and all its handlers; returns the handler ids that were released.
-    pub fn dispose(&mut self, index: NodeIndex) -> Result<Vec<HandlerId>, RegistryError> {
+    pub fn dispose(&mut self, index: NodeIndex, names: &mut SharedNames) -> Result<Vec<HandlerId>, RegistryError> {
         let node = self
             .slots
             .get_mut(index as usize)
             .and_then(Option::take)
             .ok_or(RegistryError::UnknownNode(index))?;
         self.by_name.remove(&node.name);
+        names.release(node.name_id);
         self.free_slots.push(index);
         let released: Vec<HandlerId> = node.handlers.iter().map(|h| h.id).collect();
         for &id in &released {
@@ -208,20 +212,21 @@ mod tests {
 
     #[test]
     fn duplicate_names_are_refused_and_slots_are_reused() {
-        let mut r = NodeRegistry::default();
-        let a = r.create("a").unwrap();
-        assert_eq!(r.create("a"), Err(RegistryError::DuplicateNode("a".into())));
-        r.dispose(a).unwrap();
+        let (mut r, mut names) = (NodeRegistry::default(), SharedNames::default());
+        let a = r.create("a", &mut names).unwrap();
+        assert_eq!(r.create("a", &mut names), Err(RegistryError::DuplicateNode("a".into())));
+        r.dispose(a, &mut names).unwrap();
         assert_eq!(r.find("a"), None);
-        let b = r.create("b").unwrap();
+        assert!(names.is_empty());
+        let b = r.create("b", &mut names).unwrap();
         assert_eq!(a, b, "the freed slot is reused");
-        assert_eq!(r.dispose(99), Err(RegistryError::UnknownNode(99)));
+        assert_eq!(r.dispose(99, &mut names), Err(RegistryError::UnknownNode(99)));
     }
 
     #[test]
     fn matching_keeps_registration_order_and_requires_every_type() {
-        let mut r = NodeRegistry::default();
-        let n = r.create("n").unwrap();
+        let (mut r, mut names) = (NodeRegistry::default(), SharedNames::default());
+        let n = r.create("n", &mut names).unwrap();
         let h1 = r.add_handler(n, pattern("order.*"), 0).unwrap();
         let h2 = r.add_handler(n, Matcher::Host, 1).unwrap();
         let h3 = r.add_handler(n, pattern("order.created"), 2).unwrap();
@@ -238,11 +243,11 @@ mod tests {
 
     #[test]
     fn disposing_a_node_releases_its_handlers() {
-        let mut r = NodeRegistry::default();
-        let n = r.create("n").unwrap();
+        let (mut r, mut names) = (NodeRegistry::default(), SharedNames::default());
+        let n = r.create("n", &mut names).unwrap();
         let h = r.add_handler(n, pattern("x"), 0).unwrap();
-        assert_eq!(r.dispose(n).unwrap(), vec![h]);
-        let m = r.create("m").unwrap();
+        assert_eq!(r.dispose(n, &mut names).unwrap(), vec![h]);
+        let m = r.create("m", &mut names).unwrap();
         assert_eq!(r.add_handler(m, pattern("x"), 0).unwrap(), h, "handler id reused");
     }
 }
