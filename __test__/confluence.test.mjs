@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createNodeArray } from 'happen';
 import * as happenTop from 'happen';
+import { traceEvents } from './helpers.mjs';
 
 const { initializeHappen } = happenTop;
 
@@ -21,19 +22,6 @@ function spyLog() {
 /** Every console.log line printed so far, as a string. */
 function lines(spy) {
   return spy.mock.calls.map((args) => args.map(String).join(' '));
-}
-
-/** Walk a trace tree (events, their branches and children) and collect every event. */
-function traceEvents(tree) {
-  const out = [];
-  const visit = (ev) => {
-    if (!ev) return;
-    out.push(ev);
-    for (const child of ev.children ?? []) visit(child);
-    for (const branch of ev.branches ?? []) for (const child of branch.children ?? []) visit(child);
-  };
-  visit(tree);
-  return out;
 }
 
 describe('Fan-out: One Event, Multiple Nodes', () => {

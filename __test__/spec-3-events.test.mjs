@@ -1,20 +1,11 @@
 // SPEC §3 — Events and causal context.
 import { describe, expect, it, vi } from 'vitest';
 import { initializeHappen } from 'happen';
+import { thrown } from './helpers.mjs';
 
 /** Give any asynchronous delivery a chance to happen. */
 async function settle() {
   for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 2));
-}
-
-/** The error a synchronous call throws (fails the test if it does not throw). */
-function thrown(fn) {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the call to throw');
 }
 
 /**

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, vi } from 'vitest';
 import { HappenError, initializeHappen, trace } from 'happen';
+import { deferred, thrown, rejection } from './helpers.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -20,35 +21,12 @@ function world(ids = ['a', 'b', 'c']) {
   return { rt, ...nodes, seen, record };
 }
 
-function deferred() {
-  let resolve;
-  let reject;
-  const promise = new Promise((res, rej) => { resolve = res; reject = rej; });
-  return { promise, resolve, reject };
-}
-
 /** Whether a promise has settled after the pending I/O and timers have run. */
 async function isSettled(promise) {
   let settled = false;
   promise.then(() => { settled = true; }, () => { settled = true; });
   for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 2));
   return settled;
-}
-
-async function rejection(promise) {
-  return promise.then(
-    (value) => { throw new Error(`expected a rejection, got ${JSON.stringify(value)}`); },
-    (error) => error,
-  );
-}
-
-function thrown(fn) {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the call to throw');
 }
 
 describe('§6 node.send targets', () => {

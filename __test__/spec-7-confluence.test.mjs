@@ -2,30 +2,12 @@
 import vm from 'node:vm';
 import { describe, expect, it, vi } from 'vitest';
 import { initializeHappen } from 'happen';
+import { deferred, traceEvents } from './helpers.mjs';
 
 function runtimeWith(ids) {
   const rt = initializeHappen();
   const nodes = ids.map((id) => rt.createNode(id));
   return { rt, nodes, byId: Object.fromEntries(nodes.map((n) => [n.id, n])) };
-}
-
-function deferred() {
-  let resolve;
-  const promise = new Promise((res) => { resolve = res; });
-  return { promise, resolve };
-}
-
-/** Walk a trace tree and collect every event in it. */
-function traceEvents(tree) {
-  const out = [];
-  const visit = (ev) => {
-    if (!ev) return;
-    out.push(ev);
-    for (const child of ev.children ?? []) visit(child);
-    for (const branch of ev.branches ?? []) for (const child of branch.children ?? []) visit(child);
-  };
-  visit(tree);
-  return out;
 }
 
 describe('§7 createNodeArray', () => {

@@ -4,27 +4,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { createNode, initializeHappen, trace as topTrace } from 'happen';
+import { deferred, traceEvents } from './helpers.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-function deferred() {
-  let resolve;
-  const promise = new Promise((res) => { resolve = res; });
-  return { promise, resolve };
-}
-
-/** Every event of a trace tree: the root, event children and branch children. */
-function traceEvents(tree) {
-  const out = [];
-  const visit = (ev) => {
-    if (!ev) return;
-    out.push(ev);
-    for (const child of ev.children ?? []) visit(child);
-    for (const branch of ev.branches ?? []) for (const child of branch.children ?? []) visit(child);
-  };
-  visit(tree);
-  return out;
-}
 
 /**
  * checkout --order.placed--> [billing, stock] (fan-out from checkout's flow);
