@@ -115,8 +115,8 @@ class SendResult {
 
   _predicateAccepts(slot, frame, entry, event) {
     try {
-      if (!Array.isArray(event)) return entry.predicate(event.type) === true
-      for (let i = 0; i < event.length; i++) if (entry.predicate(event[i].type) !== true) return false
+      if (!Array.isArray(event)) return Boolean(entry.predicate(event.type))
+      for (let i = 0; i < event.length; i++) if (!entry.predicate(event[i].type)) return false
       return true
     } catch (error) {
       this._recordFailure(slot, frame, '(pattern predicate)', error)
@@ -155,13 +155,29 @@ class SendResult {
         }
         continue
       }
-      if (value !== null && typeof value === 'object' && typeof value.then === 'function') {
-        const step = lastStep
-        value.then(
-          (next) => this._advance(slot, order, frame, step, event, context, next, steps),
-          (error) => this._flowFailed(slot, order, frame, step, error),
-        )
-        return
+      if (value !== null && typeof value === 'object') {
+        let then
+        try {
+          then = value.then
+        } catch (error) {
+          return this._flowFailed(slot, order, frame, lastStep, error)
+        }
+        if (typeof then === 'function') {
+          // A hand-written thenable may call back more than once, or throw: only the first
+          // word counts, as with a real Promise.
+          const step = lastStep
+          let answered = false
+          try {
+            then.call(
+              value,
+              (next) => answered || ((answered = true), this._advance(slot, order, frame, step, event, context, next, steps)),
+              (error) => answered || ((answered = true), this._flowFailed(slot, order, frame, step, error)),
+            )
+          } catch (error) {
+            if (!answered) (answered = true), this._flowFailed(slot, order, frame, step, error)
+          }
+          return
+        }
       }
       return this._flowDone(slot, order, frame, value)
     }
