@@ -29,7 +29,7 @@ function modelMatches(pattern, type) {
   const parts = type.split('.');
   return expand(pattern).some((alt) => {
     const segs = alt.split('.');
-    return segs.length === parts.length && segs.every((s, i) => s === '*' || s === parts[i]);
+    return segs.length === parts.length && segs.every((s, i) => (s === '*' ? parts[i] !== '' : s === parts[i]));
   });
 }
 

@@ -79,6 +79,20 @@ describe('§1 CommonJS entry point', () => {
     expect(await node.process({ type: 'hello', payload: 'cjs' })).toBe('hello cjs');
   });
 
+  it('ESM and CommonJS share one default runtime (no dual-package split)', () => {
+    // In plain Node, as a user's app mixing import and require would run.
+    const script = `
+      import { createRequire } from 'node:module';
+      import { createNode } from 'happen';
+      const cjs = createRequire(process.cwd() + '/')('happen');
+      const created = createNode('shared-default');
+      let duplicate = 'none';
+      try { cjs.createNode('shared-default'); } catch (e) { duplicate = e.code; }
+      console.log(cjs.node('shared-default') === created, duplicate);`;
+    const out = expectCleanExit(runNode(['--input-type=module', '-e', script]));
+    expect(out).toBe('true DUPLICATE_NODE');
+  });
+
   it('`require("happen")` resolves by package name', () => {
     const res = runNode(['-e', `const { createNodeArray } = require('happen'); console.log(typeof createNodeArray)`]);
     expect(expectCleanExit(res)).toBe('function');

@@ -11,18 +11,9 @@ import {
   node as topNode,
   trace as topTrace,
 } from 'happen';
+import { thrown } from './helpers.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-/** The error a synchronous call throws (fails the test if it does not throw). */
-function thrown(fn) {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the call to throw');
-}
 
 /** The error a call fails with, whether it throws synchronously or returns a rejected promise. */
 async function failure(fn) {

@@ -1,20 +1,11 @@
 // SPEC §3 — Events and causal context.
 import { describe, expect, it, vi } from 'vitest';
 import { initializeHappen } from 'happen';
+import { thrown } from './helpers.mjs';
 
 /** Give any asynchronous delivery a chance to happen. */
 async function settle() {
   for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 2));
-}
-
-/** The error a synchronous call throws (fails the test if it does not throw). */
-function thrown(fn) {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the call to throw');
 }
 
 /**
@@ -101,10 +92,24 @@ describe('§3 what a caller passes', () => {
     expect(seen).toEqual([]);
   });
 
+  it.each([
+    ['causationId', { type: 'x', causationId: 42 }],
+    ['causationId', { type: 'x', causationId: '' }],
+    ['correlationId', { type: 'x', correlationId: {} }],
+  ])('a %s that is not a non-empty string is refused with a TypeError naming it', async (field, bad) => {
+    const { a, seen } = world();
+    const error = thrown(() => a.send(bad));
+    expect(error).toBeInstanceOf(TypeError);
+    expect(error.message).toContain(field);
+    await settle();
+    expect(seen).toEqual([]);
+  });
+
   it('the TypeError for a bad type names event.type', () => {
     const { a } = world();
-    expect(thrown(() => a.send({ type: '' })).message).toContain('type');
-    expect(thrown(() => a.send({ payload: {} })).message).toContain('type');
+    expect(thrown(() => a.send({ type: '' })).message).toContain('event.type');
+    expect(thrown(() => a.send({ payload: {} })).message).toContain('event.type');
+    expect(thrown(() => a.send({ type: ['x'] })).message).toContain('event.type');
   });
 });
 
@@ -144,14 +149,24 @@ describe('§3 what a handler receives', () => {
     expect(new Set(ids).size).toBe(7);
   });
 
+  it('event ids are unique across runtimes too', async () => {
+    const one = world();
+    const two = world();
+    const ids = [];
+    for (let i = 0; i < 3; i++) {
+      ids.push((await one.a.send({ type: 'x' })).id, (await two.a.send({ type: 'x' })).id);
+    }
+    expect(new Set(ids).size).toBe(6);
+  });
+
   it('a root event has causationId null and a correlationId of its own', async () => {
-    const { a, b, of } = world();
+    const { a, of } = world();
     await a.process({ type: 'root-1' });
     await a.process({ type: 'root-2' });
     const c1 = of('root-1')[0].event.context.causal;
     const c2 = of('root-2')[0].event.context.causal;
     expect(c1.causationId).toBeNull();
-    expect(typeof c1.correlationId).toBe('string');
+    expect(c1.correlationId).toBe(c1.id); // API.md: a root event's correlationId is its own id
     expect(c1.correlationId).not.toBe(c2.correlationId);
   });
 
@@ -315,7 +330,7 @@ describe('§3 causal context of the handler', () => {
     expect(context.node).toEqual({ id: 'a' });
   });
 
-  it('vi spies see the same handler arguments as the document\'s handlers', async () => {
+  it('a handler is called once with (event, context)', async () => {
     const rt = initializeHappen();
     const n = rt.createNode('spied');
     const handler = vi.fn(() => 'r');

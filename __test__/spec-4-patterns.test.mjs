@@ -1,4 +1,5 @@
 // SPEC §4 — Handlers and patterns.
+import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { initializeHappen } from 'happen';
 
@@ -62,6 +63,38 @@ describe('§4 patterns', () => {
 
   it('alternatives {a,b}', async () => {
     expect(await matched('{order,payment}.created', types)).toEqual(['order.created', 'payment.created']);
+  });
+
+  it('match any generated pattern exactly as the rules say', async () => {
+    const word = fc.constantFrom('order', 'payment', 'created', 'v2');
+    const type = fc.array(word, { minLength: 1, maxLength: 3 }).map((segs) => segs.join('.'));
+    const segment = fc.oneof(
+      word,
+      fc.constant('*'),
+      fc.uniqueArray(word, { minLength: 2, maxLength: 3 }).map((alts) => `{${alts.join(',')}}`),
+    );
+    const pattern = fc.array(segment, { minLength: 1, maxLength: 3 }).map((segs) => segs.join('.'));
+    // The rules of SPEC §4, written out independently.
+    const reference = (pat, t) => {
+      if (pat === '*') return true;
+      const ps = pat.split('.');
+      const ts = t.split('.');
+      return ps.length === ts.length && ps.every((p, i) =>
+        p === '*' || (p.startsWith('{') ? p.slice(1, -1).split(',').includes(ts[i]) : p === ts[i]));
+    };
+    await fc.assert(
+      fc.asyncProperty(pattern, fc.uniqueArray(type, { minLength: 1, maxLength: 8 }), async (pat, types) => {
+        expect(await matched(pat, types)).toEqual(types.filter((t) => reference(pat, t)));
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('characters other than `*`, `.`, `{`, `,`, `}` match themselves only', async () => {
+    expect(await matched('order.created', ['orderXcreated', 'order.created'])).toEqual(['order.created']);
+    expect(await matched('a+b', ['a+b', 'aab'])).toEqual(['a+b']);
+    expect(await matched('(x)|y', ['(x)|y', 'y', 'x'])).toEqual(['(x)|y']);
+    expect(await matched('price.$', ['price.$', 'price.'])).toEqual(['price.$']);
   });
 
   it('a predicate (type) => boolean', async () => {

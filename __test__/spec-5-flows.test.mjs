@@ -1,18 +1,11 @@
 // SPEC §5 — Flows (event continuum).
 import { describe, expect, it } from 'vitest';
 import { initializeHappen } from 'happen';
+import { rejection } from './helpers.mjs';
 
 function oneNode(id = 'flow-node') {
   const rt = initializeHappen();
   return { rt, node: rt.createNode(id) };
-}
-
-/** The error a promise rejects with (fails the test if it resolves). */
-async function rejection(promise) {
-  return promise.then(
-    (value) => { throw new Error(`expected a rejection, got ${JSON.stringify(value)}`); },
-    (error) => error,
-  );
 }
 
 /** A handler that makes a flow of exactly `total` functions (itself included). */

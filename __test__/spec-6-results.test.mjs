@@ -1,6 +1,12 @@
 // SPEC §6 — Sending, processing, results.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it, vi } from 'vitest';
-import { HappenError, initializeHappen } from 'happen';
+import { HappenError, initializeHappen, trace } from 'happen';
+import { deferred, thrown, rejection } from './helpers.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** A runtime with nodes a, b, c that record what they receive. */
 function world(ids = ['a', 'b', 'c']) {
@@ -15,35 +21,12 @@ function world(ids = ['a', 'b', 'c']) {
   return { rt, ...nodes, seen, record };
 }
 
-function deferred() {
-  let resolve;
-  let reject;
-  const promise = new Promise((res, rej) => { resolve = res; reject = rej; });
-  return { promise, resolve, reject };
-}
-
 /** Whether a promise has settled after the pending I/O and timers have run. */
 async function isSettled(promise) {
   let settled = false;
   promise.then(() => { settled = true; }, () => { settled = true; });
   for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 2));
   return settled;
-}
-
-async function rejection(promise) {
-  return promise.then(
-    (value) => { throw new Error(`expected a rejection, got ${JSON.stringify(value)}`); },
-    (error) => error,
-  );
-}
-
-function thrown(fn) {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the call to throw');
 }
 
 describe('§6 node.send targets', () => {
@@ -189,6 +172,7 @@ describe('§6 return(options) and trace(id) validate their arguments', () => {
   it.each([42, null, undefined, { id: 'x' }])('trace(%s) is a TypeError', (id) => {
     const { rt } = world();
     expect(() => rt.trace(id)).toThrow(TypeError);
+    expect(() => trace(id)).toThrow(TypeError);
   });
 });
 
@@ -256,6 +240,22 @@ describe('§6 a failing flow never loses the other results', () => {
     const error = await rejection(a.send({ type: 'x' }).return());
     expect(error.code).toBe('HANDLER_FAILED');
     expect(error.errors).toEqual({ a: boom });
+  });
+
+  it('a failure nobody asks about (send without return()) does not crash the process', () => {
+    // As in the document's "No Configuration Needed": node.send(...) without awaiting anything.
+    const script = `
+      const { initializeHappen } = require('happen');
+      const n = initializeHappen().createNode('n');
+      n.on('data-point', () => { throw new Error('handler failed'); });
+      n.on('other', async () => { throw new Error('async handler failed'); });
+      n.send({ type: 'data-point', payload: { value: 42 } });
+      n.send([{ type: 'other' }, { type: 'other' }]);
+      setTimeout(() => console.log('still alive'), 50);`;
+    const res = spawnSync(process.execPath, ['-e', script], { cwd: root, timeout: 10_000, encoding: 'utf8' });
+    expect(res.signal, res.stderr).toBeNull();
+    expect(res.status, res.stderr).toBe(0);
+    expect(res.stdout.trim()).toBe('still alive');
   });
 
   it('{ settled: true } resolves like Promise.allSettled, keyed by node id', async () => {

@@ -2,30 +2,12 @@
 import vm from 'node:vm';
 import { describe, expect, it, vi } from 'vitest';
 import { initializeHappen } from 'happen';
+import { deferred, traceEvents } from './helpers.mjs';
 
 function runtimeWith(ids) {
   const rt = initializeHappen();
   const nodes = ids.map((id) => rt.createNode(id));
   return { rt, nodes, byId: Object.fromEntries(nodes.map((n) => [n.id, n])) };
-}
-
-function deferred() {
-  let resolve;
-  const promise = new Promise((res) => { resolve = res; });
-  return { promise, resolve };
-}
-
-/** Walk a trace tree and collect every event in it. */
-function traceEvents(tree) {
-  const out = [];
-  const visit = (ev) => {
-    if (!ev) return;
-    out.push(ev);
-    for (const child of ev.children ?? []) visit(child);
-    for (const branch of ev.branches ?? []) for (const child of branch.children ?? []) visit(child);
-  };
-  visit(tree);
-  return out;
 }
 
 describe('§7 createNodeArray', () => {
@@ -146,10 +128,30 @@ describe('§7 batches', () => {
     expect(context.node).toEqual({ id: 'sink' });
     expect(context.events).toHaveLength(3);
     expect(context.events.map((e) => e.causal.id)).toEqual(result.ids);
-    for (const { causal } of context.events) {
-      expect(causal.sender).toBe('sink');
+    for (const { causal } of context.events) expect(causal.sender).toBe('sink');
+  });
+
+  it('members of a batch sent from outside any handler are root events', async () => {
+    const { nodes: [n] } = runtimeWith(['sink']);
+    let ctx;
+    n.on('tick', (events, context) => { ctx = context; });
+    await n.process([{ type: 'tick' }, { type: 'tick' }, { type: 'tick' }]);
+    for (const { causal } of ctx.events) {
       expect(causal.causationId).toBeNull();
+      // API.md: the correlationId of a root event is its own id.
       expect(causal.correlationId).toBe(causal.id);
+    }
+  });
+
+  it('members of a batch sent from a flow are all caused by the handled event', async () => {
+    const { byId } = runtimeWith(['src', 'sink']);
+    let ctx;
+    byId.sink.on('tick', (events, context) => { ctx = context; });
+    byId.src.on('go', () => byId.src.send(byId.sink, [{ type: 'tick' }, { type: 'tick' }]).return());
+    const go = await byId.src.send({ type: 'go' });
+    await go.return();
+    for (const { causal } of ctx.events) {
+      expect(causal).toMatchObject({ causationId: go.id, correlationId: go.id, sender: 'src' });
     }
   });
 

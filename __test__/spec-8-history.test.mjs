@@ -4,27 +4,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { createNode, initializeHappen, trace as topTrace } from 'happen';
+import { deferred, traceEvents } from './helpers.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-function deferred() {
-  let resolve;
-  const promise = new Promise((res) => { resolve = res; });
-  return { promise, resolve };
-}
-
-/** Every event of a trace tree: the root, event children and branch children. */
-function traceEvents(tree) {
-  const out = [];
-  const visit = (ev) => {
-    if (!ev) return;
-    out.push(ev);
-    for (const child of ev.children ?? []) visit(child);
-    for (const branch of ev.branches ?? []) for (const child of branch.children ?? []) visit(child);
-  };
-  visit(tree);
-  return out;
-}
 
 /**
  * checkout --order.placed--> [billing, stock] (fan-out from checkout's flow);
@@ -110,6 +92,22 @@ describe('§8 trace(id) returns the causal tree', () => {
     expect(tree).not.toBeNull();
     expect(tree.id).toBe(result.id);
     expect(traceEvents(tree).map((e) => e.type)).toEqual(['start', 'next']);
+  });
+
+  it('a correlation id shared by several root events gives all of them', async () => {
+    const rt = initializeHappen();
+    const a = rt.createNode('a');
+    a.on('*', () => 'ok');
+    const first = await a.send({ type: 'first', correlationId: 'shared-conversation' });
+    const second = await a.send({ type: 'second', correlationId: 'shared-conversation' });
+    await Promise.all([first.return(), second.return()]);
+    const tree = rt.trace('shared-conversation');
+    const ids = traceEvents(tree).map((e) => e.id);
+    expect(ids).toContain(first.id);
+    expect(ids).toContain(second.id);
+    const text = String(tree);
+    expect(text).toContain('first');
+    expect(text).toContain('second');
   });
 
   it('a child event id gives the tree from that event', async () => {
@@ -233,6 +231,17 @@ describe('§8 bounded history', () => {
     expect(held.slice(-49).every(Boolean)).toBe(true);
   });
 
+  it('results do not depend on the history: return() still works after the event was dropped', async () => {
+    const rt = initializeHappen({ historySize: 1 });
+    const n = rt.createNode('n');
+    n.on('x', (event) => event.payload * 10);
+    const first = await n.send({ type: 'x', payload: 1 });
+    for (let i = 0; i < 5; i++) await n.process({ type: 'x', payload: i });
+    expect(rt.trace(first.id)).toBeNull();
+    expect(await first.trace()).toBeNull();
+    expect(await first.return()).toBe(10);
+  });
+
   it('historySize is per runtime', async () => {
     const small = initializeHappen({ historySize: 1 });
     const big = initializeHappen({ historySize: 1000 });
@@ -252,6 +261,8 @@ describe('§8 bounded history', () => {
 
   it('memory stays flat under endless traffic', () => {
     // In a child process so the measurement is not disturbed by other tests.
+    // Measured on this machine: with historySize 100 the RSS grows ~15 MB (allocator
+    // warm-up) over the second phase; with an unbounded history it grows ~100 MB.
     const script = `
       const { initializeHappen } = require('happen');
       (async () => {
@@ -259,20 +270,18 @@ describe('§8 bounded history', () => {
         const a = rt.createNode('a'), b = rt.createNode('b');
         const nodes = rt.createNodeArray([a, b]);
         nodes.on('tick', (e, ctx) => ctx.node.id);
-        const pad = 'x'.repeat(1024);
-        const run = async (n) => { for (let i = 0; i < n; i++) await (await nodes.send({ type: 'tick', payload: pad + i })).return(); };
+        const run = async (n) => { for (let i = 0; i < n; i++) await (await nodes.send({ type: 'tick', payload: i })).return(); };
         const measure = () => { global.gc(); global.gc(); const m = process.memoryUsage(); return { heap: m.heapUsed + m.external, rss: m.rss }; };
-        await run(3000);
+        await run(200000);
         const before = measure();
-        await run(15000);
+        await run(400000);
         const after = measure();
         console.log(JSON.stringify({ before, after }));
       })().catch((e) => { console.error(e); process.exit(1); });`;
     const res = spawnSync(process.execPath, ['--expose-gc', '-e', script], { cwd: root, timeout: 120_000, encoding: 'utf8' });
     expect(res.status, res.stderr).toBe(0);
     const { before, after } = JSON.parse(res.stdout);
-    // 15,000 more fan-out events of ~1 KB each would hold well over 15 MB if kept.
     expect(after.heap - before.heap).toBeLessThan(8 * 1024 * 1024);
-    expect(after.rss - before.rss).toBeLessThan(32 * 1024 * 1024);
+    expect(after.rss - before.rss).toBeLessThan(45 * 1024 * 1024);
   }, 130_000);
 });

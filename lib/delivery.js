@@ -16,8 +16,6 @@ const REJECTED = 2
 const UNMATCHED = 3
 
 const stepName = (fn) => fn.name || '(anonymous)'
-/** The original `then`: a Promise with an own `then` property cannot hijack the flow. */
-const promiseThen = Promise.prototype.then
 
 /** What a flow knows about where it runs: the node, its branch in the history, its cause. */
 class FlowFrame {
@@ -67,8 +65,10 @@ class SendResult {
     this._runtime = runtime
     this._targets = targets
     this._keyed = keyed
-    this._values = new Array(targets.length).fill(null)
-    this._done = new Array(targets.length).fill(false)
+    const n = targets.length
+    this._values = n === 1 ? [null] : new Array(n).fill(null)
+    // Which targets have finished; a single target is done when nothing is pending.
+    this._done = n === 1 ? null : new Array(n).fill(false)
     this._failures = null
     this._flowsLeft = null
     this._pending = 0
@@ -82,7 +82,9 @@ class SendResult {
 
   /** Every event id of the send: one, or one per event of a batch. */
   get ids() {
-    return typeof this._ids === 'function' ? (this._ids = this._ids()) : this._ids
+    if (this._ids === null) this._ids = this.id === null ? [] : [this.id]
+    else if (typeof this._ids === 'function') this._ids = this._ids()
+    return this._ids
   }
 
   /**
@@ -124,8 +126,8 @@ class SendResult {
 
   _predicateAccepts(slot, frame, entry, event) {
     try {
-      if (!Array.isArray(event)) return entry.predicate(event.type) === true
-      for (let i = 0; i < event.length; i++) if (entry.predicate(event[i].type) !== true) return false
+      if (!Array.isArray(event)) return Boolean(entry.predicate(event.type))
+      for (let i = 0; i < event.length; i++) if (!entry.predicate(event[i].type)) return false
       return true
     } catch (error) {
       this._recordFailure(slot, frame, '(pattern predicate)', error)
@@ -165,22 +167,26 @@ class SendResult {
         continue
       }
       if (value !== null && typeof value === 'object') {
-        // robustness (issue 3): a hostile thenable (a throwing `then` getter or method, one
-        // that calls back twice) fails this flow only; Promise.resolve adopts it safely and
-        // returns a native Promise unchanged.
-        let promise = null
+        let then
         try {
-          if (typeof value.then === 'function') promise = Promise.resolve(value)
+          then = value.then
         } catch (error) {
           return this._flowFailed(slot, order, frame, lastStep, error)
         }
-        if (promise !== null) {
+        if (typeof then === 'function') {
+          // A hand-written thenable may call back more than once, or throw: only the first
+          // word counts, as with a real Promise.
           const step = lastStep
-          promiseThen.call(
-            promise,
-            (next) => this._advance(slot, order, frame, step, event, context, next, steps),
-            (error) => this._flowFailed(slot, order, frame, step, error),
-          )
+          let answered = false
+          try {
+            then.call(
+              value,
+              (next) => answered || ((answered = true), this._advance(slot, order, frame, step, event, context, next, steps)),
+              (error) => answered || ((answered = true), this._flowFailed(slot, order, frame, step, error)),
+            )
+          } catch (error) {
+            if (!answered) (answered = true), this._flowFailed(slot, order, frame, step, error)
+          }
           return
         }
       }
@@ -219,7 +225,7 @@ class SendResult {
   }
 
   _targetDone(slot) {
-    this._done[slot] = true
+    if (this._done !== null) this._done[slot] = true
     if (--this._pending > 0 || this._waiters === null) return
     const waiters = this._waiters
     this._waiters = null
@@ -247,7 +253,8 @@ class SendResult {
     return new Promise((resolve, reject) => {
       const waiter = { resolve, reject, settled: parsed.settled, timer: null }
       if (parsed.timeout !== undefined) {
-        waiter.timer = setTimeout(() => this._timeOut(waiter, parsed.timeout), parsed.timeout)
+        // Timers take at most 2^31-1 ms (~24.8 days); a longer timeout waits that long.
+        waiter.timer = setTimeout(() => this._timeOut(waiter, parsed.timeout), Math.min(parsed.timeout, 2 ** 31 - 1))
       }
       ;(this._waiters || (this._waiters = [])).push(waiter)
     })
@@ -280,13 +287,17 @@ class SendResult {
   }
 
   _runningNodes() {
-    return this._targets.filter((_, slot) => !this._done[slot]).map((node) => node.id)
+    return this._targets.filter((_, slot) => !this._isDone(slot)).map((node) => node.id)
+  }
+
+  _isDone(slot) {
+    return this._done === null ? this._pending === 0 : this._done[slot]
   }
 
   _finishedResults() {
     const results = {}
     this._targets.forEach((node, slot) => {
-      if (this._done[slot] && !this._hasFailed(slot)) results[node.id] = this._values[slot]
+      if (this._isDone(slot) && !this._hasFailed(slot)) results[node.id] = this._values[slot]
     })
     return results
   }

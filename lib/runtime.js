@@ -17,8 +17,16 @@ const {
 } = require('./delivery')
 
 const EVERY_NODE = null
-/** Outcomes wait in JS and reach the core in one call with the next send (or trace). */
-const OUTCOME_BUFFER = 3 * 512
+/** The path of a root event sent from outside any node; root paths are shared and frozen. */
+const NO_PATH = Object.freeze([])
+/**
+ * Flow steps and outcomes wait in a journal of [branch, code, value] entries and reach the core
+ * with the next send (or trace) instead of costing a call each. Codes: 1 fulfilled, 2 rejected,
+ * 3 unmatched (value: duration in ms), 4 a further flow step (value: step name id).
+ */
+const JOURNAL_SIZE = 3 * 512
+const STEP = 4
+const MAX_FLOW_STEPS = native.maxFlowSteps()
 /** Frees a runtime's core when the runtime is collected without a shutdown(). */
 const releaseWhenCollected = new FinalizationRegistry((core) => native.dropCore(core))
 /** Where a send's targets start in `io`, after its numeric inputs (see binding::dispatch). */
@@ -26,9 +34,9 @@ const INPUT_HEADER = 8
 /** Where the per-target entries of a plan start in `io`. */
 const PLAN_HEADER = 5
 /**
- * robustness (issue 3): how many sends may nest synchronously (a handler sending to a node
- * whose handler sends...) before the inner flows start on a fresh stack (setImmediate), so a
- * cycle of sends cannot overflow the stack; about 1.5 KB of stack per level.
+ * robustness (issue 3): how many sends may nest synchronously (`_syncDepth`: a handler sending
+ * to a node whose handler sends...) before the inner flows start on a fresh stack
+ * (setImmediate), so a cycle of sends cannot overflow the stack; about 1.5 KB of stack a level.
  */
 const MAX_SYNC_DEPTH = 64
 
@@ -75,6 +83,7 @@ class Node {
     Object.defineProperties(this, {
       _runtime: { value: runtime },
       _index: { value: index, writable: true },
+      _rootPath: { value: Object.freeze([id]) },
     })
   }
 
@@ -166,17 +175,20 @@ class Runtime {
     this._prefix = native.idPrefix(this._core) + '-'
     releaseWhenCollected.register(this, this._core, this)
     this._io = new Float64Array(1024)
-    this._outcomes = new Float64Array(OUTCOME_BUFFER)
-    this._outcomeCount = 0
+    this._journal = new Float64Array(JOURNAL_SIZE)
+    this._journalLength = 0
+    // While a send starts its flows, those that finish at once share one clock reading, taken
+    // when the outermost send's loop ends (see _settleDurations).
+    this._syncDepth = 0
+    this._syncStart = 0
     this._handlers = []
     this._nodesByIndex = []
     this._nodesById = new Map()
     this._typeIds = new Map()
     this._stepIds = new Map()
     this._closed = false
-    // robustness (issue 3): sends nested synchronously right now (see MAX_SYNC_DEPTH), and a
-    // counter stamped on each handler so a send runs only handlers registered before it.
-    this._depth = 0
+    // robustness (issue 3): a counter stamped on each handler so a send runs only handlers
+    // registered before it.
     this._handlerGen = 0
     // Usable unbound, as the top-level exports and destructuring expect.
     for (const name of ['createNode', 'createNodeArray', 'node', 'trace', 'shutdown']) this[name] = this[name].bind(this)
@@ -209,7 +221,7 @@ class Runtime {
   /** The causal tree of an event id or correlation id, or null when the history holds neither. */
   trace(id) {
     if (typeof id !== 'string' || id.length === 0) throw invalidArg('id', 'a non-empty event or correlation id string', id)
-    this._flushOutcomes()
+    this._flushJournal()
     const json = guard(() => native.trace(this._core, id))
     if (json == null) return null
     const { tree, text } = JSON.parse(json)
@@ -219,7 +231,7 @@ class Runtime {
 
   async shutdown() {
     if (this._closed) return
-    this._flushOutcomes()
+    this._flushJournal()
     for (const node of this._nodesById.values()) this._dispose(node)
     // The core stays until the runtime is collected, so trace() still reads the history.
     this._closed = true
@@ -322,6 +334,7 @@ class Runtime {
     if (targets !== EVERY_NODE) checkLiveTargets(targets, 'send')
     const batch = Array.isArray(input)
     const sharedType = batch ? checkBatch(input, 'events') : (checkEvent(input, 'event'), input.type)
+    const ownIds = batch && checkBatch.ownIds
     const current = flowStorage.getStore()
     const frame = current !== undefined && current.runtime === this ? current : null
     const sender = frame !== null ? frame.node : origin
@@ -331,7 +344,8 @@ class Runtime {
     const targetCount = targets === EVERY_NODE ? -1 : targets.length
     const typesAt = INPUT_HEADER + Math.max(targetCount, 0)
     const outcomesAt = typesAt + (sharedType === null ? count : 0)
-    const outcomes = this._outcomeCount
+    if (this._syncDepth > 0) this._settleDurations()
+    const outcomes = this._journalLength
     const io = this._reserve(outcomesAt + outcomes)
     io[0] = sender === null ? -1 : sender._index
     io[1] = frame === null ? -1 : frame.seq
@@ -343,9 +357,8 @@ class Runtime {
     io[7] = outcomes / 3
     for (let i = 0; i < targetCount; i++) io[INPUT_HEADER + i] = targets[i]._index
     if (sharedType === null) for (let i = 0; i < count; i++) io[typesAt + i] = this._typeId(input[i].type)
-    // Finished flows' outcomes ride along with this send instead of costing a call of their own.
-    for (let i = 0; i < outcomes; i++) io[outcomesAt + i] = this._outcomes[i]
-    this._outcomeCount = 0
+    for (let i = 0; i < outcomes; i++) io[outcomesAt + i] = this._journal[i]
+    this._journalLength = 0
 
     const first = batch ? input[0] : input
     const explicitIds = first.causationId != null || first.correlationId != null
@@ -378,7 +391,7 @@ class Runtime {
         correlationSeq === seq ? id
         : correlationSeq > 0 ? this._prefix + correlationSeq
         : first.correlationId ?? frame.causal.correlationId,
-      path: frame === null ? (senderId === null ? [] : [senderId]) : [...frame.causal.path, senderId],
+      path: frame === null ? (sender === null ? NO_PATH : sender._rootPath) : [...frame.causal.path, senderId],
       timestamp: plan[2],
     }
 
@@ -396,43 +409,43 @@ class Runtime {
     if (batch) {
       const root = frame === null && first.causationId == null && first.correlationId == null
       info = new BatchInfo(this._prefix, seq, input, causal, root)
-      for (let i = 1; i < count; i++) {
+      for (let i = 1; ownIds && i < count; i++) {
         const { causationId, correlationId } = input[i]
         if (causationId != null || correlationId != null) {
           guard(() => native.setEventIds(this._core, seq + i, causationId ?? undefined, correlationId ?? undefined))
         }
       }
     }
-    const ids = batch ? () => Array.from({ length: count }, (_, i) => this._prefix + (seq + i)) : [id]
+    const ids = batch ? () => Array.from({ length: count }, (_, i) => this._prefix + (seq + i)) : null
     const result = new SendResult(this, nodes, keyed, id, ids)
     result._pending = planned
-    result._startedAt = performance.now()
+    const startedAt = (result._startedAt = performance.now())
     const event = batch ? null : { type: input.type, payload: input.payload, context: { causal } }
     const type = batch ? (sharedType ?? 'batch') : input.type
     const correlation = correlationSeq > 0 ? correlationSeq : -1
-    const startFlows = () => {
-      for (let slot = 0; slot < planned; slot++) {
-        const node = nodes[slot]
-        const flow = new FlowFrame(this, node, firstBranch + slot, seq, causal, correlation, type)
-        if (handlers[slot] === null) {
-          result._unmatched(slot, flow)
-          continue
+    const startFlows = (syncStart) => {
+      const outermost = this._syncDepth++ === 0
+      if (outermost) this._syncStart = syncStart
+      try {
+        for (let slot = 0; slot < planned; slot++) {
+          const node = nodes[slot]
+          const flow = new FlowFrame(this, node, firstBranch + slot, seq, causal, correlation, type)
+          if (handlers[slot] === null) {
+            result._unmatched(slot, flow)
+            continue
+          }
+          if (batch) result._start(slot, flow, handlers[slot], input.slice(), new BatchContext(info, node), info)
+          else result._start(slot, flow, handlers[slot], event, { causal, node }, null)
         }
-        if (batch) result._start(slot, flow, handlers[slot], input.slice(), new BatchContext(info, node), info)
-        else result._start(slot, flow, handlers[slot], event, { causal, node }, null)
+      } finally {
+        this._syncDepth--
+        if (outermost) this._settleDurations()
       }
     }
-    // robustness (issue 3): deep synchronous chains of sends continue on a fresh stack.
-    if (this._depth >= MAX_SYNC_DEPTH) {
-      setImmediate(startFlows)
-      return result
-    }
-    this._depth++
-    try {
-      startFlows()
-    } finally {
-      this._depth--
-    }
+    // robustness (issue 3): past MAX_SYNC_DEPTH sends nested synchronously (handlers sending
+    // in a cycle), the flows start on a fresh stack instead of overflowing this one.
+    if (this._syncDepth >= MAX_SYNC_DEPTH) setImmediate(() => startFlows(performance.now()))
+    else startFlows(startedAt)
     return result
   }
 
@@ -460,43 +473,60 @@ class Runtime {
   }
 
   _recordStep(frame, fn, stepsSoFar) {
+    if (stepsSoFar >= MAX_FLOW_STEPS) {
+      throw new HappenError(
+        'FLOW_TOO_LONG',
+        `The flow in node '${frame.node.id}' ran more than ${MAX_FLOW_STEPS} steps for event '${frame.type}'`,
+      )
+    }
     const name = stepName(fn)
     let id = this._stepIds.get(name)
     if (id === undefined) {
-      id = native.internStep(this._core, name)
+      id = guard(() => native.internStep(this._core, name))
       this._stepIds.set(name, id)
     }
-    try {
-      native.recordStep(this._core, frame.branch, id, stepsSoFar)
-    } catch (error) {
-      const reason = fromNative(error)
-      if (reason.code !== 'FLOW_TOO_LONG') throw reason
-      throw new HappenError('FLOW_TOO_LONG', `${reason.message} for event '${frame.type}'`)
-    }
+    this._log(frame.branch, STEP, id)
   }
 
   _recordOutcome(branch, code, startedAt) {
-    let n = this._outcomeCount
-    if (n === OUTCOME_BUFFER) {
-      this._flushOutcomes()
+    this._log(branch, code, this._syncDepth > 0 ? NaN : performance.now() - startedAt)
+  }
+
+  _log(branch, code, value) {
+    let n = this._journalLength
+    if (n === JOURNAL_SIZE) {
+      this._flushJournal()
       n = 0
     }
-    const outcomes = this._outcomes
-    outcomes[n] = branch
-    outcomes[n + 1] = code
-    outcomes[n + 2] = performance.now() - startedAt
-    this._outcomeCount = n + 3
+    const journal = this._journal
+    journal[n] = branch
+    journal[n + 1] = code
+    journal[n + 2] = value
+    this._journalLength = n + 3
+  }
+
+  /** Gives the flows that finished while sends were starting them one duration: up to now. */
+  _settleDurations() {
+    const journal = this._journal
+    let elapsed = -1
+    for (let i = 2; i < this._journalLength; i += 3) {
+      if (journal[i] !== journal[i]) {
+        if (elapsed < 0) elapsed = performance.now() - this._syncStart
+        journal[i] = elapsed
+      }
+    }
   }
 
   _recordFailure(branch, startedAt, message) {
     guard(() => native.failBranch(this._core, branch, performance.now() - startedAt, message))
   }
 
-  _flushOutcomes() {
-    if (this._outcomeCount === 0) return
-    const count = this._outcomeCount / 3
-    this._outcomeCount = 0
-    guard(() => native.finishBranches(this._core, this._outcomes, count))
+  _flushJournal() {
+    if (this._journalLength === 0) return
+    this._settleDurations()
+    const count = this._journalLength / 3
+    this._journalLength = 0
+    guard(() => native.finishBranches(this._core, this._journal, count))
   }
 }
 

@@ -33,18 +33,28 @@ function checkEvent(event, name) {
   }
 }
 
-/** Validates a batch; returns its one shared type, or null when the types differ. */
+/**
+ * Validates a batch; returns its one shared type, or null when the types differ. Sets
+ * `checkBatch.ownIds` when any event carries its own causation or correlation id, so the
+ * caller needs no second pass over a large batch.
+ */
 function checkBatch(events, name) {
   let shared = null
+  let ownIds = false
   for (let i = 0; i < events.length; i++) {
     const event = events[i]
     if (typeof event !== 'object' || event === null || typeof event.type !== 'string' || event.type.length === 0 ||
-        event.causationId != null || event.correlationId != null || !isPlainObject(event)) {
+        !isPlainObject(event)) {
       checkEvent(event, `${name}[${i}]`)
+    }
+    if (event.causationId != null || event.correlationId != null) {
+      checkEvent(event, `${name}[${i}]`)
+      ownIds = true
     }
     if (i === 0) shared = event.type
     else if (shared !== null && event.type !== shared) shared = null
   }
+  checkBatch.ownIds = ownIds
   return shared
 }
 
@@ -61,8 +71,8 @@ function checkReturnOptions(options) {
   if (timeout !== undefined) {
     if (typeof timeout !== 'number') throw invalidArg('options.timeout', 'of type number', timeout)
     // SPEC §6: every bad return() option is a TypeError, a bad number included.
-    if (!Number.isFinite(timeout) || timeout <= 0 || timeout > 2 ** 31 - 1) {
-      throw invalidArg('options.timeout', 'a positive finite number of milliseconds up to 2147483647', timeout)
+    if (!Number.isFinite(timeout) || timeout <= 0) {
+      throw invalidArg('options.timeout', 'a positive finite number of milliseconds', timeout)
     }
   }
   return { settled: settled === true, timeout }

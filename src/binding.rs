@@ -34,7 +34,6 @@ fn core_error(e: CoreError) -> Error {
         CoreError::Registry(UnknownNode(_)) => "UNKNOWN_NODE",
         CoreError::Registry(UnknownHandler(_)) => "UNKNOWN_HANDLER",
         CoreError::Pattern(_) => "INVALID_PATTERN",
-        CoreError::FlowTooLong { .. } => "FLOW_TOO_LONG",
     };
     coded(code, e)
 }
@@ -251,15 +250,15 @@ pub fn set_event_ids(core: u32, seq: f64, causation_id: Option<String>, correlat
     })
 }
 
-/// Records a further step of a flow; fails with FLOW_TOO_LONG past the limit.
+/// The longest flow a node may run (the JS layer counts steps and enforces it).
 #[napi(catch_unwind)]
-pub fn record_step(core: u32, branch: f64, step: u32, steps_so_far: u32) -> Result<()> {
-    with_core(core, |s| s.core.record_step(branch as BranchId, step, steps_so_far as usize).map_err(core_error))
+pub fn max_flow_steps() -> u32 {
+    crate::core::MAX_FLOW_STEPS as u32
 }
 
-/// Records finished flows from `io`: `count` triples of branch id, outcome code
-/// (1 fulfilled, 2 rejected, 3 unmatched) and duration in ms. Errors go one by one through
-/// `fail_branch`, so this path carries numbers only.
+/// Records the flow journal from `io`: `count` triples of branch id, code and value. Codes 1
+/// fulfilled, 2 rejected, 3 unmatched carry the duration in ms; code 4 a further step's name
+/// id. Errors go one by one through `fail_branch`, so this path carries numbers only.
 #[napi(catch_unwind)]
 pub fn finish_branches(core: u32, io: Float64ArraySlice, count: u32) -> Result<()> {
     with_core(core, |s| {
@@ -271,9 +270,16 @@ pub fn finish_branches(core: u32, io: Float64ArraySlice, count: u32) -> Result<(
 
 fn finish(core: &mut Core, entries: &[f64]) {
     for entry in entries.chunks_exact(3) {
-        core.finish_branch(entry[0] as BranchId, outcome(entry[1]), entry[2], None);
+        let branch = entry[0] as BranchId;
+        match entry[1] as u8 {
+            STEP => core.add_step(branch, entry[2] as NameId),
+            code => core.finish_branch(branch, outcome(code), entry[2], None),
+        }
     }
 }
+
+/// The journal code of a further flow step.
+const STEP: u8 = 4;
 
 #[napi(catch_unwind)]
 pub fn fail_branch(core: u32, branch: f64, duration_ms: f64, message: String) -> Result<()> {
@@ -306,8 +312,8 @@ pub fn panic_for_test() {
     panic!("deliberate panic for the test suite");
 }
 
-fn outcome(code: f64) -> Outcome {
-    match code as u8 {
+fn outcome(code: u8) -> Outcome {
+    match code {
         1 => Outcome::Fulfilled,
         2 => Outcome::Rejected,
         3 => Outcome::Unmatched,

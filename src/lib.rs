@@ -1,4 +1,5 @@
 #![deny(clippy::all)]
 
 pub mod core;
+#[cfg_attr(test, allow(dead_code))]
 mod binding;

@@ -3,8 +3,8 @@
 // Helpers the document leaves undefined are declared the way a user would.
 import { createNode, createNodeArray, initializeHappen, trace, HappenError } from 'happen';
 
-declare function processBatch(events: readonly { payload: unknown }[]): { count: number };
-declare function processSingle(event: { payload: unknown }): { count: number };
+declare function processBatch(events: readonly { payload?: unknown }[]): { count: number };
+declare function processSingle(event: { payload?: unknown }): { count: number };
 declare function analyzeMetricsBatch(metrics: unknown[]): number;
 declare function analyzeSingleMetric(metric: unknown): number;
 declare function updatePrimary(payload: unknown): Promise<{ ok: boolean }>;
@@ -245,16 +245,20 @@ export async function restOfTheApi() {
   const b = happen.createNode('b');
   const id: string = a.id;
   const sameId: string = a.getId();
-  const remove = a.on('order.*', (event) => event.context.causal.correlationId);
+  const remove = a.on('order.*', (event, context) => context.causal.correlationId);
   remove();
   a.on((type) => type.startsWith('order'), async (event, context) => context.node.id);
   const direct = await a.send(b, { type: 'x' }).return();
   const settled = await a.send([a, b], { type: 'x' }).return({ settled: true, timeout: 1000 });
+  const outcomes = await a.send([a, b], { type: 'x' }).return({ settled: true });
+  const firstOutcome = outcomes['a'];
+  const status: 'fulfilled' | 'rejected' = firstOutcome.status;
   const sent = await a.send('b', { type: 'x', causationId: 'c', correlationId: 'r' });
   const ids: string[] = sent.ids;
-  const tree = happen.trace(sent.id);
+  const tree = sent.trace();
   const printed: string = String(tree);
-  const topTree = trace(sent.id);
+  const topTree = trace(ids[0]);
+  const rootType = happen.trace(ids[0])?.children.length;
   await a.broadcast({ type: 'hello' });
   await happen.node('b').process({ type: 'x' });
   await happen.shutdown();
@@ -266,7 +270,7 @@ export async function restOfTheApi() {
       console.log(code);
     }
   }
-  return { id, sameId, direct, settled, ids, printed, topTree };
+  return { id, sameId, direct, settled, status, ids, printed, topTree, rootType };
 }
 
 // Misuse the types refuse.
@@ -291,4 +295,10 @@ export async function misuse() {
   await result.return({ timeout: 'soon' });
   // @ts-expect-error trace takes a string id
   trace(42);
+  node.on('x', (event, context) => {
+    // @ts-expect-error context.node.id is a string, not any
+    context.node.id.toFixed();
+  });
+  // @ts-expect-error return() options are { settled, timeout } only
+  await result.return({ retries: 3 });
 }

@@ -18,10 +18,10 @@ pub use names::NameId;
 pub use pattern::{Pattern, PatternError};
 pub use registry::{HandlerId, Matcher, NodeIndex, RegistryError};
 
-use causal::{Branch, Delivery, EventTypes};
+use causal::{Branch, NewDelivery};
 use dispatch::Dispatcher;
 use ids::EventIds;
-use names::Interner;
+use names::{Interner, SharedNames};
 use registry::NodeRegistry;
 
 /// The longest flow a node may run: a step beyond it fails the flow.
@@ -63,7 +63,6 @@ pub struct Dispatched {
 pub enum CoreError {
     Registry(RegistryError),
     Pattern(PatternError),
-    FlowTooLong { node: String, steps: usize },
 }
 
 impl std::fmt::Display for CoreError {
@@ -71,9 +70,6 @@ impl std::fmt::Display for CoreError {
         match self {
             CoreError::Registry(e) => e.fmt(f),
             CoreError::Pattern(e) => write!(f, "pattern {e}"),
-            CoreError::FlowTooLong { node, steps } => {
-                write!(f, "the flow in node '{node}' ran more than {steps} steps")
-            }
         }
     }
 }
@@ -88,6 +84,7 @@ impl From<RegistryError> for CoreError {
 
 pub struct Core {
     nodes: NodeRegistry,
+    node_names: SharedNames,
     types: Interner,
     steps: Interner,
     ids: EventIds,
@@ -95,12 +92,15 @@ pub struct Core {
     dispatcher: Dispatcher,
     history: CausalStore,
     targets_scratch: Vec<NodeIndex>,
+    pending_steps: Vec<(BranchId, NameId)>,
+    branch_scratch: Vec<Branch>,
 }
 
 impl Core {
     pub fn new(history_size: usize) -> Self {
         Core {
             nodes: NodeRegistry::default(),
+            node_names: SharedNames::default(),
             types: Interner::default(),
             steps: Interner::default(),
             ids: EventIds::new(),
@@ -108,6 +108,8 @@ impl Core {
             dispatcher: Dispatcher::default(),
             history: CausalStore::new(history_size),
             targets_scratch: Vec::new(),
+            pending_steps: Vec::new(),
+            branch_scratch: Vec::new(),
         }
     }
 
@@ -120,11 +122,11 @@ impl Core {
     }
 
     pub fn create_node(&mut self, name: &str) -> Result<NodeIndex, CoreError> {
-        Ok(self.nodes.create(name)?)
+        Ok(self.nodes.create(name, &mut self.node_names)?)
     }
 
     pub fn dispose_node(&mut self, node: NodeIndex) -> Result<Vec<HandlerId>, CoreError> {
-        Ok(self.nodes.dispose(node)?)
+        Ok(self.nodes.dispose(node, &mut self.node_names)?)
     }
 
     pub fn find_node(&self, name: &str) -> Option<NodeIndex> {
@@ -199,36 +201,49 @@ impl Core {
         } else {
             request.types
         };
-        let mut branches = Vec::with_capacity(targets.len());
+        let mut branches = std::mem::take(&mut self.branch_scratch);
         for &node in &targets {
             let plan = self.dispatcher.plan(&self.nodes, &self.types, node, types);
-            let name = self.nodes.get(node).map(|n| n.name.clone()).unwrap_or_else(|| "?".into());
+            // A target disposed meanwhile has no plan and no name: it is recorded unmatched.
+            let name = match self.nodes.get(node) {
+                Some(n) => {
+                    self.node_names.retain(n.name_id);
+                    n.name_id
+                }
+                None => self.node_names.acquire("?"),
+            };
+            let branch_id = first_branch + branches.len() as u64;
             branches.push(Branch::new(name, plan.first().map(|(_, step)| *step)));
             if plan.len() > 1 {
-                let detail = branches.last_mut().expect("just pushed").detail.get_or_insert_with(Default::default);
-                detail.more_steps.extend(plan[1..].iter().map(|(_, step)| *step));
+                self.pending_steps.extend(plan[1..].iter().map(|(_, step)| (branch_id, *step)));
             }
             on_target(node, plan);
         }
         self.targets_scratch = targets;
 
-        let sender = request.sender.and_then(|s| self.nodes.get(s)).map(|n| n.name.clone());
-        let event_types = match request.types {
-            [single] => EventTypes::Uniform(*single),
-            many => EventTypes::PerEvent(many.into()),
-        };
-        self.history.record(Delivery {
-            first_seq,
-            count,
-            first_branch,
-            types: event_types,
-            sender,
-            cause,
-            correlation: correlation.clone(),
-            timestamp,
-            branches: branches.into_boxed_slice(),
-            overrides: None,
-        });
+        let sender = request.sender.and_then(|s| self.nodes.get(s)).map(|n| n.name_id);
+        if let Some(name) = sender {
+            self.node_names.retain(name);
+        }
+        self.history.record(
+            NewDelivery {
+                first_seq,
+                count,
+                first_branch,
+                types: request.types,
+                sender,
+                cause,
+                correlation: correlation.clone(),
+                timestamp,
+                branches: &mut branches,
+            },
+            &mut self.node_names,
+        );
+        self.branch_scratch = branches;
+        // Several handlers on one node: each is a step of the branch.
+        for (branch, step) in self.pending_steps.drain(..) {
+            self.history.add_step(branch, step);
+        }
         Dispatched { first_seq, first_branch, correlation, timestamp }
     }
 
@@ -260,18 +275,13 @@ impl Core {
         let Cause::Event { seq, .. } = cause else { return None };
         self.history
             .find_event(*seq)
-            .map(|d| d.correlation.clone())
+            .map(|d| d.correlation())
             .or_else(|| request.inherited_correlation.clone())
     }
 
-    /// Records one more step of a running flow. Fails once the flow passes `MAX_FLOW_STEPS`.
-    pub fn record_step(&mut self, branch: BranchId, step: NameId, steps_so_far: usize) -> Result<(), CoreError> {
-        if steps_so_far >= MAX_FLOW_STEPS {
-            let node = self.history.branch(branch).map(|b| b.node.to_string()).unwrap_or_default();
-            return Err(CoreError::FlowTooLong { node, steps: MAX_FLOW_STEPS });
-        }
+    /// Records one more step of a running flow (the caller enforces `MAX_FLOW_STEPS`).
+    pub fn add_step(&mut self, branch: BranchId, step: NameId) {
         self.history.add_step(branch, step);
-        Ok(())
     }
 
     pub fn finish_branch(&mut self, branch: BranchId, outcome: Outcome, duration_ms: f64, error: Option<&str>) {
@@ -288,7 +298,13 @@ impl Core {
 
     /// The causal tree for an event id or correlation id, as JSON, or None.
     pub fn trace(&self, id: &str) -> Option<serde_json::Value> {
-        trace::TraceBuilder { store: &self.history, ids: &self.ids, types: &self.types, steps: &self.steps }
+        trace::TraceBuilder {
+            store: &self.history,
+            ids: &self.ids,
+            types: &self.types,
+            steps: &self.steps,
+            nodes: &self.node_names,
+        }
             .build(id)
     }
 }

@@ -4,6 +4,7 @@
 //! when first seen.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 pub type NameId = u32;
 
@@ -50,5 +51,87 @@ mod tests {
         assert_eq!(i.intern("order.created"), a);
         assert_eq!(i.lookup(b), Some("payment.created"));
         assert_eq!(i.lookup(99), None);
+    }
+}
+
+/// Node names, shared by the registry and the history and counted: a name lives while a node
+/// or a held record uses it, so endless node churn does not grow memory.
+#[derive(Debug, Default)]
+pub struct SharedNames {
+    entries: Vec<Option<(Arc<str>, u32)>>,
+    free: Vec<NameId>,
+    ids: HashMap<Arc<str>, NameId>,
+}
+
+impl SharedNames {
+    /// The id of `name`, taking one reference to it.
+    pub fn acquire(&mut self, name: &str) -> NameId {
+        if let Some(&id) = self.ids.get(name) {
+            self.retain(id);
+            return id;
+        }
+        let name: Arc<str> = name.into();
+        let entry = Some((name.clone(), 1));
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.entries[id as usize] = entry;
+                id
+            }
+            None => {
+                self.entries.push(entry);
+                (self.entries.len() - 1) as NameId
+            }
+        };
+        self.ids.insert(name, id);
+        id
+    }
+
+    pub fn retain(&mut self, id: NameId) {
+        if let Some(Some((_, refs))) = self.entries.get_mut(id as usize) {
+            *refs += 1;
+        }
+    }
+
+    pub fn release(&mut self, id: NameId) {
+        let Some(slot) = self.entries.get_mut(id as usize) else { return };
+        let Some((name, refs)) = slot else { return };
+        *refs -= 1;
+        if *refs == 0 {
+            self.ids.remove(&**name);
+            *slot = None;
+            self.free.push(id);
+        }
+    }
+
+    pub fn lookup(&self, id: NameId) -> Option<&str> {
+        self.entries.get(id as usize)?.as_ref().map(|(name, _)| &**name)
+    }
+
+    /// How many distinct names are held.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod shared_tests {
+    use super::*;
+
+    #[test]
+    fn a_name_lives_while_it_is_referenced() {
+        let mut names = SharedNames::default();
+        let a = names.acquire("a");
+        assert_eq!(names.acquire("a"), a);
+        names.release(a);
+        assert_eq!(names.lookup(a), Some("a"));
+        names.release(a);
+        assert_eq!(names.lookup(a), None);
+        assert!(names.is_empty());
+        let b = names.acquire("b");
+        assert_eq!(b, a, "the slot is reused");
     }
 }

@@ -99,7 +99,11 @@ fn segments_match(segments: &[Segment], event_type: &str) -> bool {
     for segment in segments {
         match (segment, parts.next()) {
             (_, None) => return false,
-            (Segment::AnyOne, Some(_)) => {}
+            (Segment::AnyOne, Some(part)) => {
+                if part.is_empty() {
+                    return false;
+                }
+            }
             (Segment::Literal(lit), Some(part)) => {
                 if **lit != *part {
                     return false;
@@ -187,6 +191,7 @@ mod tests {
         assert!(!m("order.*", "order"));
         assert!(!m("order.*", "order.created.v2"));
         assert!(m("*.created", "payment.created"));
+        assert!(!m("order.*", "order."), "a segment is never empty");
     }
 
     #[test]

@@ -39,10 +39,11 @@ fn walk(p: &[char], t: &[char]) -> bool {
                 walk(&candidate, t)
             })
         }
-        // A whole-segment `*`: any run of characters up to the next dot (possibly none).
+        // A whole-segment `*`: a run of one or more characters up to the next dot (SPEC §4: one
+        // segment; an empty segment, as in "a..b", is not one).
         Some('*') => {
             let segment_len = t.iter().position(|&c| c == '.').unwrap_or(t.len());
-            (0..=segment_len).any(|k| walk(&p[1..], &t[k..]))
+            (1..=segment_len).any(|k| walk(&p[1..], &t[k..]))
         }
         Some(&c) => t.first() == Some(&c) && walk(&p[1..], &t[1..]),
     }

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::names::NameId;
+use super::names::{NameId, SharedNames};
 use super::pattern::Pattern;
 
 pub type NodeIndex = u32;
@@ -42,6 +42,8 @@ struct Handler {
 #[derive(Debug)]
 pub struct Node {
     pub name: Arc<str>,
+    /// The same name in `SharedNames`, which the history references.
+    pub name_id: NameId,
     handlers: Vec<Handler>,
     /// Bumped on every handler change; dispatch caches are keyed by it.
     pub version: u64,
@@ -76,12 +78,13 @@ pub struct NodeRegistry {
 }
 
 impl NodeRegistry {
-    pub fn create(&mut self, name: &str) -> Result<NodeIndex, RegistryError> {
+    pub fn create(&mut self, name: &str, names: &mut SharedNames) -> Result<NodeIndex, RegistryError> {
         if self.by_name.contains_key(name) {
             return Err(RegistryError::DuplicateNode(name.to_string()));
         }
+        let name_id = names.acquire(name);
         let name: Arc<str> = name.into();
-        let node = Node { name: name.clone(), handlers: Vec::new(), version: 0 };
+        let node = Node { name: name.clone(), name_id, handlers: Vec::new(), version: 0 };
         let index = match pop_free(&mut self.free_slots, &self.slots) {
             Some(i) => {
                 self.slots[i as usize] = Some(node);
@@ -97,13 +100,14 @@ impl NodeRegistry {
     }
 
     /// Removes the node and all its handlers; returns the handler ids that were released.
-    pub fn dispose(&mut self, index: NodeIndex) -> Result<Vec<HandlerId>, RegistryError> {
+    pub fn dispose(&mut self, index: NodeIndex, names: &mut SharedNames) -> Result<Vec<HandlerId>, RegistryError> {
         let node = self
             .slots
             .get_mut(index as usize)
             .and_then(Option::take)
             .ok_or(RegistryError::UnknownNode(index))?;
         self.by_name.remove(&node.name);
+        names.release(node.name_id);
         self.free_slots.push(index);
         let released: Vec<HandlerId> = node.handlers.iter().map(|h| h.id).collect();
         for &id in &released {
@@ -257,20 +261,21 @@ mod tests {
 
     #[test]
     fn duplicate_names_are_refused_and_slots_are_reused() {
-        let mut r = NodeRegistry::default();
-        let a = r.create("a").unwrap();
-        assert_eq!(r.create("a"), Err(RegistryError::DuplicateNode("a".into())));
-        r.dispose(a).unwrap();
+        let (mut r, mut names) = (NodeRegistry::default(), SharedNames::default());
+        let a = r.create("a", &mut names).unwrap();
+        assert_eq!(r.create("a", &mut names), Err(RegistryError::DuplicateNode("a".into())));
+        r.dispose(a, &mut names).unwrap();
         assert_eq!(r.find("a"), None);
-        let b = r.create("b").unwrap();
+        assert!(names.is_empty());
+        let b = r.create("b", &mut names).unwrap();
         assert_eq!(a, b, "the freed slot is reused");
-        assert_eq!(r.dispose(99), Err(RegistryError::UnknownNode(99)));
+        assert_eq!(r.dispose(99, &mut names), Err(RegistryError::UnknownNode(99)));
     }
 
     #[test]
     fn matching_keeps_registration_order_and_requires_every_type() {
-        let mut r = NodeRegistry::default();
-        let n = r.create("n").unwrap();
+        let (mut r, mut names) = (NodeRegistry::default(), SharedNames::default());
+        let n = r.create("n", &mut names).unwrap();
         let h1 = r.add_handler(n, pattern("order.*"), 0).unwrap();
         let h2 = r.add_handler(n, Matcher::Host, 1).unwrap();
         let h3 = r.add_handler(n, pattern("order.created"), 2).unwrap();
@@ -287,20 +292,20 @@ mod tests {
 
     #[test]
     fn disposing_a_node_releases_its_handlers() {
-        let mut r = NodeRegistry::default();
-        let n = r.create("n").unwrap();
+        let (mut r, mut names) = (NodeRegistry::default(), SharedNames::default());
+        let n = r.create("n", &mut names).unwrap();
         let h = r.add_handler(n, pattern("x"), 0).unwrap();
-        assert_eq!(r.dispose(n).unwrap(), vec![h]);
-        let m = r.create("m").unwrap();
+        assert_eq!(r.dispose(n, &mut names).unwrap(), vec![h]);
+        let m = r.create("m", &mut names).unwrap();
         assert_eq!(r.add_handler(m, pattern("x"), 0).unwrap(), h, "handler id reused");
     }
 
     #[test]
     fn disposing_a_burst_of_nodes_shrinks_the_tables_back() {
-        let mut r = NodeRegistry::default();
-        let keeper = r.create("keeper").unwrap();
+        let (mut r, mut names) = (NodeRegistry::default(), SharedNames::default());
+        let keeper = r.create("keeper", &mut names).unwrap();
         r.add_handler(keeper, pattern("x"), 0).unwrap();
-        let burst: Vec<NodeIndex> = (0..10_000).map(|i| r.create(&format!("n{i}")).unwrap()).collect();
+        let burst: Vec<NodeIndex> = (0..10_000).map(|i| r.create(&format!("n{i}"), &mut names).unwrap()).collect();
         for &n in &burst {
             r.add_handler(n, pattern("x"), 0).unwrap();
             r.add_handler(n, Matcher::Host, 1).unwrap();
@@ -308,14 +313,14 @@ mod tests {
         assert_eq!(r.table_sizes(), (10_001, 20_001));
         // Disposed in an order that leaves holes in the middle first.
         for &n in burst.iter().rev().step_by(2).chain(burst.iter().step_by(2)) {
-            r.dispose(n).unwrap();
+            r.dispose(n, &mut names).unwrap();
         }
         assert_eq!(r.table_sizes(), (1, 1));
         assert!(r.slots.capacity() <= 64 && r.handler_owner.capacity() <= 64 && r.by_name.capacity() <= 128);
         assert!(r.free_slots.len() <= 64 + 2 && r.free_handlers.len() <= 64 + 2);
         // Stale free entries are skipped: new nodes and handlers get in-range, distinct slots.
-        let a = r.create("a").unwrap();
-        let b = r.create("b").unwrap();
+        let a = r.create("a", &mut names).unwrap();
+        let b = r.create("b", &mut names).unwrap();
         assert_eq!((a, b), (1, 2));
         assert_eq!(r.add_handler(a, pattern("x"), 0).unwrap(), 1);
         let mut out = Vec::new();
@@ -325,16 +330,16 @@ mod tests {
 
     #[test]
     fn stale_free_entries_never_hand_out_a_live_slot_twice() {
-        let mut r = NodeRegistry::default();
-        let names: Vec<NodeIndex> = (0..8).map(|i| r.create(&format!("n{i}")).unwrap()).collect();
+        let (mut r, mut names) = (NodeRegistry::default(), SharedNames::default());
+        let nodes: Vec<NodeIndex> = (0..8).map(|i| r.create(&format!("n{i}"), &mut names).unwrap()).collect();
         // Free 3 (a hole), then 7..4 (the tail): 3 stays listed while the table is trimmed to 3.
-        r.dispose(names[3]).unwrap();
-        for &n in names[4..].iter().rev() {
-            r.dispose(n).unwrap();
+        r.dispose(nodes[3], &mut names).unwrap();
+        for &n in nodes[4..].iter().rev() {
+            r.dispose(n, &mut names).unwrap();
         }
         let mut live = std::collections::HashSet::new();
         for i in 0..20 {
-            let n = r.create(&format!("m{i}")).unwrap();
+            let n = r.create(&format!("m{i}"), &mut names).unwrap();
             assert!(live.insert(n), "slot {n} handed out twice");
         }
         assert_eq!(r.len(), 3 + 20);

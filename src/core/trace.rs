@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::causal::{Branch, CausalStore, Cause, Correlation, Delivery};
 use super::ids::{EventIds, EventSeq};
-use super::names::Interner;
+use super::names::{Interner, SharedNames};
 
 /// Which deliveries each event and each flow caused, indexed once per trace.
 struct Children<'a> {
@@ -21,7 +21,7 @@ impl<'a> Children<'a> {
         let mut of_branch: HashMap<u64, Vec<&Delivery>> = HashMap::new();
         let mut of_event: HashMap<EventSeq, Vec<&Delivery>> = HashMap::new();
         for d in store.deliveries() {
-            match d.cause {
+            match d.cause() {
                 Cause::Event { branch: Some(b), .. } => of_branch.entry(b).or_default().push(d),
                 Cause::Event { seq, branch: None } => of_event.entry(seq).or_default().push(d),
                 _ => {}
@@ -42,6 +42,7 @@ pub struct TraceBuilder<'a> {
     pub ids: &'a EventIds,
     pub types: &'a Interner,
     pub steps: &'a Interner,
+    pub nodes: &'a SharedNames,
 }
 
 impl TraceBuilder<'_> {
@@ -58,7 +59,7 @@ impl TraceBuilder<'_> {
         let correlated: Vec<&Delivery> = self.store.deliveries().filter(|d| d.correlates(&wanted)).collect();
         let roots: Vec<Value> = correlated
             .iter()
-            .filter(|d| match d.cause {
+            .filter(|d| match d.cause() {
                 Cause::Event { seq, .. } => !correlated.iter().any(|c| c.contains_seq(seq)),
                 _ => true,
             })
@@ -81,15 +82,16 @@ impl TraceBuilder<'_> {
     fn delivery(&self, d: &Delivery, children: &Children, depth: usize) -> Value {
         let mut event = Map::new();
         event.insert("id".into(), self.ids.format(d.first_seq).into());
-        event.insert("type".into(), d.types.get(0).and_then(|t| self.types.lookup(t)).unwrap_or("?").into());
-        event.insert("sender".into(), d.sender.as_deref().map_or(Value::Null, Value::from));
-        let causation = match &d.cause {
+        event.insert("type".into(), self.types.lookup(d.event_type(0)).unwrap_or("?").into());
+        let sender = d.sender().and_then(|n| self.nodes.lookup(n));
+        event.insert("sender".into(), sender.map_or(Value::Null, Value::from));
+        let causation = match &d.cause() {
             Cause::Root => Value::Null,
             Cause::Event { seq, .. } => self.ids.format(*seq).into(),
             Cause::External(s) => Value::from(&**s),
         };
         event.insert("causationId".into(), causation);
-        event.insert("correlationId".into(), self.correlation_id(&d.correlation).into());
+        event.insert("correlationId".into(), self.correlation_id(&d.correlation()).into());
         event.insert("timestamp".into(), d.timestamp.into());
         if depth >= MAX_TRACE_DEPTH {
             event.insert("truncated".into(), true.into());
@@ -102,12 +104,8 @@ impl TraceBuilder<'_> {
                 (0..d.count as u64).map(|i| self.ids.format(d.first_seq + i).into()).collect();
             event.insert("batch".into(), json!({ "size": d.count, "ids": ids }));
         }
-        let branches: Vec<Value> = d
-            .branches
-            .iter()
-            .enumerate()
-            .map(|(i, b)| self.branch(b, d.first_branch + i as u64, children, depth))
-            .collect();
+        let branches: Vec<Value> =
+            self.store.branches_of(d).map(|(id, b)| self.branch(b, id, children, depth)).collect();
         event.insert("branches".into(), branches.into());
         let caused: Vec<Value> = (0..d.count.max(1) as u64)
             .flat_map(|i| children.of_event.get(&(d.first_seq + i)).into_iter().flatten())
@@ -118,12 +116,14 @@ impl TraceBuilder<'_> {
     }
 
     fn branch(&self, b: &Branch, id: u64, children: &Children, depth: usize) -> Value {
-        let steps: Vec<Value> = b
-            .steps()
+        let steps: Vec<Value> = self
+            .store
+            .steps(id)
+            .into_iter()
             .map(|s| json!({ "name": self.steps.lookup(s).unwrap_or("?") }))
             .collect();
         let mut branch = Map::new();
-        branch.insert("node".into(), Value::from(&*b.node));
+        branch.insert("node".into(), self.nodes.lookup(b.node).unwrap_or("?").into());
         branch.insert("steps".into(), steps.into());
         branch.insert("outcome".into(), b.outcome.as_str().into());
         let running = b.outcome == super::causal::Outcome::Running;
@@ -131,7 +131,7 @@ impl TraceBuilder<'_> {
             "duration".into(),
             if running { Value::Null } else { round_ms(b.duration_ms).into() },
         );
-        if let Some(error) = b.detail.as_ref().and_then(|d| d.error.as_deref()) {
+        if let Some(error) = self.store.detail(id).and_then(|d| d.error.as_deref()) {
             branch.insert("error".into(), error.into());
         }
         let caused: Vec<Value> = children
