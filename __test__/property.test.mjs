@@ -4,8 +4,11 @@
 // SPEC.md: the results, the failures, the allSettled entries and the outcomes in the history.
 // Every target must be accounted for exactly once, and nothing may crash.
 //
-// `npm test` runs HAPPEN_FUZZ_RUNS (default 3,000) scenarios of 1-3 sends each;
-// `npm run fuzz` runs 100,000.
+// A second property calls every entry point with arbitrary values: each call succeeds or is
+// refused with a named error (TypeError/RangeError with an ERR_ code, or a HappenError).
+//
+// `npm test` runs HAPPEN_FUZZ_RUNS (default 3,000) scenarios of 1-3 sends each and 2,000
+// arbitrary calls; `npm run fuzz` runs 100,000 scenarios and 50,000 calls.
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HappenError, initializeHappen } from 'happen';
@@ -310,6 +313,56 @@ describe('property: happen behaves like the model of SPEC.md', () => {
     expect(counters.failures).toBeGreaterThan(RUNS / 20);
     expect(counters.unmatched).toBeGreaterThan(RUNS / 20);
     console.log(`property.test: ${counters.scenarios} scenarios, ${counters.sends} sends, ${counters.targets} target outcomes checked`);
+  }, Math.max(60_000, RUNS * 10));
+
+  it('arbitrary values at every entry point succeed or are refused with a named error, never a crash', async () => {
+    const happen = initializeHappen();
+    const [a, b] = ['a', 'b'].map((id) => happen.createNode(id));
+    a.on('*', (event) => (Array.isArray(event) ? event.length : event.type));
+    const eventLike = fc.record(
+      { type: fc.oneof(fc.anything(), eventType), payload: fc.anything(), causationId: fc.anything(), correlationId: fc.anything() },
+      { requiredKeys: [] },
+    );
+    const arg = fc.oneof(fc.anything({ withBoxedValues: true, withMap: true, withSet: true, withBigInt: true, withDate: true, withTypedArray: true, withSparseArray: true, withNullPrototype: true }), eventLike, fc.array(eventLike, { maxLength: 3 }));
+    const calls = [
+      (x, y) => happen.createNode(x, y),
+      (x) => happen.createNodeArray(x),
+      (x) => happen.createNodeArray([a, x]),
+      (x, y) => b.on(x, y),
+      (x) => b.on('x', x),
+      (x) => b.on(x, () => 1),
+      (x) => a.send(x),
+      (x, y) => a.send(x, y),
+      (x) => a.send(b, x),
+      (x) => a.process(x),
+      (x) => a.broadcast(x),
+      (x) => a.send({ type: 'ok' }).return(x),
+      (x) => happen.trace(x),
+      (x) => happen.node(x),
+      (x) => initializeHappen(x),
+    ];
+    let refused = 0;
+    let accepted = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.nat(calls.length - 1), arg, arg, async (which, x, y) => {
+        let error = null;
+        try {
+          const out = calls[which](x, y);
+          if (out && typeof out.then === 'function') await out;
+          accepted++;
+        } catch (e) {
+          error = e;
+        }
+        if (error === null) return;
+        refused++;
+        const named =
+          (error instanceof HappenError && ['DUPLICATE_NODE', 'UNKNOWN_NODE', 'DISPOSED', 'HANDLER_FAILED'].includes(error.code)) ||
+          ((error instanceof TypeError || error instanceof RangeError) && /^ERR_/.test(error.code) && /^The (value of )?"[^"]+"/.test(error.message));
+        expect(named, `call ${which} threw ${error && error.stack}`).toBe(true);
+      }),
+      { numRuns: Math.max(2000, Math.floor(RUNS / 2)), seed: SEED },
+    );
+    expect(refused).toBeGreaterThan(accepted / 10);
   }, Math.max(60_000, RUNS * 10));
 
   it('the model matcher agrees with the documented examples', () => {
