@@ -90,6 +90,20 @@ describe('§7 nodes.send fan-out', () => {
     expect(await result.return()).toEqual({ left: 'left went left', right: 'right went right' });
   });
 
+  it('one node cannot change the event the other nodes see', async () => {
+    const { rt, nodes } = runtimeWith(['writer', 'reader']);
+    const array = rt.createNodeArray(nodes);
+    array.on('shared', (event, context) => {
+      if (context.node.id === 'writer') {
+        expect(() => { event.type = 'rewritten'; }).toThrow(TypeError);
+        expect(() => { event.context.causal.sender = 'forged'; }).toThrow(TypeError);
+      }
+      return [event.type, event.context.causal.sender];
+    });
+    const results = await array.send({ type: 'shared' }).return();
+    expect(results).toEqual({ writer: ['shared', null], reader: ['shared', null] });
+  });
+
   it('nodes.send([e1, e2]) gives each node the batch', async () => {
     const { rt, nodes } = runtimeWith(['a', 'b']);
     const array = rt.createNodeArray(nodes);

@@ -383,7 +383,8 @@ class Runtime {
     const planned = plan[4]
     const id = this._prefix + seq
     const senderId = sender === null ? null : sender.id
-    const causal = {
+    // Every target of a fan-out sees this one event: frozen, so no node's writes reach another.
+    const causal = Object.freeze({
       id,
       sender: senderId,
       causationId: first.causationId ?? (frame === null ? null : frame.causal.id),
@@ -391,9 +392,9 @@ class Runtime {
         correlationSeq === seq ? id
         : correlationSeq > 0 ? this._prefix + correlationSeq
         : first.correlationId ?? frame.causal.correlationId,
-      path: frame === null ? (sender === null ? NO_PATH : sender._rootPath) : [...frame.causal.path, senderId],
+      path: frame === null ? (sender === null ? NO_PATH : sender._rootPath) : Object.freeze([...frame.causal.path, senderId]),
       timestamp: plan[2],
-    }
+    })
 
     // Read the whole plan before any handler runs: a handler that sends reuses `io`.
     const nodes = new Array(planned)
@@ -420,7 +421,7 @@ class Runtime {
     const result = new SendResult(this, nodes, keyed, id, ids)
     result._pending = planned
     const startedAt = (result._startedAt = performance.now())
-    const event = batch ? null : { type: input.type, payload: input.payload, context: { causal } }
+    const event = batch ? null : Object.freeze({ type: input.type, payload: input.payload, context: Object.freeze({ causal }) })
     const type = batch ? (sharedType ?? 'batch') : input.type
     const correlation = correlationSeq > 0 ? correlationSeq : -1
     const startFlows = (syncStart) => {
