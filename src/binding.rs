@@ -99,6 +99,31 @@ pub fn create_node(core: u32, name: String) -> Result<u32> {
     with_core(core, |s| s.core.create_node(&name).map_err(core_error))
 }
 
+// --- NATS transport hooks (issue 5): remote nodes and their steps. Everything else of the
+// --- transport lives in src/nats.rs and lib/nats.js.
+
+/// Registers a node of another process by id; a send plans it as a target without handlers
+/// (its branch stays running until the transport finishes it through `finish_branches`).
+#[napi(catch_unwind)]
+pub fn create_remote_node(core: u32, name: String) -> Result<u32> {
+    with_core(core, |s| s.core.create_remote_node(&name).map_err(core_error))
+}
+
+/// The step names a branch recorded (sent back with a remote flow's outcome).
+#[napi(catch_unwind)]
+pub fn branch_steps(core: u32, branch: f64) -> Result<Vec<String>> {
+    with_core(core, |s| Ok(s.core.branch_steps(branch as BranchId)))
+}
+
+/// Records on a remote node's branch the steps its flow ran in the other process.
+#[napi(catch_unwind)]
+pub fn add_remote_steps(core: u32, branch: f64, names: Vec<String>) -> Result<()> {
+    with_core(core, |s| {
+        s.core.add_remote_steps(branch as BranchId, &names);
+        Ok(())
+    })
+}
+
 /// Returns the ids of the handlers that went with the node.
 #[napi(catch_unwind)]
 pub fn dispose_node(core: u32, node: u32) -> Result<Vec<u32>> {

@@ -2,3 +2,4 @@
 
 pub mod core;
 mod binding;
+mod nats;

@@ -123,6 +123,16 @@ impl Core {
         Ok(self.nodes.create(name)?)
     }
 
+    /// Registers a node that lives in another process (NATS transport). A send plans it as a
+    /// target without handlers whose branch stays `Running` until the transport finishes it.
+    pub fn create_remote_node(&mut self, name: &str) -> Result<NodeIndex, CoreError> {
+        Ok(self.nodes.create_remote(name)?)
+    }
+
+    pub fn is_remote(&self, node: NodeIndex) -> bool {
+        self.nodes.get(node).is_some_and(|n| n.remote)
+    }
+
     pub fn dispose_node(&mut self, node: NodeIndex) -> Result<Vec<HandlerId>, CoreError> {
         Ok(self.nodes.dispose(node)?)
     }
@@ -203,7 +213,12 @@ impl Core {
         for &node in &targets {
             let plan = self.dispatcher.plan(&self.nodes, &self.types, node, types);
             let name = self.nodes.get(node).map(|n| n.name.clone()).unwrap_or_else(|| "?".into());
-            branches.push(Branch::new(name, plan.first().map(|(_, step)| *step)));
+            let mut branch = Branch::new(name, plan.first().map(|(_, step)| *step));
+            if self.nodes.get(node).is_some_and(|n| n.remote) {
+                // Its flow runs in another process: running until the transport reports back.
+                branch.outcome = Outcome::Running;
+            }
+            branches.push(branch);
             if plan.len() > 1 {
                 let detail = branches.last_mut().expect("just pushed").detail.get_or_insert_with(Default::default);
                 detail.more_steps.extend(plan[1..].iter().map(|(_, step)| *step));
@@ -272,6 +287,21 @@ impl Core {
         }
         self.history.add_step(branch, step);
         Ok(())
+    }
+
+    /// The step names a branch has recorded so far (the flow's functions, in order).
+    pub fn branch_steps(&self, branch: BranchId) -> Vec<String> {
+        self.history.branch(branch).map_or_else(Vec::new, |b| {
+            b.steps().map(|s| self.steps.lookup(s).unwrap_or("?").to_string()).collect()
+        })
+    }
+
+    /// Records on a remote node's branch the steps its flow ran in the other process.
+    pub fn add_remote_steps(&mut self, branch: BranchId, names: &[String]) {
+        for name in names {
+            let step = self.steps.intern(name);
+            self.history.add_step(branch, step);
+        }
     }
 
     pub fn finish_branch(&mut self, branch: BranchId, outcome: Outcome, duration_ms: f64, error: Option<&str>) {

@@ -42,6 +42,9 @@ pub struct Node {
     handlers: Vec<Handler>,
     /// Bumped on every handler change; dispatch caches are keyed by it.
     pub version: u64,
+    /// A node that lives in another process (NATS transport): it has no handlers here, and a
+    /// send to it is handed to the transport, its outcome recorded when the reply comes.
+    pub remote: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,11 +77,20 @@ pub struct NodeRegistry {
 
 impl NodeRegistry {
     pub fn create(&mut self, name: &str) -> Result<NodeIndex, RegistryError> {
+        self.create_at(name, false)
+    }
+
+    /// Registers a node of another process under its id (see `Node::remote`).
+    pub fn create_remote(&mut self, name: &str) -> Result<NodeIndex, RegistryError> {
+        self.create_at(name, true)
+    }
+
+    fn create_at(&mut self, name: &str, remote: bool) -> Result<NodeIndex, RegistryError> {
         if self.by_name.contains_key(name) {
             return Err(RegistryError::DuplicateNode(name.to_string()));
         }
         let name: Arc<str> = name.into();
-        let node = Node { name: name.clone(), handlers: Vec::new(), version: 0 };
+        let node = Node { name: name.clone(), handlers: Vec::new(), version: 0, remote };
         let index = match self.free_slots.pop() {
             Some(i) => {
                 self.slots[i as usize] = Some(node);
@@ -139,7 +151,7 @@ impl NodeRegistry {
         matcher: Matcher,
         name: NameId,
     ) -> Result<HandlerId, RegistryError> {
-        if self.get(index).is_none() {
+        if self.get(index).is_none_or(|n| n.remote) {
             return Err(RegistryError::UnknownNode(index));
         }
         let id = match self.free_handlers.pop() {
