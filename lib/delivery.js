@@ -187,7 +187,19 @@ class SendResult {
     return this._failures !== null && this._failures.some((f) => f.slot === slot)
   }
 
-  /** A target where no handler matched: its result is null. */
+  // NATS hooks (issue 5): a remote node's flow ended in its process; lib/nats.js reports it.
+  _remoteFulfilled(slot, frame, value, matched) {
+    this._values[slot] = value === undefined ? undefined : value
+    this._runtime._recordOutcome(frame.branch, matched ? FULFILLED : UNMATCHED, this._startedAt)
+    this._targetDone(slot)
+  }
+
+  _remoteFailed(slot, frame, step, error) {
+    this._recordFailure(slot, frame, step, error)
+    this._targetDone(slot)
+  }
+
+    /** A target where no handler matched: its result is null. */
   _unmatched(slot, frame) {
     this._runtime._recordOutcome(frame.branch, UNMATCHED, this._startedAt)
     this._targetDone(slot)

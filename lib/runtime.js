@@ -130,7 +130,8 @@ class NodeArray {
   on(pattern, handler) {
     checkPattern(pattern)
     checkHandler(handler)
-    const removers = this.nodes.map((node) => node.on(pattern, handler))
+    // NATS: a remote node's handlers are registered in its own process.
+    const removers = this.nodes.filter((node) => node._remote !== true).map((node) => node.on(pattern, handler))
     return () => removers.forEach((remove) => remove())
   }
 
@@ -150,7 +151,7 @@ class NodeArray {
 
 class Runtime {
   constructor(config) {
-    const { historySize } = checkConfig(config)
+    const { historySize, transport } = checkConfig(config)
     this._core = native.createCore(historySize)
     this._prefix = native.idPrefix(this._core) + '-'
     releaseWhenCollected.register(this, this._core, this)
@@ -163,8 +164,29 @@ class Runtime {
     this._typeIds = new Map()
     this._stepIds = new Map()
     this._closed = false
+    // NATS transport hook (issue 5): everything about it lives in lib/nats.js.
+    this._transport = null
+    if (transport.type === 'nats') {
+      const { NatsTransport } = require('./nats')
+      this._transport = new NatsTransport(this, transport)
+      // `await initializeHappen({ transport: nats })` waits for the connection and rejects
+      // promptly (CONNECTION_FAILED) when the server is unreachable; the thenable goes away
+      // once settled, so the runtime itself is what the await gives.
+      Object.defineProperty(this, 'then', {
+        configurable: true,
+        writable: true,
+        value: (onFulfilled, onRejected) =>
+          this._transport.flush().then(() => {
+            delete this.then
+            return this
+          }, (error) => {
+            delete this.then
+            throw error
+          }).then(onFulfilled, onRejected),
+      })
+    }
     // Usable unbound, as the top-level exports and destructuring expect.
-    for (const name of ['createNode', 'createNodeArray', 'node', 'trace', 'shutdown']) this[name] = this[name].bind(this)
+    for (const name of ['createNode', 'createNodeArray', 'node', 'trace', 'shutdown', 'ready']) this[name] = this[name].bind(this)
   }
 
   createNode(id, options) {
@@ -177,6 +199,7 @@ class Runtime {
     const node = new Node(this, id, index)
     this._nodesByIndex[index] = node
     this._nodesById.set(id, node)
+    if (this._transport !== null) this._transport.nodeCreated(node)
     return node
   }
 
@@ -184,12 +207,23 @@ class Runtime {
     return createNodeArray(nodes)
   }
 
-  /** The node with this id (a local node is itself its handle). */
+  /** The node with this id (a local node is itself its handle; under NATS, any other id is a remote handle). */
   node(id) {
     checkNodeId(id)
     const node = this._nodesById.get(id)
-    if (node === undefined) throw new HappenError('UNKNOWN_NODE', `No node with id '${id}' in this runtime`)
+    if (node === undefined) {
+      if (this._transport !== null) return this._transport.remoteNode(id)
+      throw new HappenError('UNKNOWN_NODE', `No node with id '${id}' in this runtime`)
+    }
     return node
+  }
+
+  /**
+   * Resolves once the transport is connected and every node created so far is reachable from
+   * other processes (NATS); at once for the memory transport.
+   */
+  ready() {
+    return this._transport === null ? Promise.resolve() : this._transport.flush()
   }
 
   /** The causal tree of an event id or correlation id, or null when the history holds neither. */
@@ -205,6 +239,7 @@ class Runtime {
 
   async shutdown() {
     if (this._closed) return
+    if (this._transport !== null) await this._transport.close()
     this._flushOutcomes()
     for (const node of this._nodesById.values()) this._dispose(node)
     // The core stays until the runtime is collected, so trace() still reads the history.
@@ -246,6 +281,7 @@ class Runtime {
     this._nodesByIndex[node._index] = undefined
     this._nodesById.delete(node.id)
     node._index = -1
+    if (this._transport !== null) this._transport.nodeDisposed(node)
   }
 
   /** Turns a send target into the nodes it names; `keyed` when results come back keyed by node id. */
@@ -254,7 +290,8 @@ class Runtime {
     if (target instanceof Node) return { nodes: [this._own(target, 'target')], keyed: false }
     if (typeof target === 'string') {
       if (target.length === 0) throw invalidArg('target', 'a node, a node id, a NodeArray or an array of nodes', target)
-      const node = this._nodesById.get(target)
+      let node = this._nodesById.get(target)
+      if (node === undefined && this._transport !== null) node = this._transport.remoteNode(target)
       if (node === undefined) throw new HappenError('UNKNOWN_NODE', `No node with id '${target}' in this runtime`)
       return { nodes: [node], keyed: false }
     }
@@ -280,7 +317,17 @@ class Runtime {
   }
 
   _send(origin, targets, keyed, input) {
-    const result = this._deliver(origin, targets, keyed, input)
+    let result
+    try {
+      result = this._deliver(origin, targets, keyed, input)
+    } catch (error) {
+      // NATS: a payload JSON cannot carry, or a failed connection, rejects the send.
+      if (!(error instanceof HappenError) || (error.code !== 'NOT_SERIALIZABLE' && error.code !== 'CONNECTION_FAILED')) throw error
+      const rejected = Promise.reject(error)
+      rejected.return = () => rejected
+      rejected.trace = () => null
+      return rejected
+    }
     const promise = Promise.resolve(result)
     promise.return = (options) => result.return(options)
     promise.trace = () => result.trace()
@@ -291,7 +338,7 @@ class Runtime {
    * One send: validate everything, let the core plan it (ids, causality, which handlers run),
    * then start every target's flow. Nothing is delivered when anything is refused.
    */
-  _deliver(origin, targets, keyed, input) {
+  _deliver(origin, targets, keyed, input, inbound) {
     this._assertOpen('send')
     if (origin !== null && origin._index < 0) throw new HappenError('DISPOSED', `Cannot send from node '${origin.id}': it has been disposed`)
     const batch = Array.isArray(input)
@@ -300,6 +347,12 @@ class Runtime {
     const frame = current !== undefined && current.runtime === this ? current : null
     const sender = frame !== null ? frame.node : origin
     if (batch && input.length === 0) return this._emptyResult(targets, keyed)
+    // NATS hook: remote targets need the events as JSON, made (and refused) before dispatch.
+    const transport = this._transport
+    let wireBody = null
+    if (transport !== null && (targets === EVERY_NODE ? transport.hasRemotes() : targets.some((n) => n._remote === true))) {
+      wireBody = transport.encode(input)
+    }
 
     const count = batch ? input.length : 1
     const targetCount = targets === EVERY_NODE ? -1 : targets.length
@@ -322,11 +375,13 @@ class Runtime {
     this._outcomeCount = 0
 
     const first = batch ? input[0] : input
-    const explicitIds = first.causationId != null || first.correlationId != null
+    // NATS hook: an event from another process keeps its causation and correlation ids.
+    const ids = inbound === undefined ? first : inbound.causal
+    const explicitIds = ids.causationId != null || ids.correlationId != null
     let length
     try {
       length = explicitIds
-        ? native.dispatchWithIds(this._core, io, first.causationId ?? undefined, first.correlationId ?? undefined)
+        ? native.dispatchWithIds(this._core, io, ids.causationId ?? undefined, ids.correlationId ?? undefined)
         : native.dispatch(this._core, io)
     } catch (error) {
       throw fromNative(error)
@@ -344,7 +399,7 @@ class Runtime {
     const planned = plan[4]
     const id = this._prefix + seq
     const senderId = sender === null ? null : sender.id
-    const causal = {
+    const causal = inbound !== undefined ? inbound.causal : {
       id,
       sender: senderId,
       causationId: first.causationId ?? (frame === null ? null : frame.causal.id),
@@ -367,7 +422,8 @@ class Runtime {
     }
 
     let info = null
-    if (batch) {
+    if (batch && inbound !== undefined) info = inbound.batch
+    else if (batch) {
       const root = frame === null && first.causationId == null && first.correlationId == null
       info = new BatchInfo(this._prefix, seq, input, causal, root)
       for (let i = 1; i < count; i++) {
@@ -377,16 +433,23 @@ class Runtime {
         }
       }
     }
-    const ids = batch ? () => Array.from({ length: count }, (_, i) => this._prefix + (seq + i)) : [id]
-    const result = new SendResult(this, nodes, keyed, id, ids)
+    const eventIds = batch ? () => Array.from({ length: count }, (_, i) => this._prefix + (seq + i)) : [id]
+    const result = new SendResult(this, nodes, keyed, id, eventIds)
+    result._firstBranch = firstBranch
     result._pending = planned
     result._startedAt = performance.now()
     const event = batch ? null : { type: input.type, payload: input.payload, context: { causal } }
     const type = batch ? (sharedType ?? 'batch') : input.type
     const correlation = correlationSeq > 0 ? correlationSeq : -1
+    let remote = null
     for (let slot = 0; slot < planned; slot++) {
       const node = nodes[slot]
       const flow = new FlowFrame(this, node, firstBranch + slot, seq, causal, correlation, type)
+      if (node._remote === true) {
+        // NATS hook: a node of another process; the transport sends once for all of them.
+        ;(remote || (remote = [])).push({ slot, frame: flow })
+        continue
+      }
       if (handlers[slot] === null) {
         result._unmatched(slot, flow)
         continue
@@ -394,6 +457,7 @@ class Runtime {
       if (batch) result._start(slot, flow, handlers[slot], input.slice(), new BatchContext(info, node), info)
       else result._start(slot, flow, handlers[slot], event, { causal, node }, null)
     }
+    if (remote !== null) transport.start(result, remote, wireBody, causal, info)
     return result
   }
 

@@ -1,0 +1,507 @@
+'use strict'
+
+// The NATS transport: nodes in other processes addressed by id like local ones.
+//
+// Wire (see src/nats.rs for the connection itself):
+//   happen.node.<id>        one subscription per local node; a request carries the event (JSON
+//                           body) and its causal context (header `happen-causal`, JSON), and its
+//                           reply subject names the sender's branch: `_HAPPEN.<prefix>.<branch>`.
+//   _HAPPEN.<prefix>.*      this runtime's replies: {ok, value, steps} | {ok:false, error, step, steps}.
+//   happen.presence         who hosts which node ids, so broadcast reaches every node.
+// A request without a causal header is a liveness check of long-running remote branches.
+
+const native = require('./native')
+const { HappenError } = require('./errors')
+const { Node } = require('./runtime')
+const { performance } = require('./delivery')
+
+const PRESENCE = 'happen.presence'
+const REMOTE_FAILED = 2
+
+/** `happen.node.<id>`: ids made of subject-safe tokens go as they are, others base64url-encoded. */
+function subjectOf(id) {
+  return /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(id)
+    ? `happen.node.${id}`
+    : `happen.node.~${Buffer.from(id).toString('base64url')}`
+}
+
+/** What JSON cannot carry faithfully, named by its path (`payload.user.callback`). */
+function unserialisable(value, path, seen) {
+  switch (typeof value) {
+    case 'string':
+    case 'number':
+    case 'boolean':
+    case 'undefined':
+      return null
+    case 'bigint':
+      return `${path} is a BigInt`
+    case 'symbol':
+      return `${path} is a Symbol`
+    case 'function':
+      return `${path} is a function${value.name ? ` (${value.name})` : ''}`
+  }
+  if (value === null) return null
+  if (typeof value.toJSON === 'function') return null
+  if (seen.includes(value)) return `${path} refers back to one of its parents (a cycle)`
+  if (value instanceof Map || value instanceof Set || value instanceof WeakMap || value instanceof WeakSet || value instanceof Promise) {
+    return `${path} is a ${value.constructor.name}, which JSON cannot carry`
+  }
+  seen.push(value)
+  try {
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        const problem = unserialisable(value[i], `${path}[${i}]`, seen)
+        if (problem !== null) return problem
+      }
+      return null
+    }
+    for (const key of Object.keys(value)) {
+      const problem = unserialisable(value[key], /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`, seen)
+      if (problem !== null) return problem
+    }
+    return null
+  } finally {
+    seen.pop()
+  }
+}
+
+/** Throws a HappenError NOT_SERIALIZABLE naming the field when JSON cannot carry `value`. */
+function checkJson(value, path, what) {
+  if (value === null || typeof value !== 'object' && typeof value !== 'function' && typeof value !== 'bigint' && typeof value !== 'symbol') return
+  const problem = unserialisable(value, path, [])
+  if (problem !== null) throw new HappenError('NOT_SERIALIZABLE', `${what} cannot be sent over NATS: ${problem}`)
+}
+
+/** An error that crossed the wire: its message, code and name as the remote flow threw them. */
+function remoteError(node, described) {
+  const { message, code, name } = described || {}
+  const error = name === 'HappenError' ? new HappenError(code, message) : new Error(message)
+  if (name && name !== 'HappenError') error.name = name
+  if (code !== undefined && code !== null) error.code = code
+  error.node = node
+  return error
+}
+
+function describeError(error) {
+  if (error instanceof Error) return { message: error.message, code: error.code ?? null, name: error.name }
+  return { message: typeof error === 'string' ? error : `non-Error value thrown: ${String(error)}`, code: null, name: 'Error' }
+}
+
+/** A node of another process: a handle for send(), createNodeArray() and process(). */
+class RemoteNode extends Node {
+  on() {
+    throw new HappenError('REMOTE_NODE', `Cannot on() node '${this.id}': it lives in another process; register its handlers there`)
+  }
+
+  dispose() {
+    throw new HappenError('REMOTE_NODE', `Cannot dispose() node '${this.id}': it lives in another process`)
+  }
+
+  toJSON() {
+    return { id: this.id, remote: true }
+  }
+}
+Object.defineProperty(RemoteNode.prototype, '_remote', { value: true })
+
+/** The causal contexts of a batch that came over the wire (what BatchInfo gives locally). */
+class WireBatch {
+  constructor(events, first, ids) {
+    this.count = events.length
+    this.events = events
+    this.first = first
+    this.timestamp = first.timestamp
+    this._ids = ids
+  }
+
+  causalAt(index) {
+    const [id, causationId, correlationId] = this._ids[index]
+    const first = this.first
+    return { id, sender: first.sender, causationId, correlationId, path: first.path, timestamp: first.timestamp }
+  }
+}
+
+class NatsTransport {
+  constructor(runtime, options) {
+    this.runtime = runtime
+    this.servers = options.servers
+    this.heartbeat = options.heartbeat ?? 1000
+    this.inbox = `_HAPPEN.${runtime._prefix.slice(0, -1)}.`
+    /** Remote branches waiting for their reply, by branch id. */
+    this.waiting = new Map()
+    /** Reply subjects of inbound flows running here (answers liveness checks). */
+    this.serving = new Set()
+    this.remotes = new Map()
+    this.subscriptions = new Map()
+    /** Local node ids by the subject they listen on. */
+    this.localBySubject = new Map()
+    this.flushes = new Map()
+    this.pings = new Map()
+    this.nextToken = 1
+    this.state = 'connecting'
+    this.failure = null
+    this.closed = false
+    this.holds = 1
+    // Keeps the process alive while something waits on the network (connecting, replies,
+    // flushes), never when idle: unref'd whenever `holds` is 0.
+    this.timer = setInterval(() => this._checkLiveness(), Math.max(50, this.heartbeat / 2))
+    const { heartbeat, type, ...connect } = options
+    this.handle = native.natsConnect(connect, () => this._drain())
+    this.ready = new Promise((resolve, reject) => {
+      this._connected = resolve
+      this._failed = reject
+    })
+    this.ready.catch(() => {})
+    native.natsSubscribe(this.handle, this.inbox + '*', 'r')
+    native.natsSubscribe(this.handle, PRESENCE, 'p')
+    native.natsPublish(this.handle, PRESENCE, null, JSON.stringify({ hello: this.inbox }))
+  }
+
+  _hold(n) {
+    const before = this.holds
+    this.holds += n
+    if (before === 0 && this.holds > 0) this.timer.ref()
+    else if (before > 0 && this.holds === 0) this.timer.unref()
+  }
+
+  /** Resolves once connected and everything sent so far (subscriptions of new nodes too) reached the server. */
+  flush() {
+    if (this.closed) return Promise.resolve()
+    return this.ready.then(
+      () =>
+        new Promise((resolve, reject) => {
+          const token = String(this.nextToken++)
+          this.flushes.set(token, { resolve, reject })
+          this._hold(1)
+          native.natsFlush(this.handle, token)
+        }),
+    )
+  }
+
+  /** Throws when sends to remote nodes cannot work (the connection failed or was closed). */
+  assertUsable() {
+    if (this.failure !== null) throw this.failure
+  }
+
+  // --- nodes ------------------------------------------------------------------------------
+
+  nodeCreated(node) {
+    const subject = subjectOf(node.id)
+    this.localBySubject.set(subject, node.id)
+    this.subscriptions.set(node.id, native.natsSubscribe(this.handle, subject, 'q'))
+    native.natsPublish(this.handle, PRESENCE, null, JSON.stringify({ up: [node.id], from: this.inbox }))
+  }
+
+  nodeDisposed(node) {
+    const sid = this.subscriptions.get(node.id)
+    if (sid === undefined) return
+    this.subscriptions.delete(node.id)
+    this.localBySubject.delete(subjectOf(node.id))
+    if (this.closed) return
+    native.natsUnsubscribe(this.handle, sid)
+    native.natsPublish(this.handle, PRESENCE, null, JSON.stringify({ down: [node.id], from: this.inbox }))
+  }
+
+  /** The handle of a node of another process (made once per id). */
+  remoteNode(id) {
+    let node = this.remotes.get(id)
+    if (node === undefined || node._index < 0) {
+      const runtime = this.runtime
+      const index = native.createRemoteNode(runtime._core, id)
+      node = new RemoteNode(runtime, id, index)
+      runtime._nodesByIndex[index] = node
+      this.remotes.set(id, node)
+    }
+    return node
+  }
+
+  hasRemotes() {
+    return this.remotes.size > 0
+  }
+
+  // --- sending ----------------------------------------------------------------------------
+
+  /**
+   * Serialises a send for the wire before anything is dispatched (so a payload JSON cannot
+   * carry refuses the whole send). Returns the body text.
+   */
+  encode(input) {
+    this.assertUsable()
+    if (!Array.isArray(input)) {
+      checkJson(input.payload, 'payload', `The payload of '${input.type}'`)
+      return JSON.stringify({ type: input.type, payload: input.payload })
+    }
+    const events = new Array(input.length)
+    for (let i = 0; i < input.length; i++) {
+      const { type, payload } = input[i]
+      checkJson(payload, `events[${i}].payload`, 'The batch')
+      events[i] = { type, payload }
+    }
+    return JSON.stringify(events)
+  }
+
+  /** Sends the planned event to the remote targets of one dispatch; replies finish their branches. */
+  start(result, remote, body, causal, info) {
+    const header = { ...causal }
+    if (info !== null) {
+      header.batch = Array.from({ length: info.count }, (_, i) => {
+        const c = i === 0 ? info.first : info.causalAt(i)
+        return [c.id, c.causationId, c.correlationId]
+      })
+    }
+    const subjects = new Array(remote.length)
+    const replies = new Array(remote.length)
+    const now = performance.now()
+    for (let i = 0; i < remote.length; i++) {
+      const { slot, frame } = remote[i]
+      subjects[i] = subjectOf(frame.node.id)
+      replies[i] = this.inbox + frame.branch
+      this.waiting.set(frame.branch, { result, slot, frame, sentAt: now, reply: replies[i] })
+    }
+    this._hold(remote.length)
+    native.natsRequest(this.handle, subjects, replies, JSON.stringify(header), body)
+  }
+
+  _settle(branch, reply) {
+    const waiting = this.waiting.get(branch)
+    if (waiting === undefined) return
+    this.waiting.delete(branch)
+    this._hold(-1)
+    const { result, slot, frame } = waiting
+    const runtime = this.runtime
+    if (reply.steps && reply.steps.length > 0) {
+      try {
+        native.addRemoteSteps(runtime._core, frame.branch, reply.steps)
+      } catch {}
+    }
+    if (reply.ok) result._remoteFulfilled(slot, frame, reply.value, reply.steps && reply.steps.length > 0)
+    else result._remoteFailed(slot, frame, reply.step || '(remote)', remoteError(frame.node.id, reply.error))
+  }
+
+  _failBranch(branch, code, message) {
+    this._settle(branch, { ok: false, step: '(transport)', error: { name: 'HappenError', code, message } })
+  }
+
+  // --- inbound ----------------------------------------------------------------------------
+
+  _drain() {
+    if (this.closed) return
+    let entries
+    try {
+      entries = native.natsDrain(this.handle)
+    } catch {
+      return
+    }
+    for (let i = 0; i < entries.length; i += 5) {
+      const kind = entries[i]
+      try {
+        if (kind === 'r') this._onReply(entries[i + 1], entries[i + 3], entries[i + 4])
+        else if (kind === 'q') this._onRequest(entries[i + 1], entries[i + 2], entries[i + 3], entries[i + 4])
+        else if (kind === 'p') this._onPresence(entries[i + 4])
+        else if (kind === 's') this._onStatus(entries[i + 1], entries[i + 4])
+      } catch (error) {
+        // A malformed message must not stop the others; it is reported, not thrown.
+        process.emitWarning(`happen: a NATS message could not be handled: ${error && error.message}`)
+      }
+    }
+  }
+
+  _onReply(subject, header, body) {
+    const key = subject.slice(this.inbox.length)
+    if (key.charCodeAt(0) === 112 /* p: a liveness answer */) return this._onPingAnswer(key, header, body)
+    const branch = Number(key)
+    if (header === 'status:503') {
+      const waiting = this.waiting.get(branch)
+      const id = waiting ? waiting.frame.node.id : '?'
+      return this._failBranch(
+        branch,
+        'NO_RESPONDERS',
+        `No node with id '${id}' answers on NATS: no process connected to ${this.servers.join(', ')} hosts it (no responders)`,
+      )
+    }
+    this._settle(branch, JSON.parse(body))
+  }
+
+  _onRequest(subject, reply, header, body) {
+    if (header === '') return this._onPing(reply, body)
+    const runtime = this.runtime
+    const answer = (message) => native.natsPublish(this.handle, reply, null, message)
+    const wire = JSON.parse(header)
+    const id = this.localBySubject.get(subject)
+    const node = id === undefined ? undefined : runtime._nodesById.get(id)
+    if (node === undefined || runtime._closed) {
+      return answer(JSON.stringify({ ok: false, step: '(transport)', error: { name: 'HappenError', code: 'NO_RESPONDERS', message: `Node '${id}' is no longer served by this process` } }))
+    }
+    const input = JSON.parse(body)
+    const causal = {
+      id: wire.id,
+      sender: wire.sender,
+      causationId: wire.causationId,
+      correlationId: wire.correlationId,
+      path: wire.path,
+      timestamp: wire.timestamp,
+    }
+    const inbound = {
+      causal,
+      batch: Array.isArray(input) ? new WireBatch(input, causal, wire.batch) : null,
+    }
+    const sender = wire.sender === null ? null : runtime._nodesById.get(wire.sender) ?? this.remoteNode(wire.sender)
+    let result
+    try {
+      result = runtime._deliver(sender, [node], false, input, inbound)
+    } catch (error) {
+      return answer(JSON.stringify({ ok: false, step: '(delivery)', error: describeError(error) }))
+    }
+    this.serving.add(reply)
+    result.return({ settled: true }).then((entries) => {
+      this.serving.delete(reply)
+      if (this.closed) return
+      const entry = entries[node.id]
+      const steps = result._firstBranch > 0 ? native.branchSteps(runtime._core, result._firstBranch) : []
+      let message
+      if (entry.status === 'fulfilled') {
+        try {
+          checkJson(entry.value, 'result', `The result of node '${node.id}'`)
+          message = JSON.stringify({ ok: true, value: entry.value, steps })
+        } catch (error) {
+          message = JSON.stringify({ ok: false, step: '(reply)', steps, error: describeError(error) })
+        }
+      } else {
+        const failure = result._failures && result._failures[0]
+        message = JSON.stringify({ ok: false, step: failure ? failure.step : '(remote)', steps, error: describeError(entry.reason) })
+      }
+      answer(message)
+    })
+  }
+
+  _onPresence(body) {
+    const message = JSON.parse(body)
+    if (message.from === this.inbox) return
+    const runtime = this.runtime
+    if (message.hello !== undefined) {
+      if (message.hello === this.inbox || runtime._nodesById.size === 0) return
+      native.natsPublish(this.handle, PRESENCE, null, JSON.stringify({ up: [...runtime._nodesById.keys()], from: this.inbox }))
+      return
+    }
+    for (const id of message.up || []) if (!runtime._nodesById.has(id)) this.remoteNode(id)
+    for (const id of message.down || []) {
+      const node = this.remotes.get(id)
+      if (node === undefined) continue
+      this.remotes.delete(id)
+      // Gone from the directory (and from broadcasts); a held handle now says DISPOSED.
+      try {
+        native.disposeNode(runtime._core, node._index)
+      } catch {}
+      runtime._nodesByIndex[node._index] = undefined
+      node._index = -1
+    }
+  }
+
+  _onStatus(event, detail) {
+    if (event === 'connected') {
+      this.state = 'connected'
+      this._hold(-1)
+      this._connected()
+    } else if (event === 'failed') {
+      this.state = 'failed'
+      this.failure = new HappenError('CONNECTION_FAILED', detail)
+      this._hold(-1)
+      this._failed(this.failure)
+      for (const branch of [...this.waiting.keys()]) this._failBranch(branch, 'CONNECTION_FAILED', detail)
+      for (const [token, flush] of this.flushes) {
+        this.flushes.delete(token)
+        this._hold(-1)
+        flush.reject(this.failure)
+      }
+    } else if (event === 'flushed' || event === 'flush-failed') {
+      const token = event === 'flushed' ? detail : detail.split(' ')[0]
+      const flush = this.flushes.get(token)
+      if (flush === undefined) return
+      this.flushes.delete(token)
+      this._hold(-1)
+      if (event === 'flushed') flush.resolve()
+      else flush.reject(new HappenError('CONNECTION_FAILED', `NATS flush failed: ${detail}`))
+    } else if (event === 'reconnected' && this.state === 'connected') {
+      // Whatever was in flight while the server was away may be lost: check at once.
+      for (const waiting of this.waiting.values()) waiting.sentAt = -Infinity
+      native.natsPublish(this.handle, PRESENCE, null, JSON.stringify({ hello: this.inbox }))
+    }
+  }
+
+  // --- liveness of long-running remote branches -------------------------------------------
+
+  /**
+   * Every half heartbeat: asks each node with a branch waiting longer than a heartbeat whether
+   * its flow still runs. No responders: the node's process is gone; "lost": the request never
+   * arrived (say, the server restarted) or its process restarted. Either fails the branch.
+   */
+  _checkLiveness() {
+    if (this.waiting.size === 0 || this.state !== 'connected') return
+    const due = performance.now() - this.heartbeat
+    const byNode = new Map()
+    for (const [branch, waiting] of this.waiting) {
+      if (waiting.sentAt > due || waiting.pinged) continue
+      const id = waiting.frame.node.id
+      let list = byNode.get(id)
+      if (list === undefined) byNode.set(id, (list = []))
+      list.push(branch)
+    }
+    for (const [id, branches] of byNode) {
+      const key = `p${this.nextToken++}`
+      this.pings.set(key, { id, branches })
+      for (const branch of branches) this.waiting.get(branch).pinged = true
+      const replies = branches.map((b) => this.waiting.get(b).reply)
+      native.natsRequest(this.handle, [subjectOf(id)], [this.inbox + key], null, JSON.stringify({ running: replies }))
+    }
+  }
+
+  _onPing(reply, body) {
+    const { running } = JSON.parse(body)
+    const lost = running.filter((r) => !this.serving.has(r))
+    native.natsPublish(this.handle, reply, null, JSON.stringify({ lost }))
+  }
+
+  _onPingAnswer(key, header, body) {
+    const ping = this.pings.get(key)
+    if (ping === undefined) return
+    this.pings.delete(key)
+    if (header === 'status:503') {
+      for (const branch of ping.branches) {
+        this._failBranch(
+          branch,
+          'NODE_LOST',
+          `Node '${ping.id}' stopped answering while its flow was running: no process hosts it any more (its process exited or lost its NATS connection)`,
+        )
+      }
+      return
+    }
+    const lost = new Set(JSON.parse(body).lost)
+    for (const branch of ping.branches) {
+      const waiting = this.waiting.get(branch)
+      if (waiting === undefined) continue
+      if (lost.has(waiting.reply)) {
+        this._failBranch(branch, 'NODE_LOST', `Node '${ping.id}' is not running this flow: the event was lost in transit (the NATS server restarted?) or its process restarted`)
+      } else {
+        waiting.pinged = false
+        waiting.sentAt = performance.now()
+      }
+    }
+  }
+
+  // --- end ----------------------------------------------------------------------------------
+
+  async close() {
+    if (this.closed) return
+    if (this.state === 'connected') {
+      if (this.subscriptions.size > 0) {
+        native.natsPublish(this.handle, PRESENCE, null, JSON.stringify({ down: [...this.subscriptions.keys()], from: this.inbox }))
+      }
+      await this.flush().catch(() => {})
+    }
+    for (const branch of [...this.waiting.keys()]) this._failBranch(branch, 'SHUTDOWN', 'the happen runtime was shut down before the remote node answered')
+    this.closed = true
+    clearInterval(this.timer)
+    native.natsClose(this.handle)
+  }
+}
+
+module.exports = { NatsTransport, RemoteNode, subjectOf, unserialisable, REMOTE_FAILED }
