@@ -185,6 +185,7 @@ class NatsTransport {
   // --- nodes ------------------------------------------------------------------------------
 
   nodeCreated(node) {
+    if (this.failure !== null) return
     const subject = subjectOf(node.id)
     this.localBySubject.set(subject, node.id)
     this.subscriptions.set(node.id, native.natsSubscribe(this.handle, subject, 'q'))
@@ -196,7 +197,7 @@ class NatsTransport {
     if (sid === undefined) return
     this.subscriptions.delete(node.id)
     this.localBySubject.delete(subjectOf(node.id))
-    if (this.closed) return
+    if (this.closed || this.failure !== null) return
     native.natsUnsubscribe(this.handle, sid)
     native.natsPublish(this.handle, PRESENCE, null, JSON.stringify({ down: [node.id], from: this.inbox }))
   }
@@ -214,8 +215,11 @@ class NatsTransport {
     return node
   }
 
-  hasRemotes() {
-    return this.remotes.size > 0
+  /** A broadcast's targets: every local node, and every node other processes announced. */
+  everyone() {
+    const nodes = [...this.runtime._nodesById.values()]
+    for (const node of this.remotes.values()) if (node._listed === true && node._index >= 0) nodes.push(node)
+    return nodes
   }
 
   // --- sending ----------------------------------------------------------------------------
@@ -312,6 +316,8 @@ class NatsTransport {
     if (header === 'status:503') {
       const waiting = this.waiting.get(branch)
       const id = waiting ? waiting.frame.node.id : '?'
+      // Not (or no longer) hosted anywhere: out of the broadcast list until announced again.
+      if (waiting) waiting.frame.node._listed = false
       return this._failBranch(
         branch,
         'NO_RESPONDERS',
@@ -382,7 +388,7 @@ class NatsTransport {
       native.natsPublish(this.handle, PRESENCE, null, JSON.stringify({ up: [...runtime._nodesById.keys()], from: this.inbox }))
       return
     }
-    for (const id of message.up || []) if (!runtime._nodesById.has(id)) this.remoteNode(id)
+    for (const id of message.up || []) if (!runtime._nodesById.has(id)) this.remoteNode(id)._listed = true
     for (const id of message.down || []) {
       const node = this.remotes.get(id)
       if (node === undefined) continue

@@ -344,14 +344,16 @@ class Runtime {
     const batch = Array.isArray(input)
     const sharedType = batch ? checkBatch(input, 'events') : (checkEvent(input, 'event'), input.type)
     const current = flowStorage.getStore()
-    const frame = current !== undefined && current.runtime === this ? current : null
+    const frame = current !== undefined && current.runtime === this && inbound === undefined ? current : null
     const sender = frame !== null ? frame.node : origin
     if (batch && input.length === 0) return this._emptyResult(targets, keyed)
-    // NATS hook: remote targets need the events as JSON, made (and refused) before dispatch.
+    // NATS hook: a broadcast goes to the local nodes and those other processes announced;
+    // remote targets need the events as JSON, made (and refused) before dispatch.
     const transport = this._transport
     let wireBody = null
-    if (transport !== null && (targets === EVERY_NODE ? transport.hasRemotes() : targets.some((n) => n._remote === true))) {
-      wireBody = transport.encode(input)
+    if (transport !== null) {
+      if (targets === EVERY_NODE) targets = transport.everyone()
+      if (targets.some((n) => n._remote === true)) wireBody = transport.encode(input)
     }
 
     const count = batch ? input.length : 1
@@ -395,6 +397,8 @@ class Runtime {
 
     const seq = plan[0]
     const firstBranch = plan[1]
+    // NATS hook: the event keeps, in this runtime's traces too, the id it has in its sender's.
+    if (inbound !== undefined) guard(() => native.setEventAlias(this._core, seq, inbound.causal.id))
     const correlationSeq = plan[3]
     const planned = plan[4]
     const id = this._prefix + seq

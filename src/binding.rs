@@ -124,6 +124,15 @@ pub fn add_remote_steps(core: u32, branch: f64, names: Vec<String>) -> Result<()
     })
 }
 
+/// Gives a dispatched event the id it carries in the process that sent it.
+#[napi(catch_unwind)]
+pub fn set_event_alias(core: u32, seq: f64, id: String) -> Result<()> {
+    with_core(core, |s| {
+        s.core.set_event_alias(seq as EventSeq, &id);
+        Ok(())
+    })
+}
+
 /// Returns the ids of the handlers that went with the node.
 #[napi(catch_unwind)]
 pub fn dispose_node(core: u32, node: u32) -> Result<Vec<u32>> {

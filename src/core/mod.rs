@@ -10,6 +10,7 @@ pub mod pattern;
 pub mod registry;
 pub mod trace;
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use causal::{BranchId, CausalStore, Cause, Correlation, Outcome};
@@ -95,6 +96,10 @@ pub struct Core {
     dispatcher: Dispatcher,
     history: CausalStore,
     targets_scratch: Vec<NodeIndex>,
+    /// Events delivered here from another process keep the id they were given there (NATS
+    /// transport): local seq -> that id, and back. Bounded like the history.
+    aliases: rustc_hash::FxHashMap<EventSeq, Arc<str>>,
+    by_alias: rustc_hash::FxHashMap<Arc<str>, EventSeq>,
 }
 
 impl Core {
@@ -108,6 +113,8 @@ impl Core {
             dispatcher: Dispatcher::default(),
             history: CausalStore::new(history_size),
             targets_scratch: Vec::new(),
+            aliases: Default::default(),
+            by_alias: Default::default(),
         }
     }
 
@@ -289,6 +296,20 @@ impl Core {
         Ok(())
     }
 
+    /// Gives a dispatched event the id it carries in the process that sent it (an event that
+    /// came over the wire): traces show that id, and find the event by it.
+    pub fn set_event_alias(&mut self, seq: EventSeq, id: &str) {
+        if self.aliases.len() >= self.history.capacity() + 1024 {
+            let history = &self.history;
+            self.aliases.retain(|seq, _| history.find_event(*seq).is_some());
+            let aliases = &self.aliases;
+            self.by_alias.retain(|_, seq| aliases.contains_key(seq));
+        }
+        let id: Arc<str> = id.into();
+        self.aliases.insert(seq, id.clone());
+        self.by_alias.insert(id, seq);
+    }
+
     /// The step names a branch has recorded so far (the flow's functions, in order).
     pub fn branch_steps(&self, branch: BranchId) -> Vec<String> {
         self.history.branch(branch).map_or_else(Vec::new, |b| {
@@ -318,7 +339,15 @@ impl Core {
 
     /// The causal tree for an event id or correlation id, as JSON, or None.
     pub fn trace(&self, id: &str) -> Option<serde_json::Value> {
-        trace::TraceBuilder { store: &self.history, ids: &self.ids, types: &self.types, steps: &self.steps }
+        let local;
+        let id = match self.by_alias.get(id) {
+            Some(seq) => {
+                local = self.ids.format(*seq);
+                &local
+            }
+            None => id,
+        };
+        trace::TraceBuilder { aliases: &self.aliases, store: &self.history, ids: &self.ids, types: &self.types, steps: &self.steps }
             .build(id)
     }
 }

@@ -32,6 +32,8 @@ impl<'a> Children<'a> {
 }
 
 pub struct TraceBuilder<'a> {
+    /// Events that came from another process, by the id they carry there (NATS transport).
+    pub aliases: &'a rustc_hash::FxHashMap<EventSeq, std::sync::Arc<str>>,
     pub store: &'a CausalStore,
     pub ids: &'a EventIds,
     pub types: &'a Interner,
@@ -65,21 +67,29 @@ impl TraceBuilder<'_> {
         }
     }
 
+    /// An event's id: the one it was given in the process that sent it, when it came from another.
+    fn event_id(&self, seq: EventSeq) -> String {
+        match self.aliases.get(&seq) {
+            Some(alias) => alias.to_string(),
+            None => self.ids.format(seq),
+        }
+    }
+
     fn correlation_id(&self, c: &Correlation) -> String {
         match c {
-            Correlation::Event(seq) => self.ids.format(*seq),
+            Correlation::Event(seq) => self.event_id(*seq),
             Correlation::External(s) => s.to_string(),
         }
     }
 
     fn delivery(&self, d: &Delivery, children: &Children) -> Value {
         let mut event = Map::new();
-        event.insert("id".into(), self.ids.format(d.first_seq).into());
+        event.insert("id".into(), self.event_id(d.first_seq).into());
         event.insert("type".into(), self.types.lookup(d.types.get(0)).unwrap_or("?").into());
         event.insert("sender".into(), d.sender.as_deref().map_or(Value::Null, Value::from));
         let causation = match &d.cause {
             Cause::Root => Value::Null,
-            Cause::Event { seq, .. } => self.ids.format(*seq).into(),
+            Cause::Event { seq, .. } => self.event_id(*seq).into(),
             Cause::External(s) => Value::from(&**s),
         };
         event.insert("causationId".into(), causation);
@@ -87,7 +97,7 @@ impl TraceBuilder<'_> {
         event.insert("timestamp".into(), d.timestamp.into());
         if d.is_batch() {
             let ids: Vec<Value> =
-                (0..d.count as u64).map(|i| self.ids.format(d.first_seq + i).into()).collect();
+                (0..d.count as u64).map(|i| self.event_id(d.first_seq + i).into()).collect();
             event.insert("batch".into(), json!({ "size": d.count, "ids": ids }));
         }
         let branches: Vec<Value> = d
