@@ -15,13 +15,13 @@ import { fileURLToPath } from 'node:url'
 import { performance } from 'node:perf_hooks'
 
 const RECEIVERS = 5
-const IN_FLIGHT = 100
-const ids = Array.from({ length: RECEIVERS }, (_, i) => `n${i}`)
-
 function arg(name, fallback) {
   const at = process.argv.indexOf(`--${name}`)
   return at >= 0 ? process.argv[at + 1] : fallback
 }
+const IN_FLIGHT = Number(arg('inflight', '100'))
+const ids = Array.from({ length: RECEIVERS }, (_, i) => `n${i}`)
+
 
 // ------------------------------------------------------------------------------------------
 // Receivers (child processes)
@@ -170,7 +170,8 @@ function startChildren(kind, url, procs) {
     groups.map(
       (mine) =>
         new Promise((resolve, reject) => {
-          const c = spawn(process.execPath, [self, '--child', kind, url, mine.join(',')], { stdio: ['pipe', 'pipe', 'inherit'] })
+          const extra = process.env.S7_CHILD_NODE_ARGS ? process.env.S7_CHILD_NODE_ARGS.split(' ') : []
+          const c = spawn(process.execPath, [...extra, self, '--child', kind, url, mine.join(',')], { stdio: ['pipe', 'pipe', 'inherit'] })
           c.stdout.once('data', () => resolve(c))
           c.on('exit', (code) => reject(new Error(`${kind} receivers exited with ${code}`)))
         }),

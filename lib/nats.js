@@ -137,6 +137,19 @@ class NatsTransport {
     this.flushes = new Map()
     this.pings = new Map()
     this.nextToken = 1
+    /** Outbound messages of this turn: subject, reply, header, body (see nats_send). */
+    this.out = []
+    this._sendNow = () => {
+      if (this.out.length === 0) return
+      if (this.failure !== null) return void (this.out = [])
+      const out = this.out
+      this.out = []
+      try {
+        native.natsSend(this.handle, out)
+      } catch {}
+    }
+    /** Remote branches' steps waiting to be recorded: branch, names, branch, names… */
+    this.steps = []
     this.state = 'connecting'
     this.failure = null
     this.closed = false
@@ -153,7 +166,7 @@ class NatsTransport {
     this.ready.catch(() => {})
     native.natsSubscribe(this.handle, this.inbox + '*', 'r')
     native.natsSubscribe(this.handle, PRESENCE, 'p')
-    native.natsPublish(this.handle, PRESENCE, null, JSON.stringify({ hello: this.inbox }))
+    this._out(PRESENCE, '', '', JSON.stringify({ hello: this.inbox }))
   }
 
   _hold(n) {
@@ -172,6 +185,7 @@ class NatsTransport {
           const token = String(this.nextToken++)
           this.flushes.set(token, { resolve, reject })
           this._hold(1)
+          this._sendNow()
           native.natsFlush(this.handle, token)
         }),
     )
@@ -188,8 +202,9 @@ class NatsTransport {
     if (this.failure !== null) return
     const subject = subjectOf(node.id)
     this.localBySubject.set(subject, node.id)
+    this._sendNow()
     this.subscriptions.set(node.id, native.natsSubscribe(this.handle, subject, 'q'))
-    native.natsPublish(this.handle, PRESENCE, null, JSON.stringify({ up: [node.id], from: this.inbox }))
+    this._out(PRESENCE, '', '', JSON.stringify({ up: [node.id], from: this.inbox }))
   }
 
   nodeDisposed(node) {
@@ -198,8 +213,9 @@ class NatsTransport {
     this.subscriptions.delete(node.id)
     this.localBySubject.delete(subjectOf(node.id))
     if (this.closed || this.failure !== null) return
+    this._sendNow()
     native.natsUnsubscribe(this.handle, sid)
-    native.natsPublish(this.handle, PRESENCE, null, JSON.stringify({ down: [node.id], from: this.inbox }))
+    this._out(PRESENCE, '', '', JSON.stringify({ down: [node.id], from: this.inbox }))
   }
 
   /** The handle of a node of another process (made once per id). */
@@ -262,7 +278,8 @@ class NatsTransport {
       this.waiting.set(frame.branch, { result, slot, frame, sentAt: now, reply: replies[i] })
     }
     this._hold(remote.length)
-    native.natsRequest(this.handle, subjects, replies, JSON.stringify(header), body)
+    const causalText = JSON.stringify(header)
+    for (let i = 0; i < remote.length; i++) this._out(subjects[i], replies[i], causalText, i === 0 ? body : '\0')
   }
 
   _settle(branch, reply) {
@@ -273,12 +290,31 @@ class NatsTransport {
     const { result, slot, frame } = waiting
     const runtime = this.runtime
     if (reply.steps && reply.steps.length > 0) {
-      try {
-        native.addRemoteSteps(runtime._core, frame.branch, reply.steps)
-      } catch {}
+      // Recorded in the core in bulk (or when a trace is asked for), not one call per reply.
+      this.steps.push(frame.branch, reply.steps)
+      if (this.steps.length >= 512) this.flushSteps()
     }
     if (reply.ok) result._remoteFulfilled(slot, frame, reply.value, reply.steps && reply.steps.length > 0)
     else result._remoteFailed(slot, frame, reply.step || '(remote)', remoteError(frame.node.id, reply.error))
+  }
+
+  /** Records the steps remote flows reported on their branches (called by runtime.trace()). */
+  flushSteps() {
+    const steps = this.steps
+    if (steps.length === 0) return
+    this.steps = []
+    for (let i = 0; i < steps.length; i += 2) {
+      try {
+        native.addRemoteSteps(this.runtime._core, steps[i], steps[i + 1])
+      } catch {}
+    }
+  }
+
+  /** Queues a message; everything queued in one turn of the event loop leaves in one call. */
+  _out(subject, reply, header, body) {
+    const out = this.out
+    out.push(subject, reply, header, body)
+    if (out.length === 4 && !this.closed) process.nextTick(this._sendNow)
   }
 
   _failBranch(branch, code, message) {
@@ -330,7 +366,7 @@ class NatsTransport {
   _onRequest(subject, reply, header, body) {
     if (header === '') return this._onPing(reply, body)
     const runtime = this.runtime
-    const answer = (message) => native.natsPublish(this.handle, reply, null, message)
+    const answer = (message) => this._out(reply, '', '', message)
     const wire = JSON.parse(header)
     const id = this.localBySubject.get(subject)
     const node = id === undefined ? undefined : runtime._nodesById.get(id)
@@ -385,7 +421,7 @@ class NatsTransport {
     const runtime = this.runtime
     if (message.hello !== undefined) {
       if (message.hello === this.inbox || runtime._nodesById.size === 0) return
-      native.natsPublish(this.handle, PRESENCE, null, JSON.stringify({ up: [...runtime._nodesById.keys()], from: this.inbox }))
+      this._out(PRESENCE, '', '', JSON.stringify({ up: [...runtime._nodesById.keys()], from: this.inbox }))
       return
     }
     for (const id of message.up || []) if (!runtime._nodesById.has(id)) this.remoteNode(id)._listed = true
@@ -429,7 +465,7 @@ class NatsTransport {
     } else if (event === 'reconnected' && this.state === 'connected') {
       // Whatever was in flight while the server was away may be lost: check at once.
       for (const waiting of this.waiting.values()) waiting.sentAt = -Infinity
-      native.natsPublish(this.handle, PRESENCE, null, JSON.stringify({ hello: this.inbox }))
+      this._out(PRESENCE, '', '', JSON.stringify({ hello: this.inbox }))
     }
   }
 
@@ -456,14 +492,14 @@ class NatsTransport {
       this.pings.set(key, { id, branches })
       for (const branch of branches) this.waiting.get(branch).pinged = true
       const replies = branches.map((b) => this.waiting.get(b).reply)
-      native.natsRequest(this.handle, [subjectOf(id)], [this.inbox + key], null, JSON.stringify({ running: replies }))
+      this._out(subjectOf(id), this.inbox + key, '', JSON.stringify({ running: replies }))
     }
   }
 
   _onPing(reply, body) {
     const { running } = JSON.parse(body)
     const lost = running.filter((r) => !this.serving.has(r))
-    native.natsPublish(this.handle, reply, null, JSON.stringify({ lost }))
+    this._out(reply, '', '', JSON.stringify({ lost }))
   }
 
   _onPingAnswer(key, header, body) {
@@ -499,13 +535,14 @@ class NatsTransport {
     if (this.closed) return
     if (this.state === 'connected') {
       if (this.subscriptions.size > 0) {
-        native.natsPublish(this.handle, PRESENCE, null, JSON.stringify({ down: [...this.subscriptions.keys()], from: this.inbox }))
+        this._out(PRESENCE, '', '', JSON.stringify({ down: [...this.subscriptions.keys()], from: this.inbox }))
       }
       await this.flush().catch(() => {})
     }
     for (const branch of [...this.waiting.keys()]) this._failBranch(branch, 'SHUTDOWN', 'the happen runtime was shut down before the remote node answered')
     this.closed = true
     clearInterval(this.timer)
+    this._sendNow()
     native.natsClose(this.handle)
   }
 }

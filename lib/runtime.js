@@ -230,6 +230,7 @@ class Runtime {
   trace(id) {
     if (typeof id !== 'string' || id.length === 0) throw invalidArg('id', 'a non-empty event or correlation id string', id)
     this._flushOutcomes()
+    if (this._transport !== null) this._transport.flushSteps()
     const json = guard(() => native.trace(this._core, id))
     if (json == null) return null
     const { tree, text } = JSON.parse(json)

@@ -48,7 +48,7 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+            .worker_threads(std::env::var("HAPPEN_NATS_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(1))
             .thread_name("happen-nats")
             .enable_all()
             .build()
@@ -91,10 +91,8 @@ impl Inbound {
 enum Command {
     Subscribe { sid: u32, subject: String, kind: &'static str },
     Unsubscribe { sid: u32 },
-    /// One body to several subjects, each with its own reply subject.
-    Request { subjects: Vec<String>, replies: Vec<String>, causal: Option<String>, body: Bytes },
-    /// A message with no reply subject (a reply to a request).
-    Publish { subject: String, causal: Option<String>, body: Bytes },
+    /// Messages, four strings each (see `nats_send`).
+    Send(Vec<String>),
     /// Reports `("s", "flushed", token)` once everything before it reached the server.
     Flush { token: String },
     Close,
@@ -272,33 +270,28 @@ async fn pump(options: NatsConnectOptions, mut commands: UnboundedReceiver<Comma
                     task.abort();
                 }
             }
-            Command::Request { subjects, replies, causal, body } => {
-                let headers = causal.map(|c| {
-                    let mut h = HeaderMap::new();
-                    h.insert(CAUSAL_HEADER, c.as_str());
-                    h
-                });
-                for (subject, reply) in subjects.into_iter().zip(replies) {
-                    let sent = match &headers {
-                        Some(h) => client.publish_with_reply_and_headers(subject, reply, h.clone(), body.clone()).await,
-                        None => client.publish_with_reply(subject, reply, body.clone()).await,
+            Command::Send(entries) => {
+                let mut body = Bytes::new();
+                for m in entries.chunks_exact(4) {
+                    // "\0": the body of the message before (a fan-out sends one body to many).
+                    if m[3] != "\0" {
+                        body = Bytes::copy_from_slice(m[3].as_bytes());
+                    }
+                    let headers = (!m[2].is_empty()).then(|| {
+                        let mut h = HeaderMap::new();
+                        h.insert(CAUSAL_HEADER, m[2].as_str());
+                        h
+                    });
+                    let subject = m[0].clone();
+                    let sent = match (m[1].is_empty(), headers) {
+                        (true, None) => client.publish(subject, body.clone()).await,
+                        (true, Some(h)) => client.publish_with_headers(subject, h, body.clone()).await,
+                        (false, None) => client.publish_with_reply(subject, m[1].clone(), body.clone()).await,
+                        (false, Some(h)) => client.publish_with_reply_and_headers(subject, m[1].clone(), h, body.clone()).await,
                     };
                     if let Err(e) = sent {
                         inbound.status("error", format!("cannot publish: {e}"));
                     }
-                }
-            }
-            Command::Publish { subject, causal, body } => {
-                let sent = match causal {
-                    Some(c) => {
-                        let mut h = HeaderMap::new();
-                        h.insert(CAUSAL_HEADER, c.as_str());
-                        client.publish_with_headers(subject, h, body).await
-                    }
-                    None => client.publish(subject, body).await,
-                };
-                if let Err(e) = sent {
-                    inbound.status("error", format!("cannot publish: {e}"));
                 }
             }
             Command::Flush { token } => {
@@ -346,24 +339,15 @@ pub fn nats_unsubscribe(handle: u32, sid: u32) -> Result<()> {
     send(handle, Command::Unsubscribe { sid })
 }
 
-/// Publishes one body to every subject, each with the reply subject at the same position.
+/// Publishes messages, four strings each: subject, reply subject (empty: none), causal header
+/// (empty: none), body (`"\0"`: the previous message's body again). The JS layer gathers
+/// what one turn of its event loop sends into one call: one crossing, one wake-up of the pump.
 #[napi(catch_unwind)]
-pub fn nats_request(
-    handle: u32,
-    subjects: Vec<String>,
-    replies: Vec<String>,
-    causal: Option<String>,
-    body: String,
-) -> Result<()> {
-    if subjects.len() != replies.len() {
-        return Err(coded("INTERNAL", "nats_request needs one reply subject per subject"));
+pub fn nats_send(handle: u32, entries: Vec<String>) -> Result<()> {
+    if entries.len() % 4 != 0 {
+        return Err(coded("INTERNAL", "nats_send takes four strings per message"));
     }
-    send(handle, Command::Request { subjects, replies, causal, body: Bytes::from(body) })
-}
-
-#[napi(catch_unwind)]
-pub fn nats_publish(handle: u32, subject: String, causal: Option<String>, body: String) -> Result<()> {
-    send(handle, Command::Publish { subject, causal, body: Bytes::from(body) })
+    send(handle, Command::Send(entries))
 }
 
 /// Asks for `s flushed <token>` once everything sent so far has reached the server.

@@ -100,6 +100,8 @@ pub struct Core {
     /// transport): local seq -> that id, and back. Bounded like the history.
     aliases: rustc_hash::FxHashMap<EventSeq, Arc<str>>,
     by_alias: rustc_hash::FxHashMap<Arc<str>, EventSeq>,
+    /// Aliased seqs, oldest first: dropped once the history no longer holds them.
+    alias_order: std::collections::VecDeque<EventSeq>,
 }
 
 impl Core {
@@ -115,6 +117,7 @@ impl Core {
             targets_scratch: Vec::new(),
             aliases: Default::default(),
             by_alias: Default::default(),
+            alias_order: Default::default(),
         }
     }
 
@@ -299,15 +302,19 @@ impl Core {
     /// Gives a dispatched event the id it carries in the process that sent it (an event that
     /// came over the wire): traces show that id, and find the event by it.
     pub fn set_event_alias(&mut self, seq: EventSeq, id: &str) {
-        if self.aliases.len() >= self.history.capacity() + 1024 {
-            let history = &self.history;
-            self.aliases.retain(|seq, _| history.find_event(*seq).is_some());
-            let aliases = &self.aliases;
-            self.by_alias.retain(|_, seq| aliases.contains_key(seq));
+        while let Some(&oldest) = self.alias_order.front() {
+            if self.history.find_event(oldest).is_some() {
+                break;
+            }
+            self.alias_order.pop_front();
+            if let Some(old) = self.aliases.remove(&oldest) {
+                self.by_alias.remove(&old);
+            }
         }
         let id: Arc<str> = id.into();
         self.aliases.insert(seq, id.clone());
         self.by_alias.insert(id, seq);
+        self.alias_order.push_back(seq);
     }
 
     /// The step names a branch has recorded so far (the flow's functions, in order).
