@@ -2,13 +2,23 @@
 
 // The NATS transport: nodes in other processes addressed by id like local ones.
 //
-// Wire (see src/nats.rs for the connection itself):
-//   happen.node.<id>        one subscription per local node; a request carries the event (JSON
-//                           body) and its causal context (header `happen-causal`, JSON), and its
-//                           reply subject names the sender's branch: `_HAPPEN.<prefix>.<branch>`.
-//   _HAPPEN.<prefix>.*      this runtime's replies: {ok, value, steps} | {ok:false, error, step, steps}.
-//   happen.presence         who hosts which node ids, so broadcast reaches every node.
-// A request without a causal header is a liveness check of long-running remote branches.
+// Wire (see src/nats.rs for the connection itself). <rt> is a runtime's id prefix.
+//   happen.node.<id>   one subscription per local node. A request carries the event (JSON body)
+//                      and its causal context (header `happen-causal`, JSON); its reply subject
+//                      `_HAPPEN.<rt>.<branch>` names the sender's branch. No node there: the
+//                      server answers "no responders" (NO_RESPONDERS). Without a causal header:
+//                      a liveness check of long-running remote branches.
+//   happen.rt.<rt>     frames: once the sender knows which runtime hosts a node (from presence
+//                      or an earlier reply), everything it sends that runtime in one turn of its
+//                      event loop travels as one message: the causal contexts as a JSON array
+//                      in the header, the entries [node ids, branch ids, event(s)] in the body.
+//                      A frame whose runtime is gone, or an entry whose node moved, is resent
+//                      through happen.node.<id>.
+//   _HAPPEN.<rt>.*     this runtime's replies, gathered per turn too: `.f` carries
+//                      {h: replying runtime, r: [[branch, {ok, value, steps} | {ok:false, error,
+//                      step, steps}], …]}; `.x<frame>` and `.<branch>` only ever get the
+//                      server's "no responders"; `.p<n>` answers liveness checks.
+//   happen.presence    who hosts which node ids, so broadcast reaches every node.
 
 const native = require('./native')
 const { HappenError } = require('./errors')
@@ -16,6 +26,14 @@ const { Node } = require('./runtime')
 const { performance } = require('./delivery')
 
 const PRESENCE = 'happen.presence'
+const FRAME_LIMIT = 512 * 1024
+
+/** Calls `done(entries)` with the allSettled-style entries once every target of `result` finished. */
+function whenSettled(result, done) {
+  if (result._pending === 0) return done(result._collect(true))
+  // A waiter of SendResult.return({ settled: true }), without the promise.
+  ;(result._waiters || (result._waiters = [])).push({ resolve: done, reject: done, settled: true, timer: null })
+}
 const REMOTE_FAILED = 2
 
 /** `happen.node.<id>`: ids made of subject-safe tokens go as they are, others base64url-encoded. */
@@ -125,7 +143,14 @@ class NatsTransport {
     this.runtime = runtime
     this.servers = options.servers
     this.heartbeat = options.heartbeat ?? 1000
-    this.inbox = `_HAPPEN.${runtime._prefix.slice(0, -1)}.`
+    this.rt = runtime._prefix.slice(0, -1)
+    this.inbox = `_HAPPEN.${this.rt}.`
+    /** Which runtime hosts a remote node id (learnt from presence and replies). */
+    this.hostOf = new Map()
+    /** This turn's frames, by destination runtime, and replies, by destination inbox. */
+    this.frames = new Map()
+    this.replies = new Map()
+    this.nextFrame = 1
     /** Remote branches waiting for their reply, by branch id. */
     this.waiting = new Map()
     /** Reply subjects of inbound flows running here (answers liveness checks). */
@@ -139,7 +164,15 @@ class NatsTransport {
     this.nextToken = 1
     /** Outbound messages of this turn: subject, reply, header, body (see nats_send). */
     this.out = []
+    this.scheduled = false
     this._sendNow = () => {
+      this.scheduled = false
+      if (this.frames.size > 0) for (const [host, frame] of this.frames) this._sendFrame(host, frame)
+      if (this.replies.size > 0) {
+        const body = (list) => `{"h":${JSON.stringify(this.rt)},"r":[${list.join(',')}]}`
+        for (const [inbox, list] of this.replies) this.out.push(inbox + 'f', '', '', body(list))
+        this.replies.clear()
+      }
       if (this.out.length === 0) return
       if (this.failure !== null) return void (this.out = [])
       const out = this.out
@@ -157,7 +190,9 @@ class NatsTransport {
     // Keeps the process alive while something waits on the network (connecting, replies,
     // flushes), never when idle: unref'd whenever `holds` is 0.
     this.timer = setInterval(() => this._checkLiveness(), Math.max(50, this.heartbeat / 2))
-    const { heartbeat, type, ...connect } = options
+    const { heartbeat, type, frames, ...connect } = options
+    /** `frames: false` sends every request on its node's subject (for comparison and tests). */
+    this.useFrames = frames !== false
     this.handle = native.natsConnect(connect, () => this._drain())
     this.ready = new Promise((resolve, reject) => {
       this._connected = resolve
@@ -166,6 +201,7 @@ class NatsTransport {
     this.ready.catch(() => {})
     native.natsSubscribe(this.handle, this.inbox + '*', 'r')
     native.natsSubscribe(this.handle, PRESENCE, 'p')
+    native.natsSubscribe(this.handle, `happen.rt.${this.rt}`, 'f')
     this._out(PRESENCE, '', '', JSON.stringify({ hello: this.inbox }))
   }
 
@@ -204,7 +240,7 @@ class NatsTransport {
     this.localBySubject.set(subject, node.id)
     this._sendNow()
     this.subscriptions.set(node.id, native.natsSubscribe(this.handle, subject, 'q'))
-    this._out(PRESENCE, '', '', JSON.stringify({ up: [node.id], from: this.inbox }))
+    this._out(PRESENCE, '', '', JSON.stringify({ up: [node.id], from: this.inbox, rt: this.rt }))
   }
 
   nodeDisposed(node) {
@@ -215,7 +251,7 @@ class NatsTransport {
     if (this.closed || this.failure !== null) return
     this._sendNow()
     native.natsUnsubscribe(this.handle, sid)
-    this._out(PRESENCE, '', '', JSON.stringify({ down: [node.id], from: this.inbox }))
+    this._out(PRESENCE, '', '', JSON.stringify({ down: [node.id], from: this.inbox, rt: this.rt }))
   }
 
   /** The handle of a node of another process (made once per id). */
@@ -268,26 +304,82 @@ class NatsTransport {
         return [c.id, c.causationId, c.correlationId]
       })
     }
-    const subjects = new Array(remote.length)
-    const replies = new Array(remote.length)
+    const causalText = JSON.stringify(header)
     const now = performance.now()
+    let direct = null
     for (let i = 0; i < remote.length; i++) {
       const { slot, frame } = remote[i]
-      subjects[i] = subjectOf(frame.node.id)
-      replies[i] = this.inbox + frame.branch
-      this.waiting.set(frame.branch, { result, slot, frame, sentAt: now, reply: replies[i] })
+      const waiting = { result, slot, flow: frame, sentAt: now, reply: this.inbox + frame.branch, causal: causalText, body, frame: 0, pinged: false }
+      this.waiting.set(frame.branch, waiting)
+      const host = this.useFrames ? this.hostOf.get(frame.node.id) : undefined
+      if (host === undefined) (direct || (direct = [])).push(waiting)
+      else this._frame(host, frame.node.id, waiting)
     }
     this._hold(remote.length)
-    const causalText = JSON.stringify(header)
-    for (let i = 0; i < remote.length; i++) this._out(subjects[i], replies[i], causalText, i === 0 ? body : '\0')
+    if (direct !== null) for (let i = 0; i < direct.length; i++) this._direct(direct[i], i > 0)
   }
 
-  _settle(branch, reply) {
+  /** Sends one branch's request on its node's subject. */
+  _direct(waiting, sameBody) {
+    waiting.frame = 0
+    this._out(subjectOf(waiting.flow.node.id), waiting.reply, waiting.causal, sameBody ? '\0' : waiting.body)
+  }
+
+  /** Adds one branch's request to this turn's frame for runtime `host`. */
+  _frame(host, id, waiting) {
+    let frame = this.frames.get(host)
+    if (frame === undefined) {
+      frame = { no: this.nextFrame++, causals: [], entries: [], size: 0, last: null }
+      this.frames.set(host, frame)
+      this._schedule()
+    }
+    waiting.frame = frame.no
+    // Targets of one send on one runtime share an entry: one event, several nodes.
+    const last = frame.last
+    if (last !== null && last.causal === waiting.causal) {
+      last.ids.push(id)
+      last.branches.push(waiting.flow.branch)
+      return
+    }
+    frame.causals.push(waiting.causal)
+    frame.last = { causal: waiting.causal, body: waiting.body, ids: [id], branches: [waiting.flow.branch] }
+    frame.entries.push(frame.last)
+    frame.size += waiting.causal.length + waiting.body.length
+    if (frame.size > FRAME_LIMIT) this._sendFrame(host, frame)
+  }
+
+  _sendFrame(host, frame) {
+    this.frames.delete(host)
+    let body = '['
+    for (let i = 0; i < frame.entries.length; i++) {
+      const e = frame.entries[i]
+      body += `${i === 0 ? '' : ','}[${JSON.stringify(e.ids)},[${e.branches.join(',')}],${e.body}]`
+    }
+    this.out.push(`happen.rt.${host}`, `${this.inbox}x${frame.no}`, `[${frame.causals.join(',')}]`, body + ']')
+  }
+
+  /** Queues one reply for the runtime whose inbox is `inbox`; they leave together. */
+  _reply(inbox, branch, text) {
+    let list = this.replies.get(inbox)
+    if (list === undefined) {
+      this.replies.set(inbox, (list = []))
+      this._schedule()
+    }
+    list.push(`[${branch},${text}]`)
+  }
+
+  _settle(branch, reply, host) {
     const waiting = this.waiting.get(branch)
     if (waiting === undefined) return
+    if (reply.retry === true) {
+      // The runtime we framed it to no longer hosts the node: ask the node's subject.
+      this.hostOf.delete(waiting.flow.node.id)
+      return this._direct(waiting, false)
+    }
+    if (host !== undefined && waiting.frame === 0 && this.useFrames) this.hostOf.set(waiting.flow.node.id, host)
     this.waiting.delete(branch)
     this._hold(-1)
-    const { result, slot, frame } = waiting
+    const { result, slot, flow: frame } = waiting
     const runtime = this.runtime
     if (reply.steps && reply.steps.length > 0) {
       // Recorded in the core in bulk (or when a trace is asked for), not one call per reply.
@@ -312,9 +404,15 @@ class NatsTransport {
 
   /** Queues a message; everything queued in one turn of the event loop leaves in one call. */
   _out(subject, reply, header, body) {
-    const out = this.out
-    out.push(subject, reply, header, body)
-    if (out.length === 4 && !this.closed) process.nextTick(this._sendNow)
+    this.out.push(subject, reply, header, body)
+    this._schedule()
+  }
+
+  /** Sends what this turn queued once the turn's synchronous code and promise jobs are done. */
+  _schedule() {
+    if (this.scheduled || this.closed) return
+    this.scheduled = true
+    process.nextTick(this._sendNow)
   }
 
   _failBranch(branch, code, message) {
@@ -335,6 +433,7 @@ class NatsTransport {
       const kind = entries[i]
       try {
         if (kind === 'r') this._onReply(entries[i + 1], entries[i + 3], entries[i + 4])
+        else if (kind === 'f') this._onFrame(entries[i + 2], entries[i + 3], entries[i + 4])
         else if (kind === 'q') this._onRequest(entries[i + 1], entries[i + 2], entries[i + 3], entries[i + 4])
         else if (kind === 'p') this._onPresence(entries[i + 4])
         else if (kind === 's') this._onStatus(entries[i + 1], entries[i + 4])
@@ -347,13 +446,33 @@ class NatsTransport {
 
   _onReply(subject, header, body) {
     const key = subject.slice(this.inbox.length)
-    if (key.charCodeAt(0) === 112 /* p: a liveness answer */) return this._onPingAnswer(key, header, body)
+    const first = key.charCodeAt(0)
+    if (first === 102 /* f: a frame of replies */) {
+      const { h: host, r: replies } = JSON.parse(body)
+      for (let i = 0; i < replies.length; i++) this._settle(replies[i][0], replies[i][1], host)
+      return
+    }
+    if (first === 112 /* p: a liveness answer */) return this._onPingAnswer(key, header, body)
+    if (first === 120 /* x: a frame nobody took */) {
+      // Its runtime is gone: resend its requests on their nodes' subjects, which tell
+      // whether each node lives elsewhere now or nowhere (no responders).
+      const no = Number(key.slice(1))
+      for (const waiting of this.waiting.values()) {
+        if (waiting.frame !== no) continue
+        this.hostOf.delete(waiting.flow.node.id)
+        this._direct(waiting, false)
+      }
+      return
+    }
     const branch = Number(key)
     if (header === 'status:503') {
       const waiting = this.waiting.get(branch)
-      const id = waiting ? waiting.frame.node.id : '?'
+      const id = waiting ? waiting.flow.node.id : '?'
       // Not (or no longer) hosted anywhere: out of the broadcast list until announced again.
-      if (waiting) waiting.frame.node._listed = false
+      if (waiting) {
+        waiting.flow.node._listed = false
+        this.hostOf.delete(id)
+      }
       return this._failBranch(
         branch,
         'NO_RESPONDERS',
@@ -363,17 +482,34 @@ class NatsTransport {
     this._settle(branch, JSON.parse(body))
   }
 
+  /** A request on a node's subject: one event (or batch) for one local node. */
   _onRequest(subject, reply, header, body) {
     if (header === '') return this._onPing(reply, body)
-    const runtime = this.runtime
-    const answer = (message) => this._out(reply, '', '', message)
-    const wire = JSON.parse(header)
+    const cut = reply.lastIndexOf('.') + 1
     const id = this.localBySubject.get(subject)
+    this._serve(reply.slice(0, cut), Number(reply.slice(cut)), id, JSON.parse(header), JSON.parse(body), false)
+  }
+
+  /** A frame: entries [node ids, branch ids, event or batch], their causal contexts in the header. */
+  _onFrame(reply, header, body) {
+    const inbox = reply.slice(0, reply.lastIndexOf('.') + 1)
+    const causals = JSON.parse(header)
+    const entries = JSON.parse(body)
+    for (let i = 0; i < entries.length; i++) {
+      const [ids, branches, input] = entries[i]
+      for (let j = 0; j < ids.length; j++) this._serve(inbox, branches[j], ids[j], causals[i], input, true)
+    }
+  }
+
+  /** Runs the flow of local node `id` for an event from another runtime, and answers it. */
+  _serve(inbox, branch, id, wire, input, framed) {
+    const runtime = this.runtime
     const node = id === undefined ? undefined : runtime._nodesById.get(id)
     if (node === undefined || runtime._closed) {
-      return answer(JSON.stringify({ ok: false, step: '(transport)', error: { name: 'HappenError', code: 'NO_RESPONDERS', message: `Node '${id}' is no longer served by this process` } }))
+      // A frame's sender resends this one on the node's subject (it may live elsewhere now).
+      const error = { name: 'HappenError', code: 'NO_RESPONDERS', message: `Node '${id}' is no longer served by this process` }
+      return this._reply(inbox, branch, JSON.stringify({ ok: false, retry: framed, step: '(transport)', error }))
     }
-    const input = JSON.parse(body)
     const causal = {
       id: wire.id,
       sender: wire.sender,
@@ -391,11 +527,12 @@ class NatsTransport {
     try {
       result = runtime._deliver(sender, [node], false, input, inbound)
     } catch (error) {
-      return answer(JSON.stringify({ ok: false, step: '(delivery)', error: describeError(error) }))
+      return this._reply(inbox, branch, JSON.stringify({ ok: false, step: '(delivery)', error: describeError(error) }))
     }
-    this.serving.add(reply)
-    result.return({ settled: true }).then((entries) => {
-      this.serving.delete(reply)
+    const key = inbox + branch
+    this.serving.add(key)
+    whenSettled(result, (entries) => {
+      this.serving.delete(key)
       if (this.closed) return
       const entry = entries[node.id]
       const steps = result._firstBranch > 0 ? native.branchSteps(runtime._core, result._firstBranch) : []
@@ -411,7 +548,7 @@ class NatsTransport {
         const failure = result._failures && result._failures[0]
         message = JSON.stringify({ ok: false, step: failure ? failure.step : '(remote)', steps, error: describeError(entry.reason) })
       }
-      answer(message)
+      this._reply(inbox, branch, message)
     })
   }
 
@@ -421,12 +558,17 @@ class NatsTransport {
     const runtime = this.runtime
     if (message.hello !== undefined) {
       if (message.hello === this.inbox || runtime._nodesById.size === 0) return
-      this._out(PRESENCE, '', '', JSON.stringify({ up: [...runtime._nodesById.keys()], from: this.inbox }))
+      this._out(PRESENCE, '', '', JSON.stringify({ up: [...runtime._nodesById.keys()], from: this.inbox, rt: this.rt }))
       return
     }
-    for (const id of message.up || []) if (!runtime._nodesById.has(id)) this.remoteNode(id)._listed = true
+    for (const id of message.up || []) {
+      if (runtime._nodesById.has(id)) continue
+      this.remoteNode(id)._listed = true
+      if (message.rt !== undefined) this.hostOf.set(id, message.rt)
+    }
     for (const id of message.down || []) {
       const node = this.remotes.get(id)
+      if (this.hostOf.get(id) === message.rt) this.hostOf.delete(id)
       if (node === undefined) continue
       this.remotes.delete(id)
       // Gone from the directory (and from broadcasts); a held handle now says DISPOSED.
@@ -482,7 +624,7 @@ class NatsTransport {
     const byNode = new Map()
     for (const [branch, waiting] of this.waiting) {
       if (waiting.sentAt > due || waiting.pinged) continue
-      const id = waiting.frame.node.id
+      const id = waiting.flow.node.id
       let list = byNode.get(id)
       if (list === undefined) byNode.set(id, (list = []))
       list.push(branch)
@@ -535,7 +677,7 @@ class NatsTransport {
     if (this.closed) return
     if (this.state === 'connected') {
       if (this.subscriptions.size > 0) {
-        this._out(PRESENCE, '', '', JSON.stringify({ down: [...this.subscriptions.keys()], from: this.inbox }))
+        this._out(PRESENCE, '', '', JSON.stringify({ down: [...this.subscriptions.keys()], from: this.inbox, rt: this.rt }))
       }
       await this.flush().catch(() => {})
     }

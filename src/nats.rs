@@ -324,6 +324,7 @@ pub fn nats_subscribe(handle: u32, subject: String, kind: String) -> Result<u32>
         "q" => "q",
         "r" => "r",
         "p" => "p",
+        "f" => "f",
         _ => "m",
     };
     let sid = with_connection(handle, |c| {
@@ -357,7 +358,7 @@ pub fn nats_flush(handle: u32, token: String) -> Result<()> {
 }
 
 /// Everything queued since the last call, five strings per entry:
-/// `kind` (`q` request, `r` reply, `p` presence, `s` status), subject, reply subject,
+/// `kind` (`q` request, `f` frame of requests, `r` reply, `p` presence, `s` status), subject, reply subject,
 /// header (causal JSON, or `status:<code>`), body.
 #[napi(catch_unwind)]
 pub fn nats_drain(handle: u32) -> Result<Vec<String>> {
