@@ -111,6 +111,9 @@ pub struct Delivery {
     pub branches: Box<[Branch]>,
     /// Events of a batch whose caller set their own causation or correlation id.
     pub overrides: Option<Box<Vec<(u32, Cause, Correlation)>>>,
+    /// The id the (first) event has in the runtime that sent it, when it came from another
+    /// process (NATS transport): traces show it and find the event by it.
+    pub alias: Option<Arc<str>>,
 }
 
 impl Delivery {
@@ -191,6 +194,25 @@ impl CausalStore {
         self.deliveries.push_back(delivery);
     }
 
+    /// Sets the alias of the delivery that starts at `seq` (the latest one, normally).
+    pub fn set_alias(&mut self, seq: EventSeq, alias: Arc<str>) {
+        let d = match self.deliveries.back_mut() {
+            Some(d) if d.first_seq == seq => Some(d),
+            _ => {
+                let i = self.deliveries.partition_point(|d| d.first_seq < seq);
+                self.deliveries.get_mut(i).filter(|d| d.first_seq == seq)
+            }
+        };
+        if let Some(d) = d {
+            d.alias = Some(alias);
+        }
+    }
+
+    /// The first seq of the delivery whose event came from another process under `alias`.
+    pub fn find_alias(&self, alias: &str) -> Option<EventSeq> {
+        self.deliveries.iter().rev().find(|d| d.alias.as_deref() == Some(alias)).map(|d| d.first_seq)
+    }
+
     pub fn find_event(&self, seq: EventSeq) -> Option<&Delivery> {
         let i = self.deliveries.partition_point(|d| d.first_seq + (d.count.max(1) as u64) <= seq);
         self.deliveries.get(i).filter(|d| d.contains_seq(seq))
@@ -267,6 +289,7 @@ mod tests {
             timestamp: 0.0,
             branches: nodes.iter().map(|n| Branch::new((*n).into(), Some(0))).collect(),
             overrides: None,
+            alias: None,
         }
     }
 

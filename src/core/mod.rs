@@ -10,7 +10,6 @@ pub mod pattern;
 pub mod registry;
 pub mod trace;
 
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use causal::{BranchId, CausalStore, Cause, Correlation, Outcome};
@@ -96,12 +95,6 @@ pub struct Core {
     dispatcher: Dispatcher,
     history: CausalStore,
     targets_scratch: Vec<NodeIndex>,
-    /// Events delivered here from another process keep the id they were given there (NATS
-    /// transport): local seq -> that id, and back. Bounded like the history.
-    aliases: rustc_hash::FxHashMap<EventSeq, Arc<str>>,
-    by_alias: rustc_hash::FxHashMap<Arc<str>, EventSeq>,
-    /// Aliased seqs, oldest first: dropped once the history no longer holds them.
-    alias_order: std::collections::VecDeque<EventSeq>,
 }
 
 impl Core {
@@ -115,9 +108,6 @@ impl Core {
             dispatcher: Dispatcher::default(),
             history: CausalStore::new(history_size),
             targets_scratch: Vec::new(),
-            aliases: Default::default(),
-            by_alias: Default::default(),
-            alias_order: Default::default(),
         }
     }
 
@@ -253,6 +243,7 @@ impl Core {
             timestamp,
             branches: branches.into_boxed_slice(),
             overrides: None,
+            alias: None,
         });
         Dispatched { first_seq, first_branch, correlation, timestamp }
     }
@@ -302,19 +293,7 @@ impl Core {
     /// Gives a dispatched event the id it carries in the process that sent it (an event that
     /// came over the wire): traces show that id, and find the event by it.
     pub fn set_event_alias(&mut self, seq: EventSeq, id: &str) {
-        while let Some(&oldest) = self.alias_order.front() {
-            if self.history.find_event(oldest).is_some() {
-                break;
-            }
-            self.alias_order.pop_front();
-            if let Some(old) = self.aliases.remove(&oldest) {
-                self.by_alias.remove(&old);
-            }
-        }
-        let id: Arc<str> = id.into();
-        self.aliases.insert(seq, id.clone());
-        self.by_alias.insert(id, seq);
-        self.alias_order.push_back(seq);
+        self.history.set_alias(seq, id.into());
     }
 
     /// The step names a branch has recorded so far (the flow's functions, in order).
@@ -347,14 +326,15 @@ impl Core {
     /// The causal tree for an event id or correlation id, as JSON, or None.
     pub fn trace(&self, id: &str) -> Option<serde_json::Value> {
         let local;
-        let id = match self.by_alias.get(id) {
+        let foreign = if self.ids.parse(id).is_none() { self.history.find_alias(id) } else { None };
+        let id = match foreign {
             Some(seq) => {
-                local = self.ids.format(*seq);
+                local = self.ids.format(seq);
                 &local
             }
             None => id,
         };
-        trace::TraceBuilder { aliases: &self.aliases, store: &self.history, ids: &self.ids, types: &self.types, steps: &self.steps }
+        trace::TraceBuilder { store: &self.history, ids: &self.ids, types: &self.types, steps: &self.steps }
             .build(id)
     }
 }

@@ -32,8 +32,6 @@ impl<'a> Children<'a> {
 }
 
 pub struct TraceBuilder<'a> {
-    /// Events that came from another process, by the id they carry there (NATS transport).
-    pub aliases: &'a rustc_hash::FxHashMap<EventSeq, std::sync::Arc<str>>,
     pub store: &'a CausalStore,
     pub ids: &'a EventIds,
     pub types: &'a Interner,
@@ -69,7 +67,7 @@ impl TraceBuilder<'_> {
 
     /// An event's id: the one it was given in the process that sent it, when it came from another.
     fn event_id(&self, seq: EventSeq) -> String {
-        match self.aliases.get(&seq) {
+        match self.store.find_event(seq).and_then(|d| d.alias.as_deref().filter(|_| d.first_seq == seq)) {
             Some(alias) => alias.to_string(),
             None => self.ids.format(seq),
         }
