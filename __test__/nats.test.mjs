@@ -1,6 +1,8 @@
 // SPEC §9 — the NATS transport: nodes in other processes addressed by id like local ones.
 // Needs a nats-server: HAPPEN_NATS_URL (set by .ci/run). Child processes (nats/host.mjs) host
 // the remote nodes b1, b2 (one process) and c1 (another).
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { HappenError, createNodeArray, initializeHappen } from 'happen'
 import { NATS_URL, hasNatsServer, skipMessage, spawnHost, stop, stopAll, freePort, startServer, sleep, until } from './nats/harness.mjs'
@@ -190,6 +192,38 @@ describe.skipIf(!NATS_URL)('NATS transport', () => {
     expect(failed.errors.b1.message).toContain('result.bad.callback')
   })
 
+  it('without frames (every request on its node subject) the results are the same', async () => {
+    const plain = await initializeHappen(natsConfig(NATS_URL, { frames: false }))
+    try {
+      const nodes = createNodeArray([plain.node('b1'), plain.node('b2'), plain.node('c1')])
+      for (let i = 0; i < 3; i++) {
+        const results = await nodes.send({ type: 'echo', payload: i }).return()
+        expect(Object.values(results).map((r) => r.payload)).toEqual([i, i, i])
+      }
+      expect(plain._transport.nextFrame).toBe(1) // no frame was made
+    } finally {
+      await plain.shutdown()
+    }
+  })
+
+  it('sends to a runtime already seen travel as frames, many fan-outs per message', async () => {
+    const nodes = createNodeArray([happen.node('b1'), happen.node('b2'), happen.node('c1')])
+    await nodes.send({ type: 'echo' }).return()
+    expect(happen._transport.hostOf.get('b1')).toBe(happen._transport.hostOf.get('b2'))
+    const all = await Promise.all(Array.from({ length: 200 }, (_, i) => nodes.send({ type: 'echo', payload: i }).return()))
+    all.forEach((results, i) => expect(results.c1.payload).toBe(i))
+  })
+
+  it('a process that used the NATS transport exits by itself (a pending remote reply keeps it alive until it comes)', () => {
+    const script = fileURLToPath(new URL('./nats/exits.mjs', import.meta.url))
+    const started = Date.now()
+    const run = spawnSync(process.execPath, [script, NATS_URL], { encoding: 'utf8', timeout: 10_000 })
+    expect(run.stderr).toBe('')
+    expect(run.stdout.trim()).toBe('b1 slept 300 ms')
+    expect(run.status).toBe(0)
+    expect(Date.now() - started).toBeLessThan(8000)
+  })
+
   it('broadcast reaches the nodes of every process', async () => {
     await until(() => ['b1', 'b2', 'c1'].every((id) => happen.node(id)))
     const results = await local.broadcast({ type: 'echo', payload: 'all' }).return()
@@ -235,6 +269,36 @@ describe.skipIf(!NATS_URL)('NATS transport: connection failures', () => {
     local.on('ping', () => 'pong')
     expect(await local.process({ type: 'ping' })).toBe('pong')
     await rt.shutdown()
+  })
+
+  it('NATS options are validated, naming the key', () => {
+    const base = { type: 'nats', servers: [NATS_URL] }
+    expect(() => initializeHappen({ transport: { ...base, bogus: 1 } })).toThrow(/config\.transport\.bogus/)
+    expect(() => initializeHappen({ transport: { ...base, heartbeat: 0 } })).toThrow(RangeError)
+    expect(() => initializeHappen({ transport: { ...base, tls: 'yes' } })).toThrow(/config\.transport\.tls/)
+    expect(() => initializeHappen({ transport: { ...base, user: 'u' } })).toThrow(/config\.transport\.pass/)
+    expect(() => initializeHappen({ transport: { type: 'nats', servers: ['localhost'] } })).toThrow(/config\.transport\.servers/)
+  })
+
+  it.skipIf(!hasNatsServer)('user and password reach the server: right ones connect, wrong ones fail promptly', async () => {
+    const port = await freePort()
+    const server = await startServer(port, ['--user', 'happen', '--pass', 's3cret'])
+    try {
+      const url = `nats://127.0.0.1:${port}`
+      const good = await initializeHappen(natsConfig(url, { user: 'happen', pass: 's3cret' }))
+      const n = good.createNode('auth-a')
+      n.on('ping', () => 'pong')
+      await good.ready()
+      expect(await n.process({ type: 'ping' })).toBe('pong')
+      await good.shutdown()
+      const started = Date.now()
+      const error = await rejection(Promise.resolve(initializeHappen(natsConfig(url, { user: 'happen', pass: 'wrong' }))))
+      expect(error.code).toBe('CONNECTION_FAILED')
+      expect(error.message).toMatch(/authori[sz]ation|auth/i)
+      expect(Date.now() - started).toBeLessThan(3000)
+    } finally {
+      await stop(server)
+    }
   })
 
   it.skipIf(!hasNatsServer)('the server restarted during traffic: the client reconnects and later sends succeed', async () => {

@@ -45,8 +45,8 @@ export function freePort() {
 }
 
 /** Starts a nats-server of its own on `port`; resolves once it accepts clients. */
-export function startServer(port) {
-  const child = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] })
+export function startServer(port, extra = []) {
+  const child = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), ...extra], { stdio: ['ignore', 'ignore', 'pipe'] })
   started.add(child)
   child.on('exit', () => started.delete(child))
   return new Promise((resolve, reject) => {
