@@ -83,9 +83,37 @@ function unserialisable(value, path, seen) {
   }
 }
 
+/** Whether JSON carries `value` faithfully; a quick walk that builds no paths. */
+function plainJson(value, depth) {
+  switch (typeof value) {
+    case 'string':
+    case 'number':
+    case 'boolean':
+    case 'undefined':
+      return true
+    case 'object':
+      break
+    default:
+      return false
+  }
+  if (value === null) return true
+  if (depth > 64) return false // deep or cyclic: the slow walk decides
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (!plainJson(value[i], depth + 1)) return false
+    return true
+  }
+  if (typeof value.toJSON === 'function') return true
+  const proto = Object.getPrototypeOf(value)
+  if (proto !== Object.prototype && proto !== null && (value instanceof Map || value instanceof Set || value instanceof WeakMap || value instanceof WeakSet || value instanceof Promise)) return false
+  for (const key in value) {
+    if (Object.prototype.hasOwnProperty.call(value, key) && !plainJson(value[key], depth + 1)) return false
+  }
+  return true
+}
+
 /** Throws a HappenError NOT_SERIALIZABLE naming the field when JSON cannot carry `value`. */
 function checkJson(value, path, what) {
-  if (value === null || typeof value !== 'object' && typeof value !== 'function' && typeof value !== 'bigint' && typeof value !== 'symbol') return
+  if (plainJson(value, 0)) return
   const problem = unserialisable(value, path, [])
   if (problem !== null) throw new HappenError('NOT_SERIALIZABLE', `${what} cannot be sent over NATS: ${problem}`)
 }
@@ -535,18 +563,20 @@ class NatsTransport {
       this.serving.delete(key)
       if (this.closed) return
       const entry = entries[node.id]
-      const steps = result._firstBranch > 0 ? native.branchSteps(runtime._core, result._firstBranch) : []
+      const steps = result._firstBranch > 0 ? native.branchStepsJson(runtime._core, result._firstBranch) : '[]'
       let message
       if (entry.status === 'fulfilled') {
         try {
           checkJson(entry.value, 'result', `The result of node '${node.id}'`)
-          message = JSON.stringify({ ok: true, value: entry.value, steps })
+          const value = JSON.stringify(entry.value)
+          message = value === undefined ? `{"ok":true,"steps":${steps}}` : `{"ok":true,"value":${value},"steps":${steps}}`
         } catch (error) {
-          message = JSON.stringify({ ok: false, step: '(reply)', steps, error: describeError(error) })
+          message = `{"ok":false,"step":"(reply)","steps":${steps},"error":${JSON.stringify(describeError(error))}}`
         }
       } else {
         const failure = result._failures && result._failures[0]
-        message = JSON.stringify({ ok: false, step: failure ? failure.step : '(remote)', steps, error: describeError(entry.reason) })
+        const step = JSON.stringify(failure ? failure.step : '(remote)')
+        message = `{"ok":false,"step":${step},"steps":${steps},"error":${JSON.stringify(describeError(entry.reason))}}`
       }
       this._reply(inbox, branch, message)
     })

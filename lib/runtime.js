@@ -378,12 +378,15 @@ class Runtime {
     this._outcomeCount = 0
 
     const first = batch ? input[0] : input
-    // NATS hook: an event from another process keeps its causation and correlation ids.
+    // NATS hook: an event from another process keeps its causation and correlation ids, and
+    // (dispatchInbound) its own id in this runtime's traces.
     const ids = inbound === undefined ? first : inbound.causal
     const explicitIds = ids.causationId != null || ids.correlationId != null
     let length
     try {
-      length = explicitIds
+      length = inbound !== undefined
+        ? native.dispatchInbound(this._core, io, ids.causationId ?? undefined, ids.correlationId ?? undefined, inbound.causal.id)
+        : explicitIds
         ? native.dispatchWithIds(this._core, io, ids.causationId ?? undefined, ids.correlationId ?? undefined)
         : native.dispatch(this._core, io)
     } catch (error) {
@@ -398,8 +401,6 @@ class Runtime {
 
     const seq = plan[0]
     const firstBranch = plan[1]
-    // NATS hook: the event keeps, in this runtime's traces too, the id it has in its sender's.
-    if (inbound !== undefined) guard(() => native.setEventAlias(this._core, seq, inbound.causal.id))
     const correlationSeq = plan[3]
     const planned = plan[4]
     const id = this._prefix + seq

@@ -109,10 +109,28 @@ pub fn create_remote_node(core: u32, name: String) -> Result<u32> {
     with_core(core, |s| s.core.create_remote_node(&name).map_err(core_error))
 }
 
-/// The step names a branch recorded (sent back with a remote flow's outcome).
+/// The step names a branch recorded, as JSON text (sent back with a remote flow's outcome).
 #[napi(catch_unwind)]
-pub fn branch_steps(core: u32, branch: f64) -> Result<Vec<String>> {
-    with_core(core, |s| Ok(s.core.branch_steps(branch as BranchId)))
+pub fn branch_steps_json(core: u32, branch: f64) -> Result<String> {
+    with_core(core, |s| Ok(serde_json::to_string(&s.core.branch_steps(branch as BranchId)).unwrap_or_else(|_| "[]".into())))
+}
+
+/// `dispatch_with_ids` for an event that came from another process, which keeps `alias`, the
+/// id it has there (one crossing instead of two).
+#[napi(catch_unwind)]
+pub fn dispatch_inbound(
+    core: u32,
+    io: Float64ArraySlice,
+    causation_id: Option<String>,
+    correlation_id: Option<String>,
+    alias: String,
+) -> Result<i32> {
+    let length = plan_send(core, io, causation_id.as_deref(), correlation_id.as_deref())?;
+    with_core(core, |s| {
+        let seq = s.plan[0] as EventSeq;
+        s.core.set_event_alias(seq, &alias);
+        Ok(length)
+    })
 }
 
 /// Records on a remote node's branch the steps its flow ran in the other process.
@@ -120,15 +138,6 @@ pub fn branch_steps(core: u32, branch: f64) -> Result<Vec<String>> {
 pub fn add_remote_steps(core: u32, branch: f64, names: Vec<String>) -> Result<()> {
     with_core(core, |s| {
         s.core.add_remote_steps(branch as BranchId, &names);
-        Ok(())
-    })
-}
-
-/// Gives a dispatched event the id it carries in the process that sent it.
-#[napi(catch_unwind)]
-pub fn set_event_alias(core: u32, seq: f64, id: String) -> Result<()> {
-    with_core(core, |s| {
-        s.core.set_event_alias(seq as EventSeq, &id);
         Ok(())
     })
 }
