@@ -423,11 +423,9 @@ class NatsTransport {
     const steps = this.steps
     if (steps.length === 0) return
     this.steps = []
-    for (let i = 0; i < steps.length; i += 2) {
-      try {
-        native.addRemoteSteps(this.runtime._core, steps[i], steps[i + 1])
-      } catch {}
-    }
+    try {
+      native.addRemoteSteps(this.runtime._core, JSON.stringify(steps))
+    } catch {}
   }
 
   /** Queues a message; everything queued in one turn of the event loop leaves in one call. */

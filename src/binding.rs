@@ -133,11 +133,18 @@ pub fn dispatch_inbound(
     })
 }
 
-/// Records on a remote node's branch the steps its flow ran in the other process.
+/// Records on remote nodes' branches the steps their flows ran in other processes: JSON text
+/// `[branch, [step names], branch, [step names], …]`, many replies in one call.
 #[napi(catch_unwind)]
-pub fn add_remote_steps(core: u32, branch: f64, names: Vec<String>) -> Result<()> {
+pub fn add_remote_steps(core: u32, json: String) -> Result<()> {
+    let entries: Vec<serde_json::Value> =
+        serde_json::from_str(&json).map_err(|e| coded("INTERNAL", format!("bad remote steps: {e}")))?;
     with_core(core, |s| {
-        s.core.add_remote_steps(branch as BranchId, &names);
+        for pair in entries.chunks_exact(2) {
+            let (Some(branch), Some(names)) = (pair[0].as_f64(), pair[1].as_array()) else { continue };
+            let names: Vec<String> = names.iter().filter_map(|n| n.as_str().map(str::to_string)).collect();
+            s.core.add_remote_steps(branch as BranchId, &names);
+        }
         Ok(())
     })
 }

@@ -305,9 +305,18 @@ impl Core {
 
     /// Records on a remote node's branch the steps its flow ran in the other process.
     pub fn add_remote_steps(&mut self, branch: BranchId, names: &[String]) {
-        for name in names {
-            let step = self.steps.intern(name);
-            self.history.add_step(branch, step);
+        let steps: Vec<NameId> = names.iter().map(|name| self.steps.intern(name)).collect();
+        let Some(b) = self.history.branch_mut(branch) else { return };
+        let mut rest = steps.as_slice();
+        // The first step goes where a local branch keeps its handler: no allocation.
+        if b.first_step.is_none() {
+            if let Some((first, more)) = rest.split_first() {
+                b.first_step = Some(*first);
+                rest = more;
+            }
+        }
+        if !rest.is_empty() {
+            b.detail.get_or_insert_with(Default::default).more_steps.extend_from_slice(rest);
         }
     }
 
