@@ -72,6 +72,8 @@ class SendResult {
     this._pending = 0
     this._waiters = null
     this._startedAt = 0
+    /** NATS hook: told of each target whose flow ended (answers a remote sender per node). */
+    this._onTarget = null
     this.id = firstId
     this._ids = ids
   }
@@ -207,6 +209,7 @@ class SendResult {
 
   _targetDone(slot) {
     this._done[slot] = true
+    if (this._onTarget !== null) this._onTarget(slot)
     if (--this._pending > 0 || this._waiters === null) return
     const waiters = this._waiters
     this._waiters = null

@@ -28,12 +28,7 @@ const { performance } = require('./delivery')
 const PRESENCE = 'happen.presence'
 const FRAME_LIMIT = 512 * 1024
 
-/** Calls `done(entries)` with the allSettled-style entries once every target of `result` finished. */
-function whenSettled(result, done) {
-  if (result._pending === 0) return done(result._collect(true))
-  // A waiter of SendResult.return({ settled: true }), without the promise.
-  ;(result._waiters || (result._waiters = [])).push({ resolve: done, reject: done, settled: true, timer: null })
-}
+
 const REMOTE_FAILED = 2
 
 /** `happen.node.<id>`: ids made of subject-safe tokens go as they are, others base64url-encoded. */
@@ -181,8 +176,10 @@ class NatsTransport {
     this.nextFrame = 1
     /** Remote branches waiting for their reply, by branch id. */
     this.waiting = new Map()
-    /** Reply subjects of inbound flows running here (answers liveness checks). */
-    this.serving = new Set()
+    /** Inbound flows running here, by the sender's inbox: its branch ids (for liveness checks). */
+    this.serving = new Map()
+    /** Inbound flows that ended this turn: answer, slot, answer, slot… */
+    this.answers = []
     this.remotes = new Map()
     this.subscriptions = new Map()
     /** Local node ids by the subject they listen on. */
@@ -195,6 +192,7 @@ class NatsTransport {
     this.scheduled = false
     this._sendNow = () => {
       this.scheduled = false
+      if (this.answers.length > 0) this._answerFinished()
       if (this.frames.size > 0) for (const [host, frame] of this.frames) this._sendFrame(host, frame)
       if (this.replies.size > 0) {
         const body = (list) => `{"h":${JSON.stringify(this.rt)},"r":[${list.join(',')}]}`
@@ -513,7 +511,7 @@ class NatsTransport {
     if (header === '') return this._onPing(reply, body)
     const cut = reply.lastIndexOf('.') + 1
     const id = this.localBySubject.get(subject)
-    this._serve(reply.slice(0, cut), Number(reply.slice(cut)), id, JSON.parse(header), JSON.parse(body), false)
+    this._serve(reply.slice(0, cut), [Number(reply.slice(cut))], [id], JSON.parse(header), JSON.parse(body), false)
   }
 
   /** A frame: entries [node ids, branch ids, event or batch], their causal contexts in the header. */
@@ -522,19 +520,30 @@ class NatsTransport {
     const causals = JSON.parse(header)
     const entries = JSON.parse(body)
     for (let i = 0; i < entries.length; i++) {
-      const [ids, branches, input] = entries[i]
-      for (let j = 0; j < ids.length; j++) this._serve(inbox, branches[j], ids[j], causals[i], input, true)
+      const entry = entries[i]
+      this._serve(inbox, entry[1], entry[0], causals[i], entry[2], true)
     }
   }
 
-  /** Runs the flow of local node `id` for an event from another runtime, and answers it. */
-  _serve(inbox, branch, id, wire, input, framed) {
+  /**
+   * Runs, for an event from another runtime, the flows of the local nodes `ids` (one dispatch,
+   * like a local fan-out) and answers each node as soon as its flow ends; `branches[i]` is the
+   * sender's branch for `ids[i]`.
+   */
+  _serve(inbox, branches, ids, wire, input, framed) {
     const runtime = this.runtime
-    const node = id === undefined ? undefined : runtime._nodesById.get(id)
-    if (node === undefined || runtime._closed) {
-      // A frame's sender resends this one on the node's subject (it may live elsewhere now).
-      const error = { name: 'HappenError', code: 'NO_RESPONDERS', message: `Node '${id}' is no longer served by this process` }
-      return this._reply(inbox, branch, JSON.stringify({ ok: false, retry: framed, step: '(transport)', error }))
+    let nodes = ids.map((id) => (id === undefined ? undefined : runtime._nodesById.get(id)))
+    if (runtime._closed || nodes.includes(undefined)) {
+      const error = (id) => ({ name: 'HappenError', code: 'NO_RESPONDERS', message: `Node '${id}' is no longer served by this process` })
+      const keep = []
+      nodes.forEach((node, i) => {
+        // A frame's sender resends these on the node's subject (it may live elsewhere now).
+        if (node === undefined || runtime._closed) this._reply(inbox, branches[i], JSON.stringify({ ok: false, retry: framed, step: '(transport)', error: error(ids[i]) }))
+        else keep.push(i)
+      })
+      if (keep.length === 0) return
+      nodes = keep.map((i) => nodes[i])
+      branches = keep.map((i) => branches[i])
     }
     const causal = {
       id: wire.id,
@@ -551,33 +560,63 @@ class NatsTransport {
     const sender = wire.sender === null ? null : runtime._nodesById.get(wire.sender) ?? this.remoteNode(wire.sender)
     let result
     try {
-      result = runtime._deliver(sender, [node], false, input, inbound)
+      result = runtime._deliver(sender, nodes, true, input, inbound)
     } catch (error) {
-      return this._reply(inbox, branch, JSON.stringify({ ok: false, step: '(delivery)', error: describeError(error) }))
+      const text = JSON.stringify({ ok: false, step: '(delivery)', error: describeError(error) })
+      for (const branch of branches) this._reply(inbox, branch, text)
+      return
     }
-    const key = inbox + branch
-    this.serving.add(key)
-    whenSettled(result, (entries) => {
-      this.serving.delete(key)
-      if (this.closed) return
-      const entry = entries[node.id]
-      const steps = result._firstBranch > 0 ? native.branchStepsJson(runtime._core, result._firstBranch) : '[]'
+    let serving = this.serving.get(inbox)
+    if (serving === undefined) this.serving.set(inbox, (serving = new Set()))
+    const answer = { result, inbox, branches, serving, count: 0 }
+    for (let slot = 0; slot < nodes.length; slot++) {
+      if (result._done[slot]) this._finished(answer, slot)
+      else serving.add(branches[slot])
+    }
+    if (answer.count < nodes.length) result._onTarget = (slot) => this._finished(answer, slot)
+  }
+
+  /** A served node's flow ended: its answer leaves with this turn's replies. */
+  _finished(answer, slot) {
+    answer.serving.delete(answer.branches[slot])
+    answer.count++
+    this.answers.push(answer, slot)
+    this._schedule()
+  }
+
+  /** Builds the replies of the flows that ended this turn (steps fetched once per delivery). */
+  _answerFinished() {
+    const list = this.answers
+    this.answers = []
+    const core = this.runtime._core
+    let last = null
+    let steps = null
+    for (let i = 0; i < list.length; i += 2) {
+      const answer = list[i]
+      const slot = list[i + 1]
+      const result = answer.result
+      if (answer !== last) {
+        last = answer
+        steps = native.branchStepsJson(core, result._firstBranch, result._targets.length)
+      }
+      const stepsText = steps[slot]
+      const node = result._targets[slot]
+      const failure = result._failures === null ? undefined : result._failures.find((f) => f.slot === slot)
       let message
-      if (entry.status === 'fulfilled') {
+      if (failure === undefined) {
+        const value = result._values[slot]
         try {
-          checkJson(entry.value, 'result', `The result of node '${node.id}'`)
-          const value = JSON.stringify(entry.value)
-          message = value === undefined ? `{"ok":true,"steps":${steps}}` : `{"ok":true,"value":${value},"steps":${steps}}`
+          checkJson(value, 'result', `The result of node '${node.id}'`)
+          const text = JSON.stringify(value)
+          message = text === undefined ? `{"ok":true,"steps":${stepsText}}` : `{"ok":true,"value":${text},"steps":${stepsText}}`
         } catch (error) {
-          message = `{"ok":false,"step":"(reply)","steps":${steps},"error":${JSON.stringify(describeError(error))}}`
+          message = `{"ok":false,"step":"(reply)","steps":${stepsText},"error":${JSON.stringify(describeError(error))}}`
         }
       } else {
-        const failure = result._failures && result._failures[0]
-        const step = JSON.stringify(failure ? failure.step : '(remote)')
-        message = `{"ok":false,"step":${step},"steps":${steps},"error":${JSON.stringify(describeError(entry.reason))}}`
+        message = `{"ok":false,"step":${JSON.stringify(failure.step)},"steps":${stepsText},"error":${JSON.stringify(describeError(failure.error))}}`
       }
-      this._reply(inbox, branch, message)
-    })
+      this._reply(answer.inbox, answer.branches[slot], message)
+    }
   }
 
   _onPresence(body) {
@@ -668,7 +707,11 @@ class NatsTransport {
 
   _onPing(reply, body) {
     const { running } = JSON.parse(body)
-    const lost = running.filter((r) => !this.serving.has(r))
+    const lost = running.filter((r) => {
+      const cut = r.lastIndexOf('.') + 1
+      const serving = this.serving.get(r.slice(0, cut))
+      return serving === undefined || !serving.has(Number(r.slice(cut)))
+    })
     this._out(reply, '', '', JSON.stringify({ lost }))
   }
 

@@ -109,10 +109,18 @@ pub fn create_remote_node(core: u32, name: String) -> Result<u32> {
     with_core(core, |s| s.core.create_remote_node(&name).map_err(core_error))
 }
 
-/// The step names a branch recorded, as JSON text (sent back with a remote flow's outcome).
+/// The step names `count` consecutive branches recorded, each as JSON text (sent back with
+/// remote flows' outcomes).
 #[napi(catch_unwind)]
-pub fn branch_steps_json(core: u32, branch: f64) -> Result<String> {
-    with_core(core, |s| Ok(serde_json::to_string(&s.core.branch_steps(branch as BranchId)).unwrap_or_else(|_| "[]".into())))
+pub fn branch_steps_json(core: u32, first_branch: f64, count: u32) -> Result<Vec<String>> {
+    with_core(core, |s| {
+        Ok((0..count as u64)
+            .map(|i| {
+                let steps = s.core.branch_steps(first_branch as BranchId + i);
+                serde_json::to_string(&steps).unwrap_or_else(|_| "[]".into())
+            })
+            .collect())
+    })
 }
 
 /// `dispatch_with_ids` for an event that came from another process, which keeps `alias`, the
