@@ -162,7 +162,7 @@ class WireBatch {
 }
 
 class NatsTransport {
-  constructor(runtime, options) {
+  constructor(runtime, options, historySize = 10_000) {
     this.runtime = runtime
     this.servers = options.servers
     this.heartbeat = options.heartbeat ?? 1000
@@ -207,8 +207,12 @@ class NatsTransport {
         native.natsSend(this.handle, out)
       } catch {}
     }
-    /** Remote branches' steps waiting to be recorded: branch, names, branch, names… */
-    this.steps = []
+    /**
+     * Remote branches' steps, recorded in the core only when a trace is asked for (traces are
+     * rare, replies are not); the oldest go first past a bound the history cannot outlive.
+     */
+    const limit = Math.min(4 * historySize, 1_000_000)
+    this.steps = { branches: new Float64Array(limit), names: new Array(limit), next: 0, count: 0 }
     this.state = 'connecting'
     this.failure = null
     this.closed = false
@@ -408,9 +412,12 @@ class NatsTransport {
     const { result, slot, flow: frame } = waiting
     const runtime = this.runtime
     if (reply.steps && reply.steps.length > 0) {
-      // Recorded in the core in bulk (or when a trace is asked for), not one call per reply.
-      this.steps.push(frame.branch, reply.steps)
-      if (this.steps.length >= 512) this.flushSteps()
+      // A ring: past its size the oldest entries are overwritten.
+      const steps = this.steps
+      steps.branches[steps.next] = frame.branch
+      steps.names[steps.next] = reply.steps
+      steps.next = steps.next + 1 === steps.names.length ? 0 : steps.next + 1
+      if (steps.count < steps.names.length) steps.count++
     }
     if (reply.ok) result._remoteFulfilled(slot, frame, reply.value, reply.steps && reply.steps.length > 0)
     else result._remoteFailed(slot, frame, reply.step || '(remote)', remoteError(frame.node.id, reply.error))
@@ -419,10 +426,16 @@ class NatsTransport {
   /** Records the steps remote flows reported on their branches (called by runtime.trace()). */
   flushSteps() {
     const steps = this.steps
-    if (steps.length === 0) return
-    this.steps = []
+    if (steps.count === 0) return
+    const size = steps.names.length
+    const pairs = []
+    for (let i = 0, at = (steps.next - steps.count + size) % size; i < steps.count; i++, at = at + 1 === size ? 0 : at + 1) {
+      pairs.push(steps.branches[at], steps.names[at])
+      steps.names[at] = undefined
+    }
+    steps.count = 0
     try {
-      native.addRemoteSteps(this.runtime._core, JSON.stringify(steps))
+      native.addRemoteSteps(this.runtime._core, JSON.stringify(pairs))
     } catch {}
   }
 

@@ -168,7 +168,7 @@ class Runtime {
     this._transport = null
     if (transport.type === 'nats') {
       const { NatsTransport } = require('./nats')
-      this._transport = new NatsTransport(this, transport)
+      this._transport = new NatsTransport(this, transport, historySize)
       // `await initializeHappen({ transport: nats })` waits for the connection and rejects
       // promptly (CONNECTION_FAILED) when the server is unreachable; the thenable goes away
       // once settled, so the runtime itself is what the await gives.
