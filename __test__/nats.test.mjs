@@ -230,6 +230,42 @@ describe.skipIf(!NATS_URL)('NATS transport', () => {
     expect(Object.keys(results).sort()).toEqual(['b1', 'b2', 'c1', 'local-a'])
   })
 
+  it('a node whose process was replaced is found again: frames to the gone runtime are resent on the node subject', async () => {
+    let mover = await spawnHost(NATS_URL, ['mover'])
+    const first = await local.send('mover', { type: 'echo' }).return()
+    await local.send('mover', { type: 'echo' }).return()
+    const t = happen._transport
+    expect(t.hostOf.has('mover')).toBe(true)
+    await stop(mover, 'SIGKILL')
+    mover = await spawnHost(NATS_URL, ['mover'])
+    const again = await local.send('mover', { type: 'echo', payload: 'again' }).return()
+    expect(again.payload).toBe('again')
+    expect(again.pid).not.toBe(first.pid)
+    await stop(mover)
+    // A frame to a runtime nobody serves comes back "no responders": resent on the node subject.
+    t.hostOf.set('b1', 'no-such-runtime')
+    expect((await local.send('b1', { type: 'echo', payload: 1 }).return()).by).toBe('b1')
+    expect(t.hostOf.get('b1')).not.toBe('no-such-runtime')
+    // A frame to a runtime that does not host the node: it says so, and the sender asks the node subject.
+    t.hostOf.set('b1', t.hostOf.get('c1'))
+    expect((await local.send('b1', { type: 'echo', payload: 2 }).return()).by).toBe('b1')
+  })
+
+  it('a node created here with the id of a remote one takes its place', async () => {
+    const other = await initializeHappen(natsConfig())
+    try {
+      const remote = other.node('local-a')
+      expect(remote._remote).toBe(true)
+      const mine = other.createNode('b2-again')
+      expect(other.node('b2-again')).toBe(mine)
+      other.node('moving-id')
+      const moved = other.createNode('moving-id')
+      expect(other.node('moving-id')).toBe(moved)
+    } finally {
+      await other.shutdown()
+    }
+  })
+
   it('a remote process killed mid-flow: its entry fails with a clear error, the others arrive', async () => {
     const doomed = await spawnHost(NATS_URL, ['doomed'])
     const nodes = createNodeArray([happen.node('doomed'), happen.node('c1'), local])

@@ -275,6 +275,25 @@ class NatsTransport {
 
   // --- nodes ------------------------------------------------------------------------------
 
+  /** A local node is about to be created with this id: forget a remote one of the same id. */
+  beforeCreate(id) {
+    const remote = this.remotes.get(id)
+    if (remote === undefined) return
+    this._forget(id, remote)
+  }
+
+  /** Drops a remote handle: out of the core and of broadcasts; a held handle now says DISPOSED. */
+  _forget(id, node) {
+    this.remotes.delete(id)
+    this.hostOf.delete(id)
+    if (node._index < 0) return
+    try {
+      native.disposeNode(this.runtime._core, node._index)
+    } catch {}
+    this.runtime._nodesByIndex[node._index] = undefined
+    node._index = -1
+  }
+
   nodeCreated(node) {
     if (this.failure !== null) return
     const subject = subjectOf(node.id)
@@ -685,15 +704,8 @@ class NatsTransport {
     }
     for (const id of message.down || []) {
       const node = this.remotes.get(id)
-      if (this.hostOf.get(id) === message.rt) this.hostOf.delete(id)
-      if (node === undefined) continue
-      this.remotes.delete(id)
-      // Gone from the directory (and from broadcasts); a held handle now says DISPOSED.
-      try {
-        native.disposeNode(runtime._core, node._index)
-      } catch {}
-      runtime._nodesByIndex[node._index] = undefined
-      node._index = -1
+      if (node === undefined || this.hostOf.get(id) !== message.rt) continue
+      this._forget(id, node)
     }
   }
 

@@ -195,6 +195,8 @@ class Runtime {
     if (options !== undefined && (options === null || typeof options !== 'object')) {
       throw invalidArg('options', 'an object when present', options)
     }
+    // NATS hook: a node of this id known in another process (it moved here) stops being remote.
+    if (this._transport !== null) this._transport.beforeCreate(id)
     const index = guard(() => native.createNode(this._core, id))
     const node = new Node(this, id, index)
     this._nodesByIndex[index] = node
