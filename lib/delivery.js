@@ -191,7 +191,7 @@ class SendResult {
 
   // NATS hooks (issue 5): a remote node's flow ended in its process; lib/nats.js reports it.
   _remoteFulfilled(slot, frame, value, matched) {
-    this._values[slot] = value === undefined ? undefined : value
+    this._values[slot] = value
     this._runtime._recordOutcome(frame.branch, matched ? FULFILLED : UNMATCHED, this._startedAt)
     this._targetDone(slot)
   }
@@ -201,7 +201,7 @@ class SendResult {
     this._targetDone(slot)
   }
 
-    /** A target where no handler matched: its result is null. */
+  /** A target where no handler matched: its result is null. */
   _unmatched(slot, frame) {
     this._runtime._recordOutcome(frame.branch, UNMATCHED, this._startedAt)
     this._targetDone(slot)
