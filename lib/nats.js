@@ -15,9 +15,9 @@
 //                      A frame whose runtime is gone, or an entry whose node moved, is resent
 //                      through happen.node.<id>.
 //   _HAPPEN.<rt>.*     this runtime's replies, gathered per turn too: `.f` carries
-//                      {h: replying runtime, r: [[branch, {ok, value, steps} | {ok:false, error,
-//                      step, steps}], …]}; `.x<frame>` and `.<branch>` only ever get the
-//                      server's "no responders"; `.p<n>` answers liveness checks.
+//                      {h: replying runtime, r: [[branch, 1, steps, value] | [branch, 0, steps,
+//                      {message, code, name}, step, retry], …]}; `.x<frame>` and `.<branch>`
+//                      only ever get the server's "no responders"; `.p<n>` answers liveness checks.
 //   happen.presence    who hosts which node ids, so broadcast reaches every node.
 
 const native = require('./native')
@@ -419,20 +419,32 @@ class NatsTransport {
   }
 
   /** Queues one reply for the runtime whose inbox is `inbox`; they leave together. */
-  _reply(inbox, branch, text) {
+  /**
+   * Queues one reply for the runtime whose inbox is `inbox`; they leave together. Item:
+   * `[branch, ok (1|0), steps JSON (0: as the item before), rest]`, rest being the value (none:
+   * undefined) or `error, step[, retry]`.
+   */
+  _reply(inbox, branch, ok, steps, rest) {
     let list = this.replies.get(inbox)
     if (list === undefined) {
       this.replies.set(inbox, (list = []))
+      list.steps = null
       this._schedule()
     }
-    list.push(`[${branch},${text}]`)
+    const same = steps === list.steps
+    list.steps = steps
+    list.push(`[${branch},${ok},${same ? '0' : steps}${rest === '' ? '' : ','}${rest}]`)
   }
 
-  _settle(branch, reply, host) {
+  /**
+   * A remote branch's outcome: `ok`, the steps its flow ran, its value (ok) or error
+   * ({message, code, name}), the failing step; `retry`: the runtime it was framed to does not
+   * host the node (any more), so the node's subject is asked.
+   */
+  _settle(branch, ok, steps, payload, step, retry, host) {
     const waiting = this.waiting.get(branch)
     if (waiting === undefined) return
-    if (reply.retry === true) {
-      // The runtime we framed it to no longer hosts the node: ask the node's subject.
+    if (retry === true) {
       this.hostOf.delete(waiting.flow.node.id)
       return this._direct(waiting, false)
     }
@@ -440,18 +452,19 @@ class NatsTransport {
     this.waiting.delete(branch)
     this._hold(-1)
     const { result, slot, flow: frame } = waiting
-    const runtime = this.runtime
-    if (reply.steps && reply.steps.length > 0) {
+    const ran = steps !== undefined && steps.length > 0
+    if (ran) {
       // A ring: past its size the oldest entries are overwritten.
-      const steps = this.steps
-      steps.branches[steps.next] = frame.branch
-      steps.names[steps.next] = reply.steps
-      steps.next = steps.next + 1 === steps.names.length ? 0 : steps.next + 1
-      if (steps.count < steps.names.length) steps.count++
+      const ring = this.steps
+      ring.branches[ring.next] = frame.branch
+      ring.names[ring.next] = steps
+      ring.next = ring.next + 1 === ring.names.length ? 0 : ring.next + 1
+      if (ring.count < ring.names.length) ring.count++
     }
-    if (reply.ok) result._remoteFulfilled(slot, frame, reply.value, reply.steps && reply.steps.length > 0)
-    else result._remoteFailed(slot, frame, reply.step || '(remote)', remoteError(frame.node.id, reply.error))
+    if (ok) result._remoteFulfilled(slot, frame, payload, ran)
+    else result._remoteFailed(slot, frame, step || '(remote)', remoteError(frame.node.id, payload))
   }
+
 
   /** Records the steps remote flows reported on their branches (called by runtime.trace()). */
   flushSteps() {
@@ -483,7 +496,7 @@ class NatsTransport {
   }
 
   _failBranch(branch, code, message) {
-    this._settle(branch, { ok: false, step: '(transport)', error: { name: 'HappenError', code, message } })
+    this._settle(branch, false, undefined, { name: 'HappenError', code, message }, '(transport)', false)
   }
 
   // --- inbound ----------------------------------------------------------------------------
@@ -539,8 +552,16 @@ class NatsTransport {
     const key = subject.slice(this.inbox.length)
     const first = key.charCodeAt(0)
     if (first === 102 /* f: a frame of replies */) {
+      // {h: replying runtime, r: [[branch, 1, steps, value?] | [branch, 0, steps, error, step, retry?], …]};
+      // steps 0: the same as the item before.
       const { h: host, r: replies } = JSON.parse(body)
-      for (let i = 0; i < replies.length; i++) this._settle(replies[i][0], replies[i][1], host)
+      let steps
+      for (let i = 0; i < replies.length; i++) {
+        const r = replies[i]
+        if (r[2] !== 0) steps = r[2]
+        if (r[1] === 1) this._settle(r[0], true, steps, r[3], undefined, false, host)
+        else this._settle(r[0], false, steps, r[3], r[4], r[5] === 1, host)
+      }
       return FRAME
     }
     if (first === 112 /* p: a liveness answer */) return this._onPingAnswer(key, header, body)
@@ -570,7 +591,6 @@ class NatsTransport {
         `No node with id '${id}' answers on NATS: no process connected to ${this.servers.join(', ')} hosts it (no responders)`,
       )
     }
-    this._settle(branch, JSON.parse(body))
   }
 
   /** A request on a node's subject: one event (or batch) for one local node. */
@@ -607,7 +627,7 @@ class NatsTransport {
       const keep = []
       nodes.forEach((node, i) => {
         // A frame's sender resends these on the node's subject (it may live elsewhere now).
-        if (node === undefined || runtime._closed) this._reply(inbox, branches[i], JSON.stringify({ ok: false, retry: framed, step: '(transport)', error: error(ids[i]) }))
+        if (node === undefined || runtime._closed) this._reply(inbox, branches[i], 0, '[]', `${JSON.stringify(error(ids[i]))},"(transport)",${framed ? 1 : 0}`)
         else keep.push(i)
       })
       if (keep.length === 0) return
@@ -631,8 +651,8 @@ class NatsTransport {
     try {
       result = runtime._deliver(sender, nodes, true, input, inbound)
     } catch (error) {
-      const text = JSON.stringify({ ok: false, step: '(delivery)', error: describeError(error) })
-      for (const branch of branches) this._reply(inbox, branch, text)
+      const text = `${JSON.stringify(describeError(error))},"(delivery)"`
+      for (const branch of branches) this._reply(inbox, branch, 0, '[]', text)
       return
     }
     let serving = this.serving.get(inbox)
@@ -671,20 +691,21 @@ class NatsTransport {
       const stepsText = steps[slot]
       const node = result._targets[slot]
       const failure = result._failures === null ? undefined : result._failures.find((f) => f.slot === slot)
-      let message
+      const branch = answer.branches[slot]
       if (failure === undefined) {
         const value = result._values[slot]
+        let text
         try {
           checkJson(value, 'result', `The result of node '${node.id}'`)
-          const text = JSON.stringify(value)
-          message = text === undefined ? `{"ok":true,"steps":${stepsText}}` : `{"ok":true,"value":${text},"steps":${stepsText}}`
+          text = JSON.stringify(value)
         } catch (error) {
-          message = `{"ok":false,"step":"(reply)","steps":${stepsText},"error":${JSON.stringify(describeError(error))}}`
+          this._reply(answer.inbox, branch, 0, stepsText, `${JSON.stringify(describeError(error))},"(reply)"`)
+          continue
         }
+        this._reply(answer.inbox, branch, 1, stepsText, text === undefined ? '' : text)
       } else {
-        message = `{"ok":false,"step":${JSON.stringify(failure.step)},"steps":${stepsText},"error":${JSON.stringify(describeError(failure.error))}}`
+        this._reply(answer.inbox, branch, 0, stepsText, `${JSON.stringify(describeError(failure.error))},${JSON.stringify(failure.step)}`)
       }
-      this._reply(answer.inbox, answer.branches[slot], message)
     }
   }
 
