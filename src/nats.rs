@@ -345,7 +345,7 @@ pub fn nats_unsubscribe(handle: u32, sid: u32) -> Result<()> {
 /// what one turn of its event loop sends into one call: one crossing, one wake-up of the pump.
 #[napi(catch_unwind)]
 pub fn nats_send(handle: u32, entries: Vec<String>) -> Result<()> {
-    if entries.len() % 4 != 0 {
+    if !entries.len().is_multiple_of(4) {
         return Err(coded("INTERNAL", "nats_send takes four strings per message"));
     }
     send(handle, Command::Send(entries))
