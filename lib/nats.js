@@ -29,7 +29,6 @@ const PRESENCE = 'happen.presence'
 const FRAME_LIMIT = 512 * 1024
 /** Entries of a frame served before the replies so far leave (the sender can start on them). */
 const REPLY_EVERY = 16
-const FRAME = 1
 
 
 const REMOTE_FAILED = 2
@@ -192,14 +191,6 @@ class NatsTransport {
     this.nextToken = 1
     /** Outbound messages of this turn: subject, reply, header, body (see nats_send). */
     this.out = []
-    /** Inbound entries waiting for the next turn (see _drain). */
-    this.backlog = null
-    this.backlogAt = 0
-    this._resume = () => {
-      const entries = this.backlog
-      this.backlog = null
-      if (entries !== null && !this.closed) this._handle(entries, this.backlogAt)
-    }
     this.scheduled = false
     this._sendNow = () => {
       this.scheduled = false
@@ -501,12 +492,7 @@ class NatsTransport {
 
   // --- inbound ----------------------------------------------------------------------------
 
-  /**
-   * Takes what the connection queued and handles it in order. A frame (of requests or of
-   * replies) ends a chunk: the rest waits for the next turn of the event loop (setImmediate), so
-   * what the frame's flows and promise callbacks send leaves at once, and the other process
-   * works while this one goes on: the two overlap instead of taking turns.
-   */
+  /** Takes what the connection queued (many messages per call when they queue up) and handles it in order. */
   _drain() {
     if (this.closed) return
     let entries
@@ -515,35 +501,17 @@ class NatsTransport {
     } catch {
       return
     }
-    if (this.backlog !== null) {
-      // A chunk is waiting for its turn: the new entries queue up behind it.
-      for (let i = 0; i < entries.length; i++) this.backlog.push(entries[i])
-      return
-    }
-    this._handle(entries, 0)
-  }
-
-  _handle(entries, from) {
-    for (let i = from; i < entries.length; i += 5) {
+    for (let i = 0; i < entries.length; i += 5) {
       const kind = entries[i]
-      let frame = false
       try {
-        if (kind === 'r') frame = this._onReply(entries[i + 1], entries[i + 3], entries[i + 4]) === FRAME
-        else if (kind === 'f') {
-          this._onFrame(entries[i + 2], entries[i + 3], entries[i + 4])
-          frame = true
-        } else if (kind === 'q') this._onRequest(entries[i + 1], entries[i + 2], entries[i + 3], entries[i + 4])
+        if (kind === 'r') this._onReply(entries[i + 1], entries[i + 3], entries[i + 4])
+        else if (kind === 'f') this._onFrame(entries[i + 2], entries[i + 3], entries[i + 4])
+        else if (kind === 'q') this._onRequest(entries[i + 1], entries[i + 2], entries[i + 3], entries[i + 4])
         else if (kind === 'p') this._onPresence(entries[i + 4])
         else if (kind === 's') this._onStatus(entries[i + 1], entries[i + 4])
       } catch (error) {
         // A malformed message must not stop the others; it is reported, not thrown.
         process.emitWarning(`happen: a NATS message could not be handled: ${error && error.message}`)
-      }
-      if (frame && i + 5 < entries.length && !this.closed) {
-        this.backlog = entries
-        this.backlogAt = i + 5
-        setImmediate(this._resume)
-        return
       }
     }
   }
@@ -562,7 +530,7 @@ class NatsTransport {
         if (r[1] === 1) this._settle(r[0], true, steps, r[3], undefined, false, host)
         else this._settle(r[0], false, steps, r[3], r[4], r[5] === 1, host)
       }
-      return FRAME
+      return
     }
     if (first === 112 /* p: a liveness answer */) return this._onPingAnswer(key, header, body)
     if (first === 120 /* x: a frame nobody took */) {
