@@ -360,7 +360,7 @@ class NatsTransport {
     let direct = null
     for (let i = 0; i < remote.length; i++) {
       const { slot, frame } = remote[i]
-      const waiting = { result, slot, flow: frame, sentAt: now, reply: this.inbox + frame.branch, causal: causalText, body, frame: 0, pinged: false }
+      const waiting = { result, slot, flow: frame, sentAt: now, causal: causalText, body, frame: 0, pinged: false }
       this.waiting.set(frame.branch, waiting)
       const host = this.useFrames ? this.hostOf.get(frame.node.id) : undefined
       if (host === undefined) (direct || (direct = [])).push(waiting)
@@ -373,7 +373,7 @@ class NatsTransport {
   /** Sends one branch's request on its node's subject. */
   _direct(waiting, sameBody) {
     waiting.frame = 0
-    this._out(subjectOf(waiting.flow.node.id), waiting.reply, waiting.causal, sameBody ? '\0' : waiting.body)
+    this._out(subjectOf(waiting.flow.node.id), this.inbox + waiting.flow.branch, waiting.causal, sameBody ? '\0' : waiting.body)
   }
 
   /** Adds one branch's request to this turn's frame for runtime `host`. */
@@ -751,7 +751,7 @@ class NatsTransport {
       const key = `p${this.nextToken++}`
       this.pings.set(key, { id, branches })
       for (const branch of branches) this.waiting.get(branch).pinged = true
-      const replies = branches.map((b) => this.waiting.get(b).reply)
+      const replies = branches.map((b) => this.inbox + b)
       this._out(subjectOf(id), this.inbox + key, '', JSON.stringify({ running: replies }))
     }
   }
@@ -784,7 +784,7 @@ class NatsTransport {
     for (const branch of ping.branches) {
       const waiting = this.waiting.get(branch)
       if (waiting === undefined) continue
-      if (lost.has(waiting.reply)) {
+      if (lost.has(this.inbox + branch)) {
         this._failBranch(branch, 'NODE_LOST', `Node '${ping.id}' is not running this flow: the event was lost in transit (the NATS server restarted?) or its process restarted`)
       } else {
         waiting.pinged = false
