@@ -121,7 +121,11 @@ describe.skipIf(!NATS_URL)('NATS transport', () => {
     const tree = happen.trace(answer.relayedCausal.id)
     expect(tree.causationId).toBe(sent.id)
     expect(tree.branches[0]).toMatchObject({ node: 'local-a', outcome: 'fulfilled' })
-    expect(happen.trace(sent.id).branches[0]).toMatchObject({ node: 'c1', outcome: 'fulfilled' })
+    // ...nested under the branch of the remote node whose flow sent it.
+    const root = happen.trace(sent.id)
+    expect(root.branches[0]).toMatchObject({ node: 'c1', outcome: 'fulfilled' })
+    expect(root.branches[0].children.map((c) => c.id)).toEqual([answer.relayedCausal.id])
+    expect(String(root)).toContain('relayed')
   })
 
   it('a remote handler that throws: its message, name and code cross back; the others still answer', async () => {

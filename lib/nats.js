@@ -23,7 +23,7 @@
 const native = require('./native')
 const { HappenError } = require('./errors')
 const { Node } = require('./runtime')
-const { performance } = require('./delivery')
+const { performance, flowStorage } = require('./delivery')
 
 const PRESENCE = 'happen.presence'
 const FRAME_LIMIT = 512 * 1024
@@ -349,6 +349,9 @@ class NatsTransport {
   /** Sends the planned event to the remote targets of one dispatch; replies finish their branches. */
   start(result, remote, body, causal, info) {
     const header = { ...causal }
+    // A flow serving another runtime's branch: that runtime nests what it sends there.
+    const current = flowStorage.getStore()
+    if (current !== undefined && current.origin !== undefined) header.origin = current.origin
     if (info !== null) {
       header.batch = Array.from({ length: info.count }, (_, i) => {
         const c = i === 0 ? info.first : info.causalAt(i)
@@ -610,9 +613,16 @@ class NatsTransport {
       path: wire.path,
       timestamp: wire.timestamp,
     }
+    // Sent by a flow that serves one of this runtime's branches: caused by that branch.
+    const origin = wire.origin
+    const mine = origin !== undefined && origin[0] === this.rt && typeof causal.causationId === 'string' && causal.causationId.startsWith(runtime._prefix)
+    const senderRt = inbox.slice(8, -1)
     const inbound = {
       causal,
       batch: Array.isArray(input) ? new WireBatch(input, causal, wire.batch) : null,
+      causeSeq: mine ? Number(causal.causationId.slice(runtime._prefix.length)) : -1,
+      causeBranch: mine ? origin[1] : -1,
+      origins: branches.map((branch) => [senderRt, branch]),
     }
     const sender = wire.sender === null ? null : runtime._nodesById.get(wire.sender) ?? this.remoteNode(wire.sender)
     let result

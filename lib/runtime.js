@@ -366,8 +366,10 @@ class Runtime {
     const outcomes = this._outcomeCount
     const io = this._reserve(outcomesAt + outcomes)
     io[0] = sender === null ? -1 : sender._index
-    io[1] = frame === null ? -1 : frame.seq
-    io[2] = frame === null ? -1 : frame.branch
+    // NATS hook: an event a remote flow sends back here is caused by the branch this runtime
+    // gave that remote node (so traces nest it there).
+    io[1] = frame !== null ? frame.seq : inbound !== undefined ? inbound.causeSeq : -1
+    io[2] = frame !== null ? frame.branch : inbound !== undefined ? inbound.causeBranch : -1
     io[3] = frame === null ? -1 : frame.correlationSeq
     io[4] = targetCount
     io[5] = sharedType === null ? -1 : this._typeId(sharedType)
@@ -387,7 +389,7 @@ class Runtime {
     let length
     try {
       length = inbound !== undefined
-        ? native.dispatchInbound(this._core, io, ids.causationId ?? undefined, ids.correlationId ?? undefined, inbound.causal.id)
+        ? native.dispatchInbound(this._core, io, inbound.causeSeq > 0 ? undefined : ids.causationId ?? undefined, ids.correlationId ?? undefined, inbound.causal.id)
         : explicitIds
         ? native.dispatchWithIds(this._core, io, ids.causationId ?? undefined, ids.correlationId ?? undefined)
         : native.dispatch(this._core, io)
@@ -453,6 +455,8 @@ class Runtime {
     for (let slot = 0; slot < planned; slot++) {
       const node = nodes[slot]
       const flow = new FlowFrame(this, node, firstBranch + slot, seq, causal, correlation, type)
+      // NATS hook: a flow serving another runtime knows that runtime's branch for it.
+      if (inbound !== undefined) flow.origin = inbound.origins[slot]
       if (node._remote === true) {
         // NATS hook: a node of another process; the transport sends once for all of them.
         ;(remote || (remote = [])).push({ slot, frame: flow })
