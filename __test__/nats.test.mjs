@@ -293,6 +293,9 @@ describe.skipIf(!NATS_URL)('NATS transport', () => {
 })
 
 describe.skipIf(!NATS_URL)('NATS transport: connection failures', () => {
+  // Servers and hosts these tests start are stopped even when a test fails half-way.
+  afterAll(() => stopAll())
+
   it('an unreachable server rejects `await initializeHappen()` and sends promptly', async () => {
     const port = await freePort()
     const started = Date.now()
