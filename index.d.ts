@@ -218,6 +218,8 @@ export type HappenErrorCode =
   | 'INTERNAL'
   /** NATS: a payload or result JSON cannot carry (the message names the field). */
   | 'NOT_SERIALIZABLE'
+  /** NATS: an event or batch larger, as JSON, than the server's max_payload. */
+  | 'PAYLOAD_TOO_LARGE'
   /** NATS: no process hosts a node with that id. */
   | 'NO_RESPONDERS'
   /** NATS: the process of a node went away while its flow was running. */

@@ -228,10 +228,27 @@ describe.skipIf(!NATS_URL)('NATS transport', () => {
     expect(Date.now() - started).toBeLessThan(8000)
   })
 
+  it('an event larger than the server takes rejects with PAYLOAD_TOO_LARGE; a large one that fits arrives', async () => {
+    const max = happen._transport.maxPayload
+    expect(max).toBeGreaterThan(1000)
+    const error = await rejection(local.send('b1', { type: 'echo', payload: 'x'.repeat(max) }))
+    expect(error.code).toBe('PAYLOAD_TOO_LARGE')
+    expect(error.message).toContain(`max_payload ${max}`)
+    const big = 'y'.repeat(Math.floor(max / 2))
+    expect((await local.send('b1', { type: 'echo', payload: big }).return()).payload).toBe(big)
+  })
+
   it('broadcast reaches the nodes of every process', async () => {
-    await until(() => ['b1', 'b2', 'c1'].every((id) => happen.node(id)))
-    const results = await local.broadcast({ type: 'echo', payload: 'all' }).return()
-    expect(Object.keys(results).sort()).toEqual(['b1', 'b2', 'c1', 'local-a'])
+    await until(() => ['b1', 'b2', 'c1'].every((id) => happen.node(id)._listed === true))
+    const sent = await local.broadcast({ type: 'echo', payload: 'all' })
+    const results = await sent.return()
+    for (const id of ['b1', 'b2', 'c1', 'local-a']) expect(results[id]).toMatchObject({ by: id, payload: 'all' })
+    // Nodes announced by processes that ended without shutdown() (the exit test's) answer null.
+    for (const [id, value] of Object.entries(results)) if (!['b1', 'b2', 'c1', 'local-a'].includes(id)) expect(value).toBeNull()
+    expect(sent.trace().branches.map((b) => b.node)).toEqual(expect.arrayContaining(['b1', 'b2', 'c1', 'local-a']))
+    // ...and leave the list: the next broadcast goes to the live ones.
+    const again = await local.broadcast({ type: 'echo', payload: 'again' }).return()
+    expect(Object.keys(again).sort()).toEqual(['b1', 'b2', 'c1', 'local-a'])
   })
 
   it('a node whose process was replaced is found again: frames to the gone runtime are resent on the node subject', async () => {

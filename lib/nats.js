@@ -216,6 +216,8 @@ class NatsTransport {
     const limit = Math.min(4 * historySize, 1_000_000)
     this.steps = { branches: new Float64Array(limit), names: new Array(limit), next: 0, count: 0 }
     this.state = 'connecting'
+    /** The server's largest message (its INFO says; 1 MiB until connected). */
+    this.maxPayload = 1024 * 1024
     this.failure = null
     this.closed = false
     this.holds = 1
@@ -333,6 +335,10 @@ class NatsTransport {
    */
   encode(input) {
     this.assertUsable()
+    return this._fits(this._encode(input), input)
+  }
+
+  _encode(input) {
     if (!Array.isArray(input)) {
       checkJson(input.payload, 'payload', `The payload of '${input.type}'`)
       return JSON.stringify({ type: input.type, payload: input.payload })
@@ -346,8 +352,22 @@ class NatsTransport {
     return JSON.stringify(events)
   }
 
+  /** Refuses (PAYLOAD_TOO_LARGE) what the server would refuse: a message above its max_payload. */
+  _fits(body, input) {
+    // Bytes, not UTF-16 units; the causal header takes a few hundred more.
+    const size = body.length < this.maxPayload / 3 ? body.length : Buffer.byteLength(body)
+    if (size + 1024 > this.maxPayload) {
+      const what = Array.isArray(input) ? `The batch of ${input.length} events` : `The event '${input.type}'`
+      throw new HappenError(
+        'PAYLOAD_TOO_LARGE',
+        `${what} is ${size} bytes as JSON: more than the NATS server takes in one message (max_payload ${this.maxPayload} bytes)`,
+      )
+    }
+    return body
+  }
+
   /** Sends the planned event to the remote targets of one dispatch; replies finish their branches. */
-  start(result, remote, body, causal, info) {
+  start(result, remote, body, causal, info, broadcast = false) {
     const header = { ...causal }
     // A flow serving another runtime's branch: that runtime nests what it sends there.
     const current = flowStorage.getStore()
@@ -363,7 +383,7 @@ class NatsTransport {
     let direct = null
     for (let i = 0; i < remote.length; i++) {
       const { slot, frame } = remote[i]
-      const waiting = { result, slot, flow: frame, sentAt: now, causal: causalText, body, frame: 0, pinged: false }
+      const waiting = { result, slot, flow: frame, sentAt: now, causal: causalText, body, frame: 0, pinged: false, broadcast }
       this.waiting.set(frame.branch, waiting)
       const host = this.useFrames ? this.hostOf.get(frame.node.id) : undefined
       if (host === undefined) (direct || (direct = [])).push(waiting)
@@ -399,7 +419,7 @@ class NatsTransport {
     frame.last = { causal: waiting.causal, body: waiting.body, ids: [id], branches: [waiting.flow.branch] }
     frame.entries.push(frame.last)
     frame.size += waiting.causal.length + waiting.body.length
-    if (frame.size > FRAME_LIMIT) this._sendFrame(host, frame)
+    if (frame.size > Math.min(FRAME_LIMIT, this.maxPayload / 2)) this._sendFrame(host, frame)
   }
 
   _sendFrame(host, frame) {
@@ -555,6 +575,9 @@ class NatsTransport {
       if (waiting) {
         waiting.flow.node._listed = false
         this.hostOf.delete(id)
+        // A broadcast reaches the nodes that exist: one whose process went away without a
+        // word (killed, or exited without shutdown()) answers like a node with no handler.
+        if (waiting.broadcast) return this._settle(branch, true, undefined, null, undefined, false)
       }
       return this._failBranch(
         branch,
@@ -711,6 +734,8 @@ class NatsTransport {
   _onStatus(event, detail) {
     if (event === 'connected') {
       this.state = 'connected'
+      const max = Number(detail)
+      if (max > 0) this.maxPayload = max
       this._hold(-1)
       this._connected()
     } else if (event === 'failed') {

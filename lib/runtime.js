@@ -14,6 +14,8 @@ const {
 } = require('./delivery')
 
 const EVERY_NODE = null
+/** NATS: why a send to a remote node is refused as a rejected promise rather than a throw. */
+const REJECTED_SENDS = new Set(['NOT_SERIALIZABLE', 'CONNECTION_FAILED', 'PAYLOAD_TOO_LARGE'])
 /** Outcomes wait in JS and reach the core in one call with the next send (or trace). */
 const OUTCOME_BUFFER = 3 * 512
 /** Frees a runtime's core when the runtime is collected without a shutdown(). */
@@ -324,8 +326,8 @@ class Runtime {
     try {
       result = this._deliver(origin, targets, keyed, input)
     } catch (error) {
-      // NATS: a payload JSON cannot carry, or a failed connection, rejects the send.
-      if (!(error instanceof HappenError) || (error.code !== 'NOT_SERIALIZABLE' && error.code !== 'CONNECTION_FAILED')) throw error
+      // NATS: a payload JSON cannot carry, one too large, or a failed connection rejects the send.
+      if (!(error instanceof HappenError) || !REJECTED_SENDS.has(error.code)) throw error
       const rejected = Promise.reject(error)
       rejected.return = () => rejected
       rejected.trace = () => null
@@ -354,8 +356,9 @@ class Runtime {
     // remote targets need the events as JSON, made (and refused) before dispatch.
     const transport = this._transport
     let wireBody = null
+    const everyone = targets === EVERY_NODE
     if (transport !== null) {
-      if (targets === EVERY_NODE) targets = transport.everyone()
+      if (everyone) targets = transport.everyone()
       if (targets.some((n) => n._remote === true)) wireBody = transport.encode(input)
     }
 
@@ -469,7 +472,7 @@ class Runtime {
       if (batch) result._start(slot, flow, handlers[slot], input.slice(), new BatchContext(info, node), info)
       else result._start(slot, flow, handlers[slot], event, { causal, node }, null)
     }
-    if (remote !== null) transport.start(result, remote, wireBody, causal, info)
+    if (remote !== null) transport.start(result, remote, wireBody, causal, info, everyone)
     return result
   }
 

@@ -237,7 +237,8 @@ async fn pump(options: NatsConnectOptions, mut commands: UnboundedReceiver<Comma
             return;
         }
     };
-    inbound.status("connected", String::new());
+    // The detail is the server's largest message, so JS can refuse bigger sends up front.
+    inbound.status("connected", client.server_info().max_payload.to_string());
     let mut subscriptions: HashMap<u32, JoinHandle<()>> = HashMap::new();
     while let Some(command) = commands.recv().await {
         match command {
