@@ -11,7 +11,7 @@
 // and throughput with 100 fan-outs in flight (fan-outs per second, each = 5 results back).
 import { spawn } from 'node:child_process'
 import { createServer } from 'node:net'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { performance } from 'node:perf_hooks'
 
 const RECEIVERS = 5
@@ -245,11 +245,14 @@ async function main() {
   return rows
 }
 
-if (process.argv[2] === '--child') {
+// Run directly: measure (or be a child). Imported (bench/index.mjs): just export main().
+const direct = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href
+if (direct && process.argv[2] === '--child') {
   await child(process.argv[3], process.argv[4], process.argv[5].split(','))
-} else {
+} else if (direct) {
   await main()
   process.exit(0)
 }
 
+/** Runs S7 and resolves to { happen, raw, moleculer }: { p50, p99 (µs), sequential, perSecond }. */
 export { main }
