@@ -159,18 +159,51 @@ export interface TraceEvent {
 /** A trace is its tree; `String(tree)` prints it as indented text. */
 export type TraceTree = TraceEvent | { correlationId: string; children: TraceEvent[] }
 
+/** `initializeHappen({ transport: { type: 'nats', servers } })`: nodes in other processes by id. */
+export interface NatsTransportConfig {
+  type: 'nats'
+  /** Server URLs, e.g. `['nats://127.0.0.1:4222']`. */
+  servers: string[]
+  /** Client name the server shows. */
+  name?: string
+  user?: string
+  pass?: string
+  token?: string
+  /** An nkey seed. */
+  nkey?: string
+  /** A `.creds` file (JWT and nkey seed). */
+  credentialsFile?: string
+  /** Require TLS. */
+  tls?: boolean
+  /** PEM file of the CA of the server's certificate. */
+  tlsCaFile?: string
+  /** PEM client certificate and key, for servers that verify clients. */
+  tlsCertFile?: string
+  tlsKeyFile?: string
+  /** How long the first connection may take, in ms (default 2000); past it: CONNECTION_FAILED. */
+  connectTimeout?: number
+  /** Reconnect attempts after a lost connection (default: forever). */
+  maxReconnects?: number
+  /** A remote flow running longer than this (ms, default 1000) is checked on; a gone node fails it with NODE_LOST. */
+  heartbeat?: number
+  /** Coalesce what one turn of the event loop sends to one runtime into one message (default true). */
+  frames?: boolean
+}
+
 export interface HappenConfig {
   /** Number of events the causal history holds (default 10,000). */
   historySize?: number
-  transport?: { type: 'memory' } | { type: 'nats'; servers: string[]; [option: string]: unknown }
+  transport?: { type: 'memory' } | NatsTransportConfig
 }
 
 export interface HappenRuntime {
   createNode(id: string, options?: Record<string, unknown>): HappenNode
   createNodeArray(nodes: HappenNode[] | NodeArray): NodeArray
-  /** The node with this id. */
+  /** The node with this id: a local node itself, else (NATS transport) a handle to the node of that id in another process. */
   node(id: string): HappenNode
   trace(idOrCorrelationId: string): TraceTree | null
+  /** Resolves once connected and every node created so far is reachable from other processes (NATS); at once for memory. */
+  ready(): Promise<void>
   shutdown(): Promise<void>
 }
 
@@ -183,6 +216,18 @@ export type HappenErrorCode =
   | 'FLOW_TOO_LONG'
   | 'DISPOSED'
   | 'INTERNAL'
+  /** NATS: a payload or result JSON cannot carry (the message names the field). */
+  | 'NOT_SERIALIZABLE'
+  /** NATS: an event or batch larger, as JSON, than the server's max_payload. */
+  | 'PAYLOAD_TOO_LARGE'
+  /** NATS: no process hosts a node with that id. */
+  | 'NO_RESPONDERS'
+  /** NATS: the process of a node went away while its flow was running. */
+  | 'NODE_LOST'
+  /** NATS: the server could not be reached. */
+  | 'CONNECTION_FAILED'
+  /** NATS: on()/dispose() on a handle of a node that lives in another process. */
+  | 'REMOTE_NODE'
 
 export class HappenError extends Error {
   readonly name: 'HappenError'

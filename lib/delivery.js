@@ -76,6 +76,8 @@ class SendResult {
     this._startedAt = 0
     // robustness (issue 3): handlers registered after this send was planned do not run for it.
     this._gen = runtime._handlerGen
+    /** NATS hook: told of each target whose flow ended (answers a remote sender per node). */
+    this._onTarget = null
     this.id = firstId
     this._ids = ids
   }
@@ -218,6 +220,18 @@ class SendResult {
     return this._failures !== null && this._failures.some((f) => f.slot === slot)
   }
 
+  // NATS hooks (issue 5): a remote node's flow ended in its process; lib/nats.js reports it.
+  _remoteFulfilled(slot, frame, value, matched) {
+    this._values[slot] = value
+    this._runtime._recordOutcome(frame.branch, matched ? FULFILLED : UNMATCHED, this._startedAt)
+    this._targetDone(slot)
+  }
+
+  _remoteFailed(slot, frame, step, error) {
+    this._recordFailure(slot, frame, step, error)
+    this._targetDone(slot)
+  }
+
   /** A target where no handler matched: its result is null. */
   _unmatched(slot, frame) {
     this._runtime._recordOutcome(frame.branch, UNMATCHED, this._startedAt)
@@ -226,6 +240,7 @@ class SendResult {
 
   _targetDone(slot) {
     if (this._done !== null) this._done[slot] = true
+    if (this._onTarget !== null) this._onTarget(slot)
     if (--this._pending > 0 || this._waiters === null) return
     const waiters = this._waiters
     this._waiters = null

@@ -19,6 +19,8 @@ const {
 const EVERY_NODE = null
 /** The path of a root event sent from outside any node; root paths are shared and frozen. */
 const NO_PATH = Object.freeze([])
+/** NATS: why a send to a remote node is refused as a rejected promise rather than a throw. */
+const REJECTED_SENDS = new Set(['NOT_SERIALIZABLE', 'CONNECTION_FAILED', 'PAYLOAD_TOO_LARGE'])
 /**
  * Flow steps and outcomes wait in a journal of [branch, code, value] entries and reach the core
  * with the next send (or trace) instead of costing a call each. Codes: 1 fulfilled, 2 rejected,
@@ -150,7 +152,8 @@ class NodeArray {
   on(pattern, handler) {
     checkPattern(pattern)
     checkHandler(handler)
-    const removers = this.nodes.map((node) => node.on(pattern, handler))
+    // NATS: a remote node's handlers are registered in its own process.
+    const removers = this.nodes.filter((node) => node._remote !== true).map((node) => node.on(pattern, handler))
     return () => removers.forEach((remove) => remove())
   }
 
@@ -170,7 +173,7 @@ class NodeArray {
 
 class Runtime {
   constructor(config) {
-    const { historySize } = checkConfig(config)
+    const { historySize, transport } = checkConfig(config)
     this._core = native.createCore(historySize)
     this._prefix = native.idPrefix(this._core) + '-'
     releaseWhenCollected.register(this, this._core, this)
@@ -190,18 +193,42 @@ class Runtime {
     // robustness (issue 3): a counter stamped on each handler so a send runs only handlers
     // registered before it.
     this._handlerGen = 0
+    // NATS transport hook (issue 5): everything about it lives in lib/nats.js.
+    this._transport = null
+    if (transport.type === 'nats') {
+      const { NatsTransport } = require('./nats')
+      this._transport = new NatsTransport(this, transport, historySize)
+      // `await initializeHappen({ transport: nats })` waits for the connection and rejects
+      // promptly (CONNECTION_FAILED) when the server is unreachable; the thenable goes away
+      // once settled, so the runtime itself is what the await gives.
+      Object.defineProperty(this, 'then', {
+        configurable: true,
+        writable: true,
+        value: (onFulfilled, onRejected) =>
+          this._transport.flush().then(() => {
+            delete this.then
+            return this
+          }, (error) => {
+            delete this.then
+            throw error
+          }).then(onFulfilled, onRejected),
+      })
+    }
     // Usable unbound, as the top-level exports and destructuring expect.
-    for (const name of ['createNode', 'createNodeArray', 'node', 'trace', 'shutdown']) this[name] = this[name].bind(this)
+    for (const name of ['createNode', 'createNodeArray', 'node', 'trace', 'shutdown', 'ready']) this[name] = this[name].bind(this)
   }
 
   createNode(id, options) {
     this._assertOpen('createNode')
     checkNodeId(id)
     checkNodeOptions(options)
+    // NATS hook: a node of this id known in another process (it moved here) stops being remote.
+    if (this._transport !== null) this._transport.beforeCreate(id)
     const index = guard(() => native.createNode(this._core, id))
     const node = new Node(this, id, index)
     this._nodesByIndex[index] = node
     this._nodesById.set(id, node)
+    if (this._transport !== null) this._transport.nodeCreated(node)
     return node
   }
 
@@ -209,19 +236,31 @@ class Runtime {
     return createNodeArray(nodes)
   }
 
-  /** The node with this id (a local node is itself its handle). */
+  /** The node with this id (a local node is itself its handle; under NATS, any other id is a remote handle). */
   node(id) {
     this._assertOpen('node')
     checkNodeId(id)
     const node = this._nodesById.get(id)
-    if (node === undefined) throw new HappenError('UNKNOWN_NODE', `No node with id '${id}' in this runtime`)
+    if (node === undefined) {
+      if (this._transport !== null) return this._transport.remoteNode(id)
+      throw new HappenError('UNKNOWN_NODE', `No node with id '${id}' in this runtime`)
+    }
     return node
+  }
+
+  /**
+   * Resolves once the transport is connected and every node created so far is reachable from
+   * other processes (NATS); at once for the memory transport.
+   */
+  ready() {
+    return this._transport === null ? Promise.resolve() : this._transport.flush()
   }
 
   /** The causal tree of an event id or correlation id, or null when the history holds neither. */
   trace(id) {
     if (typeof id !== 'string' || id.length === 0) throw invalidArg('id', 'a non-empty event or correlation id string', id)
     this._flushJournal()
+    if (this._transport !== null) this._transport.flushSteps()
     const json = guard(() => native.trace(this._core, id))
     if (json == null) return null
     const { tree, text } = JSON.parse(json)
@@ -231,6 +270,7 @@ class Runtime {
 
   async shutdown() {
     if (this._closed) return
+    if (this._transport !== null) await this._transport.close()
     this._flushJournal()
     for (const node of this._nodesById.values()) this._dispose(node)
     // The core stays until the runtime is collected, so trace() still reads the history.
@@ -281,6 +321,7 @@ class Runtime {
     trimTail(this._nodesByIndex)
     this._nodesById.delete(node.id)
     node._index = -1
+    if (this._transport !== null) this._transport.nodeDisposed(node)
   }
 
   /** Turns a send target into the nodes it names; `keyed` when results come back keyed by node id. */
@@ -289,7 +330,8 @@ class Runtime {
     if (target instanceof Node) return { nodes: [this._own(target, 'target')], keyed: false }
     if (typeof target === 'string') {
       if (target.length === 0) throw invalidArg('target', 'a node, a node id, a NodeArray or an array of nodes', target)
-      const node = this._nodesById.get(target)
+      let node = this._nodesById.get(target)
+      if (node === undefined && this._transport !== null) node = this._transport.remoteNode(target)
       if (node === undefined) throw new HappenError('UNKNOWN_NODE', `No node with id '${target}' in this runtime`)
       return { nodes: [node], keyed: false }
     }
@@ -316,7 +358,17 @@ class Runtime {
   }
 
   _send(origin, targets, keyed, input) {
-    const result = this._deliver(origin, targets, keyed, input)
+    let result
+    try {
+      result = this._deliver(origin, targets, keyed, input)
+    } catch (error) {
+      // NATS: a payload JSON cannot carry, one too large, or a failed connection rejects the send.
+      if (!(error instanceof HappenError) || !REJECTED_SENDS.has(error.code)) throw error
+      const rejected = Promise.reject(error)
+      rejected.return = () => rejected
+      rejected.trace = () => null
+      return rejected
+    }
     const promise = Promise.resolve(result)
     promise.return = (options) => result.return(options)
     promise.trace = () => result.trace()
@@ -327,7 +379,7 @@ class Runtime {
    * One send: validate everything, let the core plan it (ids, causality, which handlers run),
    * then start every target's flow. Nothing is delivered when anything is refused.
    */
-  _deliver(origin, targets, keyed, input) {
+  _deliver(origin, targets, keyed, input, inbound) {
     this._assertOpen('send')
     if (origin !== null && origin._index < 0) throw new HappenError('DISPOSED', `Cannot send from node '${origin.id}': it has been disposed`)
     // A NodeArray may hold a node disposed since (robustness, issue 3).
@@ -336,9 +388,18 @@ class Runtime {
     const sharedType = batch ? checkBatch(input, 'events') : (checkEvent(input, 'event'), input.type)
     const ownIds = batch && checkBatch.ownIds
     const current = flowStorage.getStore()
-    const frame = current !== undefined && current.runtime === this ? current : null
+    const frame = current !== undefined && current.runtime === this && inbound === undefined ? current : null
     const sender = frame !== null ? frame.node : origin
     if (batch && input.length === 0) return this._emptyResult(targets, keyed)
+    // NATS hook: a broadcast goes to the local nodes and those other processes announced;
+    // remote targets need the events as JSON, made (and refused) before dispatch.
+    const transport = this._transport
+    let wireBody = null
+    const everyone = targets === EVERY_NODE
+    if (transport !== null) {
+      if (everyone) targets = transport.everyone()
+      if (targets.some((n) => n._remote === true)) wireBody = transport.encode(input)
+    }
 
     const count = batch ? input.length : 1
     const targetCount = targets === EVERY_NODE ? -1 : targets.length
@@ -348,8 +409,10 @@ class Runtime {
     const outcomes = this._journalLength
     const io = this._reserve(outcomesAt + outcomes)
     io[0] = sender === null ? -1 : sender._index
-    io[1] = frame === null ? -1 : frame.seq
-    io[2] = frame === null ? -1 : frame.branch
+    // NATS hook: an event a remote flow sends back here is caused by the branch this runtime
+    // gave that remote node (so traces nest it there).
+    io[1] = frame !== null ? frame.seq : inbound !== undefined ? inbound.causeSeq : -1
+    io[2] = frame !== null ? frame.branch : inbound !== undefined ? inbound.causeBranch : -1
     io[3] = frame === null ? -1 : frame.correlationSeq
     io[4] = targetCount
     io[5] = sharedType === null ? -1 : this._typeId(sharedType)
@@ -361,11 +424,16 @@ class Runtime {
     this._journalLength = 0
 
     const first = batch ? input[0] : input
-    const explicitIds = first.causationId != null || first.correlationId != null
+    // NATS hook: an event from another process keeps its causation and correlation ids, and
+    // (dispatchInbound) its own id in this runtime's traces.
+    const ids = inbound === undefined ? first : inbound.causal
+    const explicitIds = ids.causationId != null || ids.correlationId != null
     let length
     try {
-      length = explicitIds
-        ? native.dispatchWithIds(this._core, io, first.causationId ?? undefined, first.correlationId ?? undefined)
+      length = inbound !== undefined
+        ? native.dispatchInbound(this._core, io, inbound.causeSeq > 0 ? undefined : ids.causationId ?? undefined, ids.correlationId ?? undefined, inbound.causal.id)
+        : explicitIds
+        ? native.dispatchWithIds(this._core, io, ids.causationId ?? undefined, ids.correlationId ?? undefined)
         : native.dispatch(this._core, io)
     } catch (error) {
       throw fromNative(error)
@@ -384,7 +452,8 @@ class Runtime {
     const id = this._prefix + seq
     const senderId = sender === null ? null : sender.id
     // Every target of a fan-out sees this one event: frozen, so no node's writes reach another.
-    const causal = Object.freeze({
+    // NATS hook: an event from another process comes with its causal context.
+    const causal = inbound !== undefined ? inbound.causal : Object.freeze({
       id,
       sender: senderId,
       causationId: first.causationId ?? (frame === null ? null : frame.causal.id),
@@ -407,7 +476,8 @@ class Runtime {
     }
 
     let info = null
-    if (batch) {
+    if (batch && inbound !== undefined) info = inbound.batch
+    else if (batch) {
       const root = frame === null && first.causationId == null && first.correlationId == null
       info = new BatchInfo(this._prefix, seq, input, causal, root)
       for (let i = 1; ownIds && i < count; i++) {
@@ -417,8 +487,9 @@ class Runtime {
         }
       }
     }
-    const ids = batch ? () => Array.from({ length: count }, (_, i) => this._prefix + (seq + i)) : null
-    const result = new SendResult(this, nodes, keyed, id, ids)
+    const eventIds = batch ? () => Array.from({ length: count }, (_, i) => this._prefix + (seq + i)) : null
+    const result = new SendResult(this, nodes, keyed, id, eventIds)
+    result._firstBranch = firstBranch
     result._pending = planned
     const startedAt = (result._startedAt = performance.now())
     const event = batch ? null : Object.freeze({ type: input.type, payload: input.payload, context: Object.freeze({ causal }) })
@@ -427,10 +498,18 @@ class Runtime {
     const startFlows = (syncStart) => {
       const outermost = this._syncDepth++ === 0
       if (outermost) this._syncStart = syncStart
+      let remote = null
       try {
         for (let slot = 0; slot < planned; slot++) {
           const node = nodes[slot]
           const flow = new FlowFrame(this, node, firstBranch + slot, seq, causal, correlation, type)
+          // NATS hook: a flow serving another runtime knows that runtime's branch for it.
+          if (inbound !== undefined) flow.origin = inbound.origins[slot]
+          if (node._remote === true) {
+            // NATS hook: a node of another process; the transport sends once for all of them.
+            ;(remote || (remote = [])).push({ slot, frame: flow })
+            continue
+          }
           if (handlers[slot] === null) {
             result._unmatched(slot, flow)
             continue
@@ -442,6 +521,7 @@ class Runtime {
         this._syncDepth--
         if (outermost) this._settleDurations()
       }
+      if (remote !== null) transport.start(result, remote, wireBody, causal, info, everyone)
     }
     // robustness (issue 3): past MAX_SYNC_DEPTH sends nested synchronously (handlers sending
     // in a cycle), the flows start on a fresh stack instead of overflowing this one.

@@ -98,6 +98,64 @@ pub fn create_node(core: u32, name: String) -> Result<u32> {
     with_core(core, |s| s.core.create_node(&name).map_err(core_error))
 }
 
+// --- NATS transport hooks (issue 5): remote nodes and their steps. Everything else of the
+// --- transport lives in src/nats.rs and lib/nats.js.
+
+/// Registers a node of another process by id; a send plans it as a target without handlers
+/// (its branch stays running until the transport finishes it through `finish_branches`).
+#[napi(catch_unwind)]
+pub fn create_remote_node(core: u32, name: String) -> Result<u32> {
+    with_core(core, |s| s.core.create_remote_node(&name).map_err(core_error))
+}
+
+/// The step names `count` consecutive branches recorded, each as JSON text (sent back with
+/// remote flows' outcomes).
+#[napi(catch_unwind)]
+pub fn branch_steps_json(core: u32, first_branch: f64, count: u32) -> Result<Vec<String>> {
+    with_core(core, |s| {
+        Ok((0..count as u64)
+            .map(|i| {
+                let steps = s.core.branch_steps(first_branch as BranchId + i);
+                serde_json::to_string(&steps).unwrap_or_else(|_| "[]".into())
+            })
+            .collect())
+    })
+}
+
+/// `dispatch_with_ids` for an event that came from another process, which keeps `alias`, the
+/// id it has there (one crossing instead of two).
+#[napi(catch_unwind)]
+pub fn dispatch_inbound(
+    core: u32,
+    io: Float64ArraySlice,
+    causation_id: Option<String>,
+    correlation_id: Option<String>,
+    alias: String,
+) -> Result<i32> {
+    let length = plan_send(core, io, causation_id.as_deref(), correlation_id.as_deref())?;
+    with_core(core, |s| {
+        let seq = s.plan[0] as EventSeq;
+        s.core.set_event_alias(seq, &alias);
+        Ok(length)
+    })
+}
+
+/// Records on remote nodes' branches the steps their flows ran in other processes: JSON text
+/// `[branch, [step names], branch, [step names], …]`, many replies in one call.
+#[napi(catch_unwind)]
+pub fn add_remote_steps(core: u32, json: String) -> Result<()> {
+    let entries: Vec<serde_json::Value> =
+        serde_json::from_str(&json).map_err(|e| coded("INTERNAL", format!("bad remote steps: {e}")))?;
+    with_core(core, |s| {
+        for pair in entries.chunks_exact(2) {
+            let (Some(branch), Some(names)) = (pair[0].as_f64(), pair[1].as_array()) else { continue };
+            let names: Vec<String> = names.iter().filter_map(|n| n.as_str().map(str::to_string)).collect();
+            s.core.add_remote_steps(branch as BranchId, &names);
+        }
+        Ok(())
+    })
+}
+
 /// Returns the ids of the handlers that went with the node.
 #[napi(catch_unwind)]
 pub fn dispose_node(core: u32, node: u32) -> Result<Vec<u32>> {

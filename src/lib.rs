@@ -3,3 +3,4 @@
 pub mod core;
 #[cfg_attr(test, allow(dead_code))]
 mod binding;
+mod nats;

@@ -92,6 +92,9 @@ struct DeliveryExtra {
     external_correlation: Option<Arc<str>>,
     /// Events of a batch whose caller set their own causation or correlation id.
     overrides: Vec<(u32, Cause, Correlation)>,
+    /// The id the (first) event has in the runtime that sent it, when it came from another
+    /// process (NATS transport): traces show it and find the event by it.
+    alias: Option<Arc<str>>,
 }
 
 const NONE: u64 = 0;
@@ -242,6 +245,11 @@ impl Delivery {
         extra.overrides.push((index, cause, correlation));
     }
 
+    /// The id the event has in the process that sent it, for an event from another process.
+    pub fn alias(&self) -> Option<&str> {
+        self.extra.as_ref().and_then(|e| e.alias.as_deref())
+    }
+
     /// The ids of the delivery's branches, in target order.
     pub fn branch_ids(&self) -> std::ops::Range<BranchId> {
         self.first_branch..self.first_branch + self.branch_count as u64
@@ -317,6 +325,25 @@ impl CausalStore {
         self.deliveries.push_back(Delivery::new(delivery, branch_count));
     }
 
+    /// Sets the alias of the delivery that starts at `seq` (the latest one, normally).
+    pub fn set_alias(&mut self, seq: EventSeq, alias: Arc<str>) {
+        let d = match self.deliveries.back_mut() {
+            Some(d) if d.first_seq == seq => Some(d),
+            _ => {
+                let i = self.deliveries.partition_point(|d| d.first_seq < seq);
+                self.deliveries.get_mut(i).filter(|d| d.first_seq == seq)
+            }
+        };
+        if let Some(d) = d {
+            d.extra.get_or_insert_with(Default::default).alias = Some(alias);
+        }
+    }
+
+    /// The first seq of the delivery whose event came from another process under `alias`.
+    pub fn find_alias(&self, alias: &str) -> Option<EventSeq> {
+        self.deliveries.iter().rev().find(|d| d.alias() == Some(alias)).map(|d| d.first_seq)
+    }
+
     pub fn find_event(&self, seq: EventSeq) -> Option<&Delivery> {
         let i = self.deliveries.partition_point(|d| d.first_seq + (d.count.max(1) as u64) <= seq);
         self.deliveries.get(i).filter(|d| d.contains_seq(seq))
@@ -345,6 +372,22 @@ impl CausalStore {
         let first = self.branch(id).and_then(Branch::first_step);
         let more = self.detail(id).map_or(&[][..], |d| &d.more_steps[..]);
         first.into_iter().chain(more.iter().copied()).collect()
+    }
+
+    /// Records steps on a branch: the first becomes its first step when it has none (a remote
+    /// node's branch), the others follow.
+    pub fn add_steps(&mut self, id: BranchId, steps: &[NameId]) {
+        let Some(branch) = self.branch_mut(id) else { return };
+        let mut rest = steps;
+        if branch.first_step == NO_STEP {
+            if let Some((first, more)) = rest.split_first() {
+                branch.first_step = *first;
+                rest = more;
+            }
+        }
+        if !rest.is_empty() {
+            self.details.entry(id).or_default().more_steps.extend_from_slice(rest);
+        }
     }
 
     pub fn add_step(&mut self, id: BranchId, step: NameId) {

@@ -125,6 +125,16 @@ impl Core {
         Ok(self.nodes.create(name, &mut self.node_names)?)
     }
 
+    /// Registers a node that lives in another process (NATS transport). A send plans it as a
+    /// target without handlers whose branch stays `Running` until the transport finishes it.
+    pub fn create_remote_node(&mut self, name: &str) -> Result<NodeIndex, CoreError> {
+        Ok(self.nodes.create_remote(name, &mut self.node_names)?)
+    }
+
+    pub fn is_remote(&self, node: NodeIndex) -> bool {
+        self.nodes.get(node).is_some_and(|n| n.remote)
+    }
+
     pub fn dispose_node(&mut self, node: NodeIndex) -> Result<Vec<HandlerId>, CoreError> {
         Ok(self.nodes.dispose(node, &mut self.node_names)?)
     }
@@ -205,15 +215,20 @@ impl Core {
         for &node in &targets {
             let plan = self.dispatcher.plan(&self.nodes, &self.types, node, types);
             // A target disposed meanwhile has no plan and no name: it is recorded unmatched.
-            let name = match self.nodes.get(node) {
+            let (name, remote) = match self.nodes.get(node) {
                 Some(n) => {
                     self.node_names.retain(n.name_id);
-                    n.name_id
+                    (n.name_id, n.remote)
                 }
-                None => self.node_names.acquire("?"),
+                None => (self.node_names.acquire("?"), false),
             };
             let branch_id = first_branch + branches.len() as u64;
-            branches.push(Branch::new(name, plan.first().map(|(_, step)| *step)));
+            let mut branch = Branch::new(name, plan.first().map(|(_, step)| *step));
+            if remote {
+                // Its flow runs in another process: running until the transport reports back.
+                branch.outcome = Outcome::Running;
+            }
+            branches.push(branch);
             if plan.len() > 1 {
                 self.pending_steps.extend(plan[1..].iter().map(|(_, step)| (branch_id, *step)));
             }
@@ -284,6 +299,23 @@ impl Core {
         self.history.add_step(branch, step);
     }
 
+    /// Gives a dispatched event the id it carries in the process that sent it (an event that
+    /// came over the wire): traces show that id, and find the event by it.
+    pub fn set_event_alias(&mut self, seq: EventSeq, id: &str) {
+        self.history.set_alias(seq, id.into());
+    }
+
+    /// The step names a branch has recorded so far (the flow's functions, in order).
+    pub fn branch_steps(&self, branch: BranchId) -> Vec<String> {
+        self.history.steps(branch).into_iter().map(|s| self.steps.lookup(s).unwrap_or("?").to_string()).collect()
+    }
+
+    /// Records on a remote node's branch the steps its flow ran in the other process.
+    pub fn add_remote_steps(&mut self, branch: BranchId, names: &[String]) {
+        let steps: Vec<NameId> = names.iter().map(|name| self.steps.intern(name)).collect();
+        self.history.add_steps(branch, &steps);
+    }
+
     pub fn finish_branch(&mut self, branch: BranchId, outcome: Outcome, duration_ms: f64, error: Option<&str>) {
         self.history.finish(branch, outcome, duration_ms, error);
     }
@@ -298,6 +330,15 @@ impl Core {
 
     /// The causal tree for an event id or correlation id, as JSON, or None.
     pub fn trace(&self, id: &str) -> Option<serde_json::Value> {
+        let local;
+        let foreign = if self.ids.parse(id).is_none() { self.history.find_alias(id) } else { None };
+        let id = match foreign {
+            Some(seq) => {
+                local = self.ids.format(seq);
+                &local
+            }
+            None => id,
+        };
         trace::TraceBuilder {
             store: &self.history,
             ids: &self.ids,

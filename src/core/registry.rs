@@ -47,6 +47,9 @@ pub struct Node {
     handlers: Vec<Handler>,
     /// Bumped on every handler change; dispatch caches are keyed by it.
     pub version: u64,
+    /// A node that lives in another process (NATS transport): it has no handlers here, and a
+    /// send to it is handed to the transport, its outcome recorded when the reply comes.
+    pub remote: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,12 +82,21 @@ pub struct NodeRegistry {
 
 impl NodeRegistry {
     pub fn create(&mut self, name: &str, names: &mut SharedNames) -> Result<NodeIndex, RegistryError> {
+        self.create_at(name, false, names)
+    }
+
+    /// Registers a node of another process under its id (see `Node::remote`).
+    pub fn create_remote(&mut self, name: &str, names: &mut SharedNames) -> Result<NodeIndex, RegistryError> {
+        self.create_at(name, true, names)
+    }
+
+    fn create_at(&mut self, name: &str, remote: bool, names: &mut SharedNames) -> Result<NodeIndex, RegistryError> {
         if self.by_name.contains_key(name) {
             return Err(RegistryError::DuplicateNode(name.to_string()));
         }
         let name_id = names.acquire(name);
         let name: Arc<str> = name.into();
-        let node = Node { name: name.clone(), name_id, handlers: Vec::new(), version: 0 };
+        let node = Node { name: name.clone(), name_id, handlers: Vec::new(), version: 0, remote };
         let index = match pop_free(&mut self.free_slots, &self.slots) {
             Some(i) => {
                 self.slots[i as usize] = Some(node);
@@ -150,7 +162,7 @@ impl NodeRegistry {
         matcher: Matcher,
         name: NameId,
     ) -> Result<HandlerId, RegistryError> {
-        if self.get(index).is_none() {
+        if self.get(index).is_none_or(|n| n.remote) {
             return Err(RegistryError::UnknownNode(index));
         }
         let id = match pop_free(&mut self.free_handlers, &self.handler_owner) {

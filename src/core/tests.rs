@@ -191,3 +191,41 @@ fn malformed_requests_never_panic() {
         }
     }
 }
+
+#[test]
+fn a_remote_node_is_a_target_without_handlers_whose_branch_runs_until_finished() {
+    let mut core = Core::new(100);
+    let a = core.create_node("a").unwrap();
+    let r = core.create_remote_node("far").unwrap();
+    assert!(core.is_remote(r) && !core.is_remote(a));
+    assert!(core.add_handler(r, Some("*"), "h").is_err(), "handlers live in the remote process");
+    let ha = core.add_handler(a, Some("*"), "onA").unwrap();
+    let t = core.intern_type("t");
+    let (d, seen) = collect(&mut core, &send(&[a, r], &[t], 1));
+    assert_eq!(seen, vec![(a, vec![ha]), (r, vec![])]);
+    let id = core.format_id(d.first_seq);
+    assert_eq!(core.trace(&id).unwrap()["branches"][1]["outcome"], "running");
+    core.add_remote_steps(d.first_branch + 1, &["remoteHandler".into(), "next".into()]);
+    core.finish_branch(d.first_branch + 1, Outcome::Fulfilled, 3.0, None);
+    let tree = core.trace(&id).unwrap();
+    assert_eq!(tree["branches"][1]["outcome"], "fulfilled");
+    assert_eq!(tree["branches"][1]["steps"][1]["name"], "next");
+    assert_eq!(core.branch_steps(d.first_branch), vec!["onA".to_string()]);
+    assert_eq!(core.branch_steps(d.first_branch + 1), vec!["remoteHandler".to_string(), "next".to_string()]);
+}
+
+#[test]
+fn an_event_from_another_process_is_traced_under_its_own_id() {
+    let mut core = Core::new(100);
+    let a = core.create_node("a").unwrap();
+    core.add_handler(a, Some("*"), "onA").unwrap();
+    let t = core.intern_type("t");
+    let (d, _) = collect(&mut core, &send(&[a], &[t], 1));
+    core.set_event_alias(d.first_seq, "far-9");
+    let (targets, types) = ([a], [t]);
+    let child = SendRequest { cause: Some((d.first_seq, Some(d.first_branch))), ..send(&targets, &types, 1) };
+    core.dispatch(&child, |_, _| {});
+    let tree = core.trace("far-9").unwrap();
+    assert_eq!(tree["id"], "far-9");
+    assert_eq!(tree["branches"][0]["children"][0]["causationId"], "far-9");
+}

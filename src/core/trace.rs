@@ -72,22 +72,30 @@ impl TraceBuilder<'_> {
         }
     }
 
+    /// An event's id: the one it was given in the process that sent it, when it came from another.
+    fn event_id(&self, seq: EventSeq) -> String {
+        match self.store.find_event(seq).and_then(|d| d.alias().filter(|_| d.first_seq == seq)) {
+            Some(alias) => alias.to_string(),
+            None => self.ids.format(seq),
+        }
+    }
+
     fn correlation_id(&self, c: &Correlation) -> String {
         match c {
-            Correlation::Event(seq) => self.ids.format(*seq),
+            Correlation::Event(seq) => self.event_id(*seq),
             Correlation::External(s) => s.to_string(),
         }
     }
 
     fn delivery(&self, d: &Delivery, children: &Children, depth: usize) -> Value {
         let mut event = Map::new();
-        event.insert("id".into(), self.ids.format(d.first_seq).into());
+        event.insert("id".into(), self.event_id(d.first_seq).into());
         event.insert("type".into(), self.types.lookup(d.event_type(0)).unwrap_or("?").into());
         let sender = d.sender().and_then(|n| self.nodes.lookup(n));
         event.insert("sender".into(), sender.map_or(Value::Null, Value::from));
         let causation = match &d.cause() {
             Cause::Root => Value::Null,
-            Cause::Event { seq, .. } => self.ids.format(*seq).into(),
+            Cause::Event { seq, .. } => self.event_id(*seq).into(),
             Cause::External(s) => Value::from(&**s),
         };
         event.insert("causationId".into(), causation);
@@ -101,7 +109,7 @@ impl TraceBuilder<'_> {
         }
         if d.is_batch() {
             let ids: Vec<Value> =
-                (0..d.count as u64).map(|i| self.ids.format(d.first_seq + i).into()).collect();
+                (0..d.count as u64).map(|i| self.event_id(d.first_seq + i).into()).collect();
             event.insert("batch".into(), json!({ "size": d.count, "ids": ids }));
         }
         let branches: Vec<Value> =

@@ -1,0 +1,398 @@
+// SPEC §9 — the NATS transport: nodes in other processes addressed by id like local ones.
+// Needs a nats-server: HAPPEN_NATS_URL (set by .ci/run). Child processes (nats/host.mjs) host
+// the remote nodes b1, b2 (one process) and c1 (another).
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { HappenError, createNodeArray, initializeHappen } from 'happen'
+import { NATS_URL, hasNatsServer, skipMessage, spawnHost, stop, stopAll, freePort, startServer, sleep, until } from './nats/harness.mjs'
+
+if (!NATS_URL) console.warn(`skipping the NATS transport tests: ${skipMessage}`)
+
+const natsConfig = (url = NATS_URL, extra = {}) => ({ transport: { type: 'nats', servers: [url], heartbeat: 200, ...extra } })
+
+async function rejection(promise) {
+  return promise.then(
+    (value) => { throw new Error(`expected a rejection, got ${JSON.stringify(value)}`) },
+    (error) => error,
+  )
+}
+
+describe.skipIf(!NATS_URL)('NATS transport', () => {
+  let happen
+  let local
+  let hostB
+  let hostC
+
+  beforeAll(async () => {
+    ;[hostB, hostC] = await Promise.all([spawnHost(NATS_URL, ['b1', 'b2']), spawnHost(NATS_URL, ['c1'])])
+    happen = await initializeHappen(natsConfig())
+    local = happen.createNode('local-a')
+    local.on('echo', (event, context) => ({ by: context.node.id, payload: event.payload, causal: event.context.causal }))
+    local.on('relayed', (event) => ({ relayedCausal: event.context.causal, payload: event.payload }))
+    await happen.ready()
+  })
+
+  afterAll(async () => {
+    await happen?.shutdown()
+    await stopAll()
+  })
+
+  it('await initializeHappen() connects and gives the runtime itself', () => {
+    expect(typeof happen.createNode).toBe('function')
+    expect(happen.then).toBeUndefined()
+  })
+
+  it('sends to a node of another process by id; its result comes back', async () => {
+    const result = await local.send('b1', { type: 'echo', payload: { n: 1, text: 'hé' } }).return()
+    expect(result.by).toBe('b1')
+    expect(result.payload).toEqual({ n: 1, text: 'hé' })
+    expect(result.pid).not.toBe(process.pid)
+  })
+
+  it('the remote handler sees the same causal context: one event id, sender, path', async () => {
+    const sent = await local.send('b2', { type: 'echo', payload: null })
+    const { causal } = await sent.return()
+    expect(causal.id).toBe(sent.id)
+    expect(causal.sender).toBe('local-a')
+    expect(causal.causationId).toBeNull()
+    expect(causal.correlationId).toBe(sent.id)
+    expect(causal.path).toEqual(['local-a'])
+  })
+
+  it('fans out to a NodeArray mixing local and remote handles, results keyed by node id', async () => {
+    const nodes = createNodeArray([local, happen.node('b1'), happen.node('b2'), happen.node('c1')])
+    const sent = await nodes.send({ type: 'echo', payload: 7 })
+    const results = await sent.return()
+    expect(Object.keys(results)).toEqual(['local-a', 'b1', 'b2', 'c1'])
+    for (const [id, value] of Object.entries(results)) {
+      expect(value.by).toBe(id)
+      expect(value.causal.id).toBe(sent.id)
+    }
+    expect(results.b1.pid).toBe(results.b2.pid)
+    expect(results.c1.pid).not.toBe(results.b1.pid)
+  })
+
+  it('runtime.node(id) of a local node is the node; of another id a remote handle that takes no handlers', () => {
+    expect(happen.node('local-a')).toBe(local)
+    const remote = happen.node('b1')
+    expect(remote.id).toBe('b1')
+    expect(happen.node('b1')).toBe(remote)
+    expect(() => remote.on('x', () => {})).toThrow(expect.objectContaining({ code: 'REMOTE_NODE' }))
+  })
+
+  it('a batch arrives as one array, each event with its own id', async () => {
+    const sent = await local.send('c1', [
+      { type: 'batch.a', payload: 1 },
+      { type: 'batch.b', payload: 2 },
+      { type: 'batch.c', payload: 3 },
+    ])
+    const result = await sent.return()
+    expect(result).toEqual({ size: 3, types: ['batch.a', 'batch.b', 'batch.c'], ids: sent.ids, payloads: [1, 2, 3] })
+  })
+
+  it('a remote flow of several functions: its result, and its steps in the local trace', async () => {
+    const sent = await local.send('b1', { type: 'flow' })
+    expect(await sent.return()).toBe('b1: two steps')
+    const branch = sent.trace().branches[0]
+    expect(branch.node).toBe('b1')
+    expect(branch.outcome).toBe('fulfilled')
+    expect(branch.steps.map((s) => s.name)).toEqual(['firstStep', 'secondStep'])
+    expect(typeof branch.duration).toBe('number')
+  })
+
+  it('undefined and unmatched results cross like local ones', async () => {
+    expect(await local.send('b1', { type: 'undefined' }).return()).toBeUndefined()
+    const sent = await local.send('b1', { type: 'nobody.listens' })
+    expect(await sent.return()).toBeNull()
+    expect(sent.trace().branches[0].outcome).toBe('unmatched')
+  })
+
+  it('events sent by a remote flow carry causationId, correlationId and path back across', async () => {
+    const sent = await local.send('c1', { type: 'relay', payload: { to: 'local-a' } })
+    const { answer, seen } = await sent.return()
+    expect(seen.id).toBe(sent.id)
+    expect(answer.payload).toEqual({ from: 'c1' })
+    expect(answer.relayedCausal.causationId).toBe(sent.id)
+    expect(answer.relayedCausal.correlationId).toBe(sent.id)
+    expect(answer.relayedCausal.sender).toBe('c1')
+    expect(answer.relayedCausal.path).toEqual(['local-a', 'c1'])
+    // This runtime's trace holds the event it sent and the one the remote flow sent back.
+    const tree = happen.trace(answer.relayedCausal.id)
+    expect(tree.causationId).toBe(sent.id)
+    expect(tree.branches[0]).toMatchObject({ node: 'local-a', outcome: 'fulfilled' })
+    // ...nested under the branch of the remote node whose flow sent it.
+    const root = happen.trace(sent.id)
+    expect(root.branches[0]).toMatchObject({ node: 'c1', outcome: 'fulfilled' })
+    expect(root.branches[0].children.map((c) => c.id)).toEqual([answer.relayedCausal.id])
+    expect(String(root)).toContain('relayed')
+  })
+
+  it('a remote handler that throws: its message, name and code cross back; the others still answer', async () => {
+    const nodes = createNodeArray([happen.node('b1'), happen.node('c1')])
+    const sent = nodes.send({ type: 'fail' })
+    const error = await rejection(sent.return())
+    expect(error).toBeInstanceOf(HappenError)
+    expect(error.code).toBe('HANDLER_FAILED')
+    expect(error.errors.b1.message).toBe('boom from b1')
+    expect(error.errors.b1.code).toBe('E_REMOTE')
+    expect(error.errors.b1.name).toBe('RangeError')
+    expect(error.message).toContain("node 'c1' failed on 'fail'")
+    const settled = await sent.return({ settled: true })
+    expect(settled.c1.status).toBe('rejected')
+    expect(settled.c1.reason.message).toBe('boom from c1')
+    const tree = (await sent).trace()
+    expect(tree.branches.map((b) => b.outcome)).toEqual(['rejected', 'rejected'])
+    expect(tree.branches[0].error).toContain('boom from b1')
+  })
+
+  it('{ settled } and { timeout } work across processes', async () => {
+    const nodes = createNodeArray([local, happen.node('b1'), happen.node('c1')])
+    const sent = nodes.send({ type: 'slow', payload: { ms: 400 } })
+    local.on('slow', () => 'local quick')
+    const error = await rejection(sent.return({ timeout: 100 }))
+    expect(error.code).toBe('TIMEOUT')
+    expect(error.message).toContain("'b1'")
+    expect(error.message).toContain("'c1'")
+    const settled = await sent.return({ settled: true })
+    expect(settled.b1).toEqual({ status: 'fulfilled', value: 'b1 slept 400 ms' })
+    expect(settled.c1).toEqual({ status: 'fulfilled', value: 'c1 slept 400 ms' })
+  })
+
+  it('no node with that id anywhere: its entry fails with NO_RESPONDERS, the others answer', async () => {
+    const nodes = createNodeArray([happen.node('b1'), happen.node('nobody-anywhere')])
+    const settled = await nodes.send({ type: 'echo' }).return({ settled: true })
+    expect(settled.b1.status).toBe('fulfilled')
+    expect(settled['nobody-anywhere'].status).toBe('rejected')
+    expect(settled['nobody-anywhere'].reason.code).toBe('NO_RESPONDERS')
+    expect(settled['nobody-anywhere'].reason.message).toContain("'nobody-anywhere'")
+    const error = await rejection(local.send('nobody-anywhere', { type: 'echo' }).return())
+    expect(error.errors['nobody-anywhere'].code).toBe('NO_RESPONDERS')
+  })
+
+  it('a payload JSON cannot carry rejects with NOT_SERIALIZABLE naming the field', async () => {
+    const cyclic = { a: 1 }
+    cyclic.self = cyclic
+    const cases = [
+      [{ user: { name: 'x', callback() {} } }, 'payload.user.callback'],
+      [{ big: 10n }, 'payload.big'],
+      [cyclic, 'payload.self'],
+      [{ list: [1, new Map()] }, 'payload.list[1]'],
+    ]
+    for (const [payload, path] of cases) {
+      const error = await rejection(local.send('b1', { type: 'echo', payload }))
+      expect(error).toBeInstanceOf(HappenError)
+      expect(error.code).toBe('NOT_SERIALIZABLE')
+      expect(error.message).toContain(path)
+    }
+    const batchError = await rejection(local.send('b1', [{ type: 'a' }, { type: 'b', payload: () => 1 }]).return())
+    expect(batchError.message).toContain('events[1].payload')
+    // A local target is not concerned: its payload is the caller's value.
+    const fn = () => 1
+    expect((await local.send(local, { type: 'echo', payload: fn }).return()).payload).toBe(fn)
+    // A remote result JSON cannot carry fails that node's entry, naming the field.
+    const failed = await rejection(local.send('b1', { type: 'unserialisable' }).return())
+    expect(failed.errors.b1.code).toBe('NOT_SERIALIZABLE')
+    expect(failed.errors.b1.message).toContain('result.bad.callback')
+  })
+
+  it('without frames (every request on its node subject) the results are the same', async () => {
+    const plain = await initializeHappen(natsConfig(NATS_URL, { frames: false }))
+    try {
+      const nodes = createNodeArray([plain.node('b1'), plain.node('b2'), plain.node('c1')])
+      for (let i = 0; i < 3; i++) {
+        const results = await nodes.send({ type: 'echo', payload: i }).return()
+        expect(Object.values(results).map((r) => r.payload)).toEqual([i, i, i])
+      }
+      expect(plain._transport.nextFrame).toBe(1) // no frame was made
+    } finally {
+      await plain.shutdown()
+    }
+  })
+
+  it('sends to a runtime already seen travel as frames, many fan-outs per message', async () => {
+    const nodes = createNodeArray([happen.node('b1'), happen.node('b2'), happen.node('c1')])
+    await nodes.send({ type: 'echo' }).return()
+    expect(happen._transport.hostOf.get('b1')).toBe(happen._transport.hostOf.get('b2'))
+    const all = await Promise.all(Array.from({ length: 200 }, (_, i) => nodes.send({ type: 'echo', payload: i }).return()))
+    all.forEach((results, i) => expect(results.c1.payload).toBe(i))
+  })
+
+  it('a process that used the NATS transport exits by itself (a pending remote reply keeps it alive until it comes)', () => {
+    const script = fileURLToPath(new URL('./nats/exits.mjs', import.meta.url))
+    const started = Date.now()
+    const run = spawnSync(process.execPath, [script, NATS_URL], { encoding: 'utf8', timeout: 10_000 })
+    expect(run.stderr).toBe('')
+    expect(run.stdout.trim()).toBe('b1 slept 300 ms')
+    expect(run.status).toBe(0)
+    expect(Date.now() - started).toBeLessThan(8000)
+  })
+
+  it('an event larger than the server takes rejects with PAYLOAD_TOO_LARGE; a large one that fits arrives', async () => {
+    const max = happen._transport.maxPayload
+    expect(max).toBeGreaterThan(1000)
+    const error = await rejection(local.send('b1', { type: 'echo', payload: 'x'.repeat(max) }))
+    expect(error.code).toBe('PAYLOAD_TOO_LARGE')
+    expect(error.message).toContain(`max_payload ${max}`)
+    const big = 'y'.repeat(Math.floor(max / 2))
+    expect((await local.send('b1', { type: 'echo', payload: big }).return()).payload).toBe(big)
+  })
+
+  it('broadcast reaches the nodes of every process', async () => {
+    await until(() => ['b1', 'b2', 'c1'].every((id) => happen.node(id)._listed === true))
+    const sent = await local.broadcast({ type: 'echo', payload: 'all' })
+    const results = await sent.return()
+    for (const id of ['b1', 'b2', 'c1', 'local-a']) expect(results[id]).toMatchObject({ by: id, payload: 'all' })
+    // Nodes announced by processes that ended without shutdown() (the exit test's) answer null.
+    for (const [id, value] of Object.entries(results)) if (!['b1', 'b2', 'c1', 'local-a'].includes(id)) expect(value).toBeNull()
+    expect(sent.trace().branches.map((b) => b.node)).toEqual(expect.arrayContaining(['b1', 'b2', 'c1', 'local-a']))
+    // ...and leave the list: the next broadcast goes to the live ones.
+    const again = await local.broadcast({ type: 'echo', payload: 'again' }).return()
+    expect(Object.keys(again).sort()).toEqual(['b1', 'b2', 'c1', 'local-a'])
+  })
+
+  it('a node whose process was replaced is found again: frames to the gone runtime are resent on the node subject', async () => {
+    let mover = await spawnHost(NATS_URL, ['mover'])
+    const first = await local.send('mover', { type: 'echo' }).return()
+    await local.send('mover', { type: 'echo' }).return()
+    const t = happen._transport
+    expect(t.hostOf.has('mover')).toBe(true)
+    await stop(mover, 'SIGKILL')
+    mover = await spawnHost(NATS_URL, ['mover'])
+    const again = await local.send('mover', { type: 'echo', payload: 'again' }).return()
+    expect(again.payload).toBe('again')
+    expect(again.pid).not.toBe(first.pid)
+    await stop(mover)
+    // A frame to a runtime nobody serves comes back "no responders": resent on the node subject.
+    t.hostOf.set('b1', 'no-such-runtime')
+    expect((await local.send('b1', { type: 'echo', payload: 1 }).return()).by).toBe('b1')
+    expect(t.hostOf.get('b1')).not.toBe('no-such-runtime')
+    // A frame to a runtime that does not host the node: it says so, and the sender asks the node subject.
+    t.hostOf.set('b1', t.hostOf.get('c1'))
+    expect((await local.send('b1', { type: 'echo', payload: 2 }).return()).by).toBe('b1')
+  })
+
+  it('a node created here with the id of a remote one takes its place', async () => {
+    const other = await initializeHappen(natsConfig())
+    try {
+      const remote = other.node('local-a')
+      expect(remote._remote).toBe(true)
+      const mine = other.createNode('b2-again')
+      expect(other.node('b2-again')).toBe(mine)
+      other.node('moving-id')
+      const moved = other.createNode('moving-id')
+      expect(other.node('moving-id')).toBe(moved)
+    } finally {
+      await other.shutdown()
+    }
+  })
+
+  it('a remote process killed mid-flow: its entry fails with a clear error, the others arrive', async () => {
+    const doomed = await spawnHost(NATS_URL, ['doomed'])
+    const nodes = createNodeArray([happen.node('doomed'), happen.node('c1'), local])
+    local.on('hang', () => 'local done')
+    const sent = nodes.send({ type: 'hang', payload: { hang: ['doomed'] } })
+    const settledPromise = sent.return({ settled: true })
+    await sleep(100)
+    await stop(doomed, 'SIGKILL')
+    const started = Date.now()
+    const error = await rejection(sent.return())
+    expect(Date.now() - started).toBeLessThan(3000)
+    expect(error.code).toBe('HANDLER_FAILED')
+    expect(error.errors.doomed.code).toBe('NODE_LOST')
+    expect(error.errors.doomed.message).toMatch(/doomed.*(exited|lost)/)
+    expect(error.results['local-a']).toBe('local done')
+    expect(error.results.c1).toBe('c1 done')
+    const settled = await settledPromise
+    expect(settled['local-a']).toEqual({ status: 'fulfilled', value: 'local done' })
+    expect(settled.doomed.status).toBe('rejected')
+  }, 15_000)
+})
+
+describe.skipIf(!NATS_URL)('NATS transport: connection failures', () => {
+  // Servers and hosts these tests start are stopped even when a test fails half-way.
+  afterAll(() => stopAll())
+
+  it('an unreachable server rejects `await initializeHappen()` and sends promptly', async () => {
+    const port = await freePort()
+    const started = Date.now()
+    const rt = initializeHappen(natsConfig(`nats://127.0.0.1:${port}`, { connectTimeout: 500 }))
+    const error = await rejection(Promise.resolve(rt))
+    expect(Date.now() - started).toBeLessThan(3000)
+    expect(error).toBeInstanceOf(HappenError)
+    expect(error.code).toBe('CONNECTION_FAILED')
+    expect(error.message).toContain(`127.0.0.1:${port}`)
+    const send = await rejection(rt.createNode('x').send('elsewhere', { type: 'ping' }))
+    expect(send.code).toBe('CONNECTION_FAILED')
+    // Local sends still work.
+    const local = rt.createNode('y')
+    local.on('ping', () => 'pong')
+    expect(await local.process({ type: 'ping' })).toBe('pong')
+    await rt.shutdown()
+  })
+
+  it('NATS options are validated, naming the key', () => {
+    const base = { type: 'nats', servers: [NATS_URL] }
+    expect(() => initializeHappen({ transport: { ...base, bogus: 1 } })).toThrow(/config\.transport\.bogus/)
+    expect(() => initializeHappen({ transport: { ...base, heartbeat: 0 } })).toThrow(RangeError)
+    expect(() => initializeHappen({ transport: { ...base, tls: 'yes' } })).toThrow(/config\.transport\.tls/)
+    expect(() => initializeHappen({ transport: { ...base, user: 'u' } })).toThrow(/config\.transport\.pass/)
+    expect(() => initializeHappen({ transport: { type: 'nats', servers: ['localhost'] } })).toThrow(/config\.transport\.servers/)
+  })
+
+  it.skipIf(!hasNatsServer)('user and password reach the server: right ones connect, wrong ones fail promptly', async () => {
+    const port = await freePort()
+    const server = await startServer(port, ['--user', 'happen', '--pass', 's3cret'])
+    try {
+      const url = `nats://127.0.0.1:${port}`
+      const good = await initializeHappen(natsConfig(url, { user: 'happen', pass: 's3cret' }))
+      const n = good.createNode('auth-a')
+      n.on('ping', () => 'pong')
+      await good.ready()
+      expect(await n.process({ type: 'ping' })).toBe('pong')
+      await good.shutdown()
+      const started = Date.now()
+      const error = await rejection(Promise.resolve(initializeHappen(natsConfig(url, { user: 'happen', pass: 'wrong' }))))
+      expect(error.code).toBe('CONNECTION_FAILED')
+      expect(error.message).toMatch(/authori[sz]ation|auth/i)
+      expect(Date.now() - started).toBeLessThan(3000)
+    } finally {
+      await stop(server)
+    }
+  })
+
+  it.skipIf(!hasNatsServer)('the server restarted during traffic: the client reconnects and later sends succeed', async () => {
+    const port = await freePort()
+    const url = `nats://127.0.0.1:${port}`
+    let server = await startServer(port)
+    const host = await spawnHost(url, ['r1'])
+    const rt = await initializeHappen(natsConfig(url))
+    const a = rt.createNode('ra')
+    try {
+      expect((await a.send('r1', { type: 'echo', payload: 1 }).return()).by).toBe('r1')
+      // Traffic while the server goes away and comes back.
+      const inFlight = Array.from({ length: 20 }, (_, i) => a.send('r1', { type: 'slow', payload: { ms: 50 + i } }).return({ settled: true }))
+      await sleep(20)
+      await stop(server, 'SIGKILL')
+      await sleep(300)
+      server = await startServer(port)
+      // Every send of the outage settles (fulfilled, or failed with a clear code) — none hangs.
+      const outcomes = await Promise.all(inFlight)
+      for (const entry of outcomes) {
+        if (entry.status === 'rejected') expect(['NODE_LOST', 'NO_RESPONDERS']).toContain(entry.reason.code)
+      }
+      let answer = null
+      for (let attempt = 0; attempt < 50 && answer === null; attempt++) {
+        const settled = await a.send('r1', { type: 'echo', payload: 2 }).return({ settled: true })
+        if (settled.status === 'fulfilled' || settled.r1?.status === 'fulfilled') answer = settled
+        else await sleep(100)
+      }
+      expect(answer).not.toBeNull()
+      expect((await a.send('r1', { type: 'echo', payload: 3 }).return()).payload).toBe(3)
+    } finally {
+      await rt.shutdown()
+      await stop(host)
+      await stop(server)
+    }
+  }, 30_000)
+})

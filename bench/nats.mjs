@@ -1,0 +1,258 @@
+// S7 — fan-out to 5 nodes in another process over NATS + return(): happen's NATS transport
+// beside a raw nats.js scatter-gather (publish once, collect 5 replies on one inbox) and
+// Moleculer 0.14 with its NATS transporter (mcall to 5 services).
+//
+//   node bench/nats.mjs [--url nats://127.0.0.1:4222] [--seconds 3] [--procs 1]
+//
+// Without --url (or HAPPEN_NATS_URL) it starts a nats-server of its own on a free port.
+// Each implementation gets fresh child processes hosting its 5 receivers (--procs of them, the
+// receivers spread over them); every receiver answers { ok: true, node: id }.
+// Measured per implementation: sequential latency (one fan-out at a time: p50 / p99 in µs)
+// and throughput with 100 fan-outs in flight (fan-outs per second, each = 5 results back).
+import { spawn } from 'node:child_process'
+import { createServer } from 'node:net'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { performance } from 'node:perf_hooks'
+
+const RECEIVERS = 5
+function arg(name, fallback) {
+  const at = process.argv.indexOf(`--${name}`)
+  return at >= 0 ? process.argv[at + 1] : fallback
+}
+const IN_FLIGHT = Number(arg('inflight', '100'))
+const ids = Array.from({ length: RECEIVERS }, (_, i) => `n${i}`)
+
+
+// ------------------------------------------------------------------------------------------
+// Receivers (child processes)
+// ------------------------------------------------------------------------------------------
+
+async function child(kind, url, mine) {
+  if (kind === 'happen') {
+    const { initializeHappen, createNodeArray } = await import('../index.mjs')
+    const happen = await initializeHappen({ transport: { type: 'nats', servers: [url] } })
+    const nodes = createNodeArray(mine.map((id) => happen.createNode(id)))
+    nodes.on('verify', (event, context) => ({ ok: true, node: context.node.id }))
+    await happen.ready()
+  } else if (kind === 'raw') {
+    const { connect, JSONCodec } = await import('nats')
+    const nc = await connect({ servers: url })
+    const jc = JSONCodec()
+    for (const id of mine) {
+      nc.subscribe('bench.raw.verify', {
+        callback: (error, msg) => {
+          if (error) return
+          jc.decode(msg.data)
+          msg.respond(jc.encode({ ok: true, node: id }))
+        },
+      })
+    }
+    await nc.flush()
+  } else {
+    const { ServiceBroker } = (await import('moleculer')).default
+    const broker = new ServiceBroker({ nodeID: `srv-${process.pid}`, transporter: url, logger: false, serializer: 'JSON' })
+    for (const id of mine) {
+      broker.createService({ name: id, actions: { verify: () => ({ ok: true, node: id }) } })
+    }
+    await broker.start()
+  }
+  process.stdout.write('ready\n')
+  process.stdin.resume()
+  process.stdin.on('end', () => process.exit(0))
+}
+
+// ------------------------------------------------------------------------------------------
+// Senders (this process)
+// ------------------------------------------------------------------------------------------
+
+async function happenSender(url) {
+  const { initializeHappen } = await import('../index.mjs')
+  const happen = await initializeHappen({ transport: { type: 'nats', servers: [url] } })
+  const nodes = happen.createNodeArray(ids.map((id) => happen.node(id)))
+  let i = 0
+  return {
+    call: () => nodes.send({ type: 'verify', payload: { order: i++ } }).return(),
+    close: () => happen.shutdown(),
+  }
+}
+
+async function rawSender(url) {
+  const { connect, JSONCodec, createInbox } = await import('nats')
+  const nc = await connect({ servers: url })
+  const jc = JSONCodec()
+  const prefix = createInbox()
+  const pending = new Map()
+  let next = 1
+  nc.subscribe(`${prefix}.*`, {
+    callback: (error, msg) => {
+      if (error) return
+      const key = Number(msg.subject.slice(prefix.length + 1))
+      const entry = pending.get(key)
+      if (entry === undefined) return
+      const value = jc.decode(msg.data)
+      entry.results[value.node] = value
+      if (++entry.count === RECEIVERS) {
+        pending.delete(key)
+        entry.resolve(entry.results)
+      }
+    },
+  })
+  await nc.flush()
+  let i = 0
+  return {
+    call: () =>
+      new Promise((resolve) => {
+        const key = next++
+        pending.set(key, { results: {}, count: 0, resolve })
+        nc.publish('bench.raw.verify', jc.encode({ type: 'verify', payload: { order: i++ } }), { reply: `${prefix}.${key}` })
+      }),
+    close: () => nc.close(),
+  }
+}
+
+async function moleculerSender(url) {
+  const { ServiceBroker } = (await import('moleculer')).default
+  const broker = new ServiceBroker({ nodeID: `client-${process.pid}`, transporter: url, logger: false, serializer: 'JSON' })
+  await broker.start()
+  await broker.waitForServices(ids)
+  let i = 0
+  return {
+    call: () => {
+      const params = { order: i++ }
+      const calls = {}
+      for (const id of ids) calls[id] = { action: `${id}.verify`, params }
+      return broker.mcall(calls)
+    },
+    close: () => broker.stop(),
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// Measurement
+// ------------------------------------------------------------------------------------------
+
+async function measure(sender, seconds) {
+  // Warm-up, then a check of the result's shape.
+  for (let i = 0; i < 500; i++) await sender.call()
+  const sample = await sender.call()
+  for (const id of ids) if (!sample[id] || sample[id].node !== id) throw new Error(`bad result: ${JSON.stringify(sample)}`)
+
+  const latencies = []
+  const latencyEnd = performance.now() + (seconds * 1000) / 2
+  while (performance.now() < latencyEnd) {
+    const start = performance.now()
+    await sender.call()
+    latencies.push(performance.now() - start)
+  }
+  latencies.sort((a, b) => a - b)
+  const at = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] * 1000
+
+  let done = 0
+  const throughputEnd = performance.now() + (seconds * 1000) / 2
+  const started = performance.now()
+  await Promise.all(
+    Array.from({ length: IN_FLIGHT }, async () => {
+      while (performance.now() < throughputEnd) {
+        await sender.call()
+        done++
+      }
+    }),
+  )
+  const elapsed = (performance.now() - started) / 1000
+  return { p50: at(0.5), p99: at(0.99), sequential: latencies.length, perSecond: done / elapsed }
+}
+
+function startChildren(kind, url, procs) {
+  const self = fileURLToPath(import.meta.url)
+  const groups = Array.from({ length: procs }, () => [])
+  ids.forEach((id, i) => groups[i % procs].push(id))
+  return Promise.all(
+    groups.map(
+      (mine) =>
+        new Promise((resolve, reject) => {
+          const extra = process.env.S7_CHILD_NODE_ARGS ? process.env.S7_CHILD_NODE_ARGS.split(' ') : []
+          const c = spawn(process.execPath, [...extra, self, '--child', kind, url, mine.join(',')], { stdio: ['pipe', 'pipe', 'inherit'] })
+          c.stdout.once('data', () => resolve(c))
+          c.on('exit', (code) => reject(new Error(`${kind} receivers exited with ${code}`)))
+        }),
+    ),
+  )
+}
+
+function stopChildren(children) {
+  return Promise.all(
+    children.map((c) => new Promise((resolve) => {
+      c.removeAllListeners('exit')
+      c.once('exit', resolve)
+      c.stdin.end()
+      setTimeout(() => c.kill('SIGKILL'), 2000).unref()
+    })),
+  )
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer()
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address()
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+async function ownServer() {
+  const port = await freePort()
+  const server = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] })
+  await new Promise((resolve, reject) => {
+    let log = ''
+    server.on('error', (e) => reject(new Error(`cannot start nats-server (${e.message}); pass --url`)))
+    server.stderr.on('data', (d) => {
+      log += d
+      if (log.includes('Server is ready')) resolve()
+    })
+  })
+  return { url: `nats://127.0.0.1:${port}`, stop: () => server.kill() }
+}
+
+async function main() {
+  const seconds = Number(arg('seconds', '3'))
+  const procs = Number(arg('procs', '1'))
+  const only = arg('only', 'happen,raw,moleculer').split(',')
+  const given = arg('url', process.env.HAPPEN_NATS_URL)
+  const server = given ? { url: given, stop() {} } : await ownServer()
+  const senders = { happen: happenSender, raw: rawSender, moleculer: moleculerSender }
+  const names = { happen: 'happen (NATS)', raw: 'raw nats.js scatter-gather', moleculer: 'moleculer 0.14 mcall (NATS)' }
+  const rows = {}
+  console.log(`S7: fan-out to ${RECEIVERS} nodes in ${procs} other process(es) over NATS + return(); ${seconds}s per implementation`)
+  for (const kind of only) {
+    const children = await startChildren(kind, server.url, procs)
+    const sender = await senders[kind](server.url)
+    try {
+      rows[kind] = await measure(sender, seconds)
+    } finally {
+      await sender.close()
+      await stopChildren(children)
+    }
+    const r = rows[kind]
+    console.log(
+      `  ${names[kind].padEnd(30)} p50 ${r.p50.toFixed(0).padStart(6)} µs  p99 ${r.p99.toFixed(0).padStart(6)} µs  ` +
+        `${r.perSecond.toFixed(0).padStart(7)} fan-outs/s (${IN_FLIGHT} in flight)`,
+    )
+  }
+  if (rows.happen && rows.raw) console.log(`  happen / raw nats.js throughput: ${(rows.happen.perSecond / rows.raw.perSecond).toFixed(2)}x (target >= 1)`)
+  if (rows.happen && rows.moleculer) console.log(`  happen / moleculer throughput:   ${(rows.happen.perSecond / rows.moleculer.perSecond).toFixed(2)}x (target >= 3)`)
+  server.stop()
+  return rows
+}
+
+// Run directly: measure (or be a child). Imported (bench/index.mjs): just export main().
+const direct = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href
+if (direct && process.argv[2] === '--child') {
+  await child(process.argv[3], process.argv[4], process.argv[5].split(','))
+} else if (direct) {
+  await main()
+  process.exit(0)
+}
+
+/** Runs S7 and resolves to { happen, raw, moleculer }: { p50, p99 (µs), sequential, perSecond }. */
+export { main }
