@@ -15,6 +15,8 @@
 
 use std::cell::RefCell;
 
+use crate::handles::Handles;
+
 use napi::bindgen_prelude::Float64ArraySlice;
 use napi::{Error, Result, Status};
 use napi_derive::napi;
@@ -52,11 +54,11 @@ struct Slot {
 }
 
 thread_local! {
-    static CORES: RefCell<Vec<Option<Slot>>> = const { RefCell::new(Vec::new()) };
+    static CORES: RefCell<Handles<Slot>> = const { RefCell::new(Handles::new()) };
 }
 
 fn with_core<T>(handle: u32, f: impl FnOnce(&mut Slot) -> Result<T>) -> Result<T> {
-    CORES.with_borrow_mut(|cores| match cores.get_mut(handle as usize).and_then(Option::as_mut) {
+    CORES.with_borrow_mut(|cores| match cores.get_mut(handle) {
         Some(slot) => f(slot),
         None => Err(coded("SHUTDOWN", "this happen runtime has been shut down")),
     })
@@ -66,26 +68,13 @@ fn with_core<T>(handle: u32, f: impl FnOnce(&mut Slot) -> Result<T>) -> Result<T
 #[napi(catch_unwind)]
 pub fn create_core(history_size: u32) -> u32 {
     let slot = Slot { core: Core::new(history_size as usize), targets: Vec::new(), types: Vec::new(), plan: Vec::new() };
-    CORES.with_borrow_mut(|cores| match cores.iter().position(Option::is_none) {
-        Some(free) => {
-            cores[free] = Some(slot);
-            free as u32
-        }
-        None => {
-            cores.push(Some(slot));
-            (cores.len() - 1) as u32
-        }
-    })
+    CORES.with_borrow_mut(|cores| cores.insert(slot))
 }
 
 /// Frees a core and everything it holds (nodes, handlers, history).
 #[napi(catch_unwind)]
 pub fn drop_core(handle: u32) {
-    CORES.with_borrow_mut(|cores| {
-        if let Some(slot) = cores.get_mut(handle as usize) {
-            *slot = None;
-        }
-    })
+    CORES.with_borrow_mut(|cores| cores.remove(handle));
 }
 
 #[napi(catch_unwind)]

@@ -25,6 +25,7 @@ use std::time::Duration;
 use async_nats::{Client, ConnectOptions, Event, HeaderMap};
 use bytes::Bytes;
 use futures_util::StreamExt;
+use crate::handles::Handles;
 use napi::bindgen_prelude::Function;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Error, Result, Status};
@@ -105,11 +106,11 @@ struct Connection {
 }
 
 thread_local! {
-    static CONNECTIONS: RefCell<Vec<Option<Connection>>> = const { RefCell::new(Vec::new()) };
+    static CONNECTIONS: RefCell<Handles<Connection>> = const { RefCell::new(Handles::new()) };
 }
 
 fn with_connection<T>(handle: u32, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-    CONNECTIONS.with_borrow_mut(|all| match all.get_mut(handle as usize).and_then(Option::as_mut) {
+    CONNECTIONS.with_borrow_mut(|all| match all.get_mut(handle) {
         Some(c) => f(c),
         None => Err(coded("SHUTDOWN", "this NATS connection has been closed")),
     })
@@ -157,16 +158,7 @@ pub fn nats_connect(options: NatsConnectOptions, wake: Function<(), ()>) -> Resu
     let (commands, receiver) = unbounded_channel();
     runtime().spawn(pump(options, receiver, inbound.clone()));
     let connection = Connection { commands, inbound, next_sid: 1 };
-    Ok(CONNECTIONS.with_borrow_mut(|all| match all.iter().position(Option::is_none) {
-        Some(free) => {
-            all[free] = Some(connection);
-            free as u32
-        }
-        None => {
-            all.push(Some(connection));
-            (all.len() - 1) as u32
-        }
-    }))
+    Ok(CONNECTIONS.with_borrow_mut(|all| all.insert(connection)))
 }
 
 async fn connect(options: &NatsConnectOptions, inbound: &Arc<Inbound>) -> std::result::Result<Client, String> {
@@ -373,7 +365,7 @@ pub fn nats_drain(handle: u32) -> Result<Vec<String>> {
 /// Flushes and closes the connection; its handle is free afterwards.
 #[napi(catch_unwind)]
 pub fn nats_close(handle: u32) -> Result<()> {
-    let connection = CONNECTIONS.with_borrow_mut(|all| all.get_mut(handle as usize).and_then(Option::take));
+    let connection = CONNECTIONS.with_borrow_mut(|all| all.remove(handle));
     if let Some(c) = connection {
         let _ = c.commands.send(Command::Close);
     }
