@@ -22,7 +22,8 @@ use napi::{Error, Result, Status};
 use napi_derive::napi;
 
 use crate::core::{
-    BranchId, Core, CoreError, Correlation, EventSeq, NameId, NodeIndex, Outcome, SendRequest, Targets,
+    BranchId, Core, CoreError, Correlation, EventSeq, NameId, NodeIndex, Outcome, SendRequest,
+    Targets,
 };
 
 fn coded(code: &str, message: impl std::fmt::Display) -> Error {
@@ -67,7 +68,12 @@ fn with_core<T>(handle: u32, f: impl FnOnce(&mut Slot) -> Result<T>) -> Result<T
 /// Creates a core; returns its handle.
 #[napi(catch_unwind)]
 pub fn create_core(history_size: u32) -> u32 {
-    let slot = Slot { core: Core::new(history_size as usize), targets: Vec::new(), types: Vec::new(), plan: Vec::new() };
+    let slot = Slot {
+        core: Core::new(history_size as usize),
+        targets: Vec::new(),
+        types: Vec::new(),
+        plan: Vec::new(),
+    };
     CORES.with_borrow_mut(|cores| cores.insert(slot))
 }
 
@@ -94,7 +100,9 @@ pub fn create_node(core: u32, name: String) -> Result<u32> {
 /// (its branch stays running until the transport finishes it through `finish_branches`).
 #[napi(catch_unwind)]
 pub fn create_remote_node(core: u32, name: String) -> Result<u32> {
-    with_core(core, |s| s.core.create_remote_node(&name).map_err(core_error))
+    with_core(core, |s| {
+        s.core.create_remote_node(&name).map_err(core_error)
+    })
 }
 
 /// The step names `count` consecutive branches recorded, each as JSON text (sent back with
@@ -133,12 +141,17 @@ pub fn dispatch_inbound(
 /// `[branch, [step names], branch, [step names], …]`, many replies in one call.
 #[napi(catch_unwind)]
 pub fn add_remote_steps(core: u32, json: String) -> Result<()> {
-    let entries: Vec<serde_json::Value> =
-        serde_json::from_str(&json).map_err(|e| coded("INTERNAL", format!("bad remote steps: {e}")))?;
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&json)
+        .map_err(|e| coded("INTERNAL", format!("bad remote steps: {e}")))?;
     with_core(core, |s| {
         for pair in entries.chunks_exact(2) {
-            let (Some(branch), Some(names)) = (pair[0].as_f64(), pair[1].as_array()) else { continue };
-            let names: Vec<String> = names.iter().filter_map(|n| n.as_str().map(str::to_string)).collect();
+            let (Some(branch), Some(names)) = (pair[0].as_f64(), pair[1].as_array()) else {
+                continue;
+            };
+            let names: Vec<String> = names
+                .iter()
+                .filter_map(|n| n.as_str().map(str::to_string))
+                .collect();
             s.core.add_remote_steps(branch as BranchId, &names);
         }
         Ok(())
@@ -153,8 +166,17 @@ pub fn dispose_node(core: u32, node: u32) -> Result<Vec<u32>> {
 
 /// `pattern` null: a JS predicate decides, so the core offers the handler every event.
 #[napi(catch_unwind)]
-pub fn add_handler(core: u32, node: u32, pattern: Option<String>, step_name: String) -> Result<u32> {
-    with_core(core, |s| s.core.add_handler(node, pattern.as_deref(), &step_name).map_err(core_error))
+pub fn add_handler(
+    core: u32,
+    node: u32,
+    pattern: Option<String>,
+    step_name: String,
+) -> Result<u32> {
+    with_core(core, |s| {
+        s.core
+            .add_handler(node, pattern.as_deref(), &step_name)
+            .map_err(core_error)
+    })
 }
 
 #[napi(catch_unwind)]
@@ -207,11 +229,18 @@ pub fn dispatch_with_ids(
     plan_send(core, io, causation_id.as_deref(), correlation_id.as_deref())
 }
 
-fn plan_send(core: u32, mut io: Float64ArraySlice, causation: Option<&str>, correlation: Option<&str>) -> Result<i32> {
+fn plan_send(
+    core: u32,
+    mut io: Float64ArraySlice,
+    causation: Option<&str>,
+    correlation: Option<&str>,
+) -> Result<i32> {
     // SAFETY: the JS layer owns `io` and does not touch it while this call runs.
     let io = unsafe { io.as_mut() };
     with_core(core, |slot| {
-        let header = io.get(..input::LEN).ok_or_else(|| coded("INTERNAL", "io array too small for the send"))?;
+        let header = io
+            .get(..input::LEN)
+            .ok_or_else(|| coded("INTERNAL", "io array too small for the send"))?;
         let number = |at: usize| header[at];
         let target_count = number(input::TARGET_COUNT);
         let type_id = number(input::TYPE_ID);
@@ -222,14 +251,22 @@ fn plan_send(core: u32, mut io: Float64ArraySlice, causation: Option<&str>, corr
             io.get(input::LEN + at..input::LEN + at + n)
                 .ok_or_else(|| coded("INTERNAL", "io array too small for the send"))
         };
-        finish(&mut slot.core, read(number(input::OUTCOMES) as usize * 3, targets_len + types_len)?);
+        finish(
+            &mut slot.core,
+            read(
+                number(input::OUTCOMES) as usize * 3,
+                targets_len + types_len,
+            )?,
+        );
         slot.targets.clear();
-        slot.targets.extend(read(targets_len, 0)?.iter().map(|&n| n as NodeIndex));
+        slot.targets
+            .extend(read(targets_len, 0)?.iter().map(|&n| n as NodeIndex));
         slot.types.clear();
         if type_id >= 0.0 {
             slot.types.push(type_id as NameId);
         } else {
-            slot.types.extend(read(types_len, targets_len)?.iter().map(|&t| t as NameId));
+            slot.types
+                .extend(read(types_len, targets_len)?.iter().map(|&t| t as NameId));
         }
         let (sender, cause_seq, cause_branch, inherited) = (
             number(input::SENDER),
@@ -239,12 +276,21 @@ fn plan_send(core: u32, mut io: Float64ArraySlice, causation: Option<&str>, corr
         );
         let request = SendRequest {
             sender: (sender >= 0.0).then_some(sender as NodeIndex),
-            cause: (cause_seq > 0.0)
-                .then(|| (cause_seq as EventSeq, (cause_branch > 0.0).then_some(cause_branch as BranchId))),
-            inherited_correlation: (inherited > 0.0).then(|| Correlation::Event(inherited as EventSeq)),
+            cause: (cause_seq > 0.0).then(|| {
+                (
+                    cause_seq as EventSeq,
+                    (cause_branch > 0.0).then_some(cause_branch as BranchId),
+                )
+            }),
+            inherited_correlation: (inherited > 0.0)
+                .then_some(Correlation::Event(inherited as EventSeq)),
             explicit_causation: causation,
             explicit_correlation: correlation,
-            targets: if target_count >= 0.0 { Targets::Nodes(&slot.targets) } else { Targets::Everyone },
+            targets: if target_count >= 0.0 {
+                Targets::Nodes(&slot.targets)
+            } else {
+                Targets::Everyone
+            },
             types: &slot.types,
             count,
         };
@@ -282,7 +328,9 @@ pub fn take_plan(core: u32, mut io: Float64ArraySlice) -> Result<()> {
     let io = unsafe { io.as_mut() };
     with_core(core, |s| {
         let plan = std::mem::take(&mut s.plan);
-        let target = io.get_mut(..plan.len()).ok_or_else(|| coded("INTERNAL", "io array too small for the plan"))?;
+        let target = io
+            .get_mut(..plan.len())
+            .ok_or_else(|| coded("INTERNAL", "io array too small for the plan"))?;
         target.copy_from_slice(&plan);
         Ok(())
     })
@@ -290,9 +338,18 @@ pub fn take_plan(core: u32, mut io: Float64ArraySlice) -> Result<()> {
 
 /// Sets the ids a caller gave one event of a batch (the batch's first event's go with `dispatch`).
 #[napi(catch_unwind)]
-pub fn set_event_ids(core: u32, seq: f64, causation_id: Option<String>, correlation_id: Option<String>) -> Result<()> {
+pub fn set_event_ids(
+    core: u32,
+    seq: f64,
+    causation_id: Option<String>,
+    correlation_id: Option<String>,
+) -> Result<()> {
     with_core(core, |s| {
-        s.core.set_event_ids(seq as EventSeq, causation_id.as_deref(), correlation_id.as_deref());
+        s.core.set_event_ids(
+            seq as EventSeq,
+            causation_id.as_deref(),
+            correlation_id.as_deref(),
+        );
         Ok(())
     })
 }
@@ -309,7 +366,9 @@ pub fn max_flow_steps() -> u32 {
 #[napi(catch_unwind)]
 pub fn finish_branches(core: u32, io: Float64ArraySlice, count: u32) -> Result<()> {
     with_core(core, |s| {
-        let entries = io.get(..count as usize * 3).ok_or_else(|| coded("INTERNAL", "io array too small"))?;
+        let entries = io
+            .get(..count as usize * 3)
+            .ok_or_else(|| coded("INTERNAL", "io array too small"))?;
         finish(&mut s.core, entries);
         Ok(())
     })
@@ -331,7 +390,12 @@ const STEP: u8 = 4;
 #[napi(catch_unwind)]
 pub fn fail_branch(core: u32, branch: f64, duration_ms: f64, message: String) -> Result<()> {
     with_core(core, |s| {
-        s.core.finish_branch(branch as BranchId, Outcome::Rejected, duration_ms, Some(&message));
+        s.core.finish_branch(
+            branch as BranchId,
+            Outcome::Rejected,
+            duration_ms,
+            Some(&message),
+        );
         Ok(())
     })
 }
@@ -367,4 +431,3 @@ fn outcome(code: u8) -> Outcome {
         _ => Outcome::Running,
     }
 }
-

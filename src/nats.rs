@@ -22,10 +22,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::handles::Handles;
 use async_nats::{Client, ConnectOptions, Event, HeaderMap};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use crate::handles::Handles;
 use napi::bindgen_prelude::Function;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Error, Result, Status};
@@ -49,7 +49,12 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(std::env::var("HAPPEN_NATS_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(1))
+            .worker_threads(
+                std::env::var("HAPPEN_NATS_THREADS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1),
+            )
             .thread_name("happen-nats")
             .enable_all()
             .build()
@@ -90,12 +95,20 @@ impl Inbound {
 }
 
 enum Command {
-    Subscribe { sid: u32, subject: String, kind: &'static str },
-    Unsubscribe { sid: u32 },
+    Subscribe {
+        sid: u32,
+        subject: String,
+        kind: &'static str,
+    },
+    Unsubscribe {
+        sid: u32,
+    },
     /// Messages, four strings each (see `nats_send`).
     Send(Vec<String>),
     /// Reports `("s", "flushed", token)` once everything before it reached the server.
-    Flush { token: String },
+    Flush {
+        token: String,
+    },
     Close,
 }
 
@@ -118,7 +131,9 @@ fn with_connection<T>(handle: u32, f: impl FnOnce(&mut Connection) -> Result<T>)
 
 fn send(handle: u32, command: Command) -> Result<()> {
     with_connection(handle, |c| {
-        c.commands.send(command).map_err(|_| coded("TRANSPORT_CLOSED", "the NATS connection has ended"))
+        c.commands
+            .send(command)
+            .map_err(|_| coded("TRANSPORT_CLOSED", "the NATS connection has ended"))
     })
 }
 
@@ -153,15 +168,29 @@ pub struct NatsConnectOptions {
 /// that way as `s connected` or `s failed <message>`.
 #[napi(catch_unwind)]
 pub fn nats_connect(options: NatsConnectOptions, wake: Function<(), ()>) -> Result<u32> {
-    let wake: Wake = wake.build_threadsafe_function::<()>().weak::<true>().build()?;
-    let inbound = Arc::new(Inbound { queue: Mutex::new(Vec::new()), scheduled: AtomicBool::new(false), wake });
+    let wake: Wake = wake
+        .build_threadsafe_function::<()>()
+        .weak::<true>()
+        .build()?;
+    let inbound = Arc::new(Inbound {
+        queue: Mutex::new(Vec::new()),
+        scheduled: AtomicBool::new(false),
+        wake,
+    });
     let (commands, receiver) = unbounded_channel();
     runtime().spawn(pump(options, receiver, inbound.clone()));
-    let connection = Connection { commands, inbound, next_sid: 1 };
+    let connection = Connection {
+        commands,
+        inbound,
+        next_sid: 1,
+    };
     Ok(CONNECTIONS.with_borrow_mut(|all| all.insert(connection)))
 }
 
-async fn connect(options: &NatsConnectOptions, inbound: &Arc<Inbound>) -> std::result::Result<Client, String> {
+async fn connect(
+    options: &NatsConnectOptions,
+    inbound: &Arc<Inbound>,
+) -> std::result::Result<Client, String> {
     let mut connect = ConnectOptions::new();
     if let Some(path) = &options.credentials_file {
         connect = connect
@@ -196,7 +225,9 @@ async fn connect(options: &NatsConnectOptions, inbound: &Arc<Inbound>) -> std::r
         connect = connect.max_reconnects(None);
     }
     // Reconnect quickly: a restarted server is back within a second or two.
-    connect = connect.reconnect_delay_callback(|attempts| Duration::from_millis((attempts as u64 * 100).min(1_000)));
+    connect = connect.reconnect_delay_callback(|attempts| {
+        Duration::from_millis((attempts as u64 * 100).min(1_000))
+    });
     let timeout = Duration::from_millis(options.connect_timeout.unwrap_or(2_000).max(1) as u64);
     connect = connect.connection_timeout(timeout);
     let events = inbound.clone();
@@ -213,15 +244,27 @@ async fn connect(options: &NatsConnectOptions, inbound: &Arc<Inbound>) -> std::r
     });
     let servers = options.servers.join(", ");
     // The client's own timeout covers each attempt; this bounds the whole first connection.
-    match tokio::time::timeout(timeout + Duration::from_millis(500), connect.connect(options.servers.clone())).await {
+    match tokio::time::timeout(
+        timeout + Duration::from_millis(500),
+        connect.connect(options.servers.clone()),
+    )
+    .await
+    {
         Ok(Ok(client)) => Ok(client),
         Ok(Err(e)) => Err(format!("cannot connect to NATS at {servers}: {e}")),
-        Err(_) => Err(format!("cannot connect to NATS at {servers}: no answer within {} ms", timeout.as_millis())),
+        Err(_) => Err(format!(
+            "cannot connect to NATS at {servers}: no answer within {} ms",
+            timeout.as_millis()
+        )),
     }
 }
 
 /// Runs one connection: connects, then executes commands in order until `Close`.
-async fn pump(options: NatsConnectOptions, mut commands: UnboundedReceiver<Command>, inbound: Arc<Inbound>) {
+async fn pump(
+    options: NatsConnectOptions,
+    mut commands: UnboundedReceiver<Command>,
+    inbound: Arc<Inbound>,
+) {
     let client = match connect(&options, &inbound).await {
         Ok(client) => client,
         Err(message) => {
@@ -234,22 +277,29 @@ async fn pump(options: NatsConnectOptions, mut commands: UnboundedReceiver<Comma
     let mut subscriptions: HashMap<u32, JoinHandle<()>> = HashMap::new();
     while let Some(command) = commands.recv().await {
         match command {
-            Command::Subscribe { sid, subject, kind } => match client.subscribe(subject.clone()).await {
+            Command::Subscribe { sid, subject, kind } => match client
+                .subscribe(subject.clone())
+                .await
+            {
                 Ok(mut subscriber) => {
                     let inbound = inbound.clone();
                     let task = tokio::spawn(async move {
                         while let Some(m) = subscriber.next().await {
                             let header = match (&m.status, &m.headers) {
                                 // No subscriber for a request's subject: the server answers 503.
-                                (Some(status), _) if status.as_u16() >= 300 => format!("status:{}", status.as_u16()),
-                                (_, Some(headers)) => {
-                                    headers.get(CAUSAL_HEADER).map(|v| v.as_str().to_string()).unwrap_or_default()
+                                (Some(status), _) if status.as_u16() >= 300 => {
+                                    format!("status:{}", status.as_u16())
                                 }
+                                (_, Some(headers)) => headers
+                                    .get(CAUSAL_HEADER)
+                                    .map(|v| v.as_str().to_string())
+                                    .unwrap_or_default(),
                                 _ => String::new(),
                             };
                             let reply = m.reply.map(|r| r.to_string()).unwrap_or_default();
-                            let body = String::from_utf8(m.payload.to_vec())
-                                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+                            let body = String::from_utf8(m.payload.to_vec()).unwrap_or_else(|e| {
+                                String::from_utf8_lossy(e.as_bytes()).into_owned()
+                            });
                             inbound.push(kind, m.subject.to_string(), reply, header, body);
                         }
                     });
@@ -278,9 +328,24 @@ async fn pump(options: NatsConnectOptions, mut commands: UnboundedReceiver<Comma
                     let subject = m[0].clone();
                     let sent = match (m[1].is_empty(), headers) {
                         (true, None) => client.publish(subject, body.clone()).await,
-                        (true, Some(h)) => client.publish_with_headers(subject, h, body.clone()).await,
-                        (false, None) => client.publish_with_reply(subject, m[1].clone(), body.clone()).await,
-                        (false, Some(h)) => client.publish_with_reply_and_headers(subject, m[1].clone(), h, body.clone()).await,
+                        (true, Some(h)) => {
+                            client.publish_with_headers(subject, h, body.clone()).await
+                        }
+                        (false, None) => {
+                            client
+                                .publish_with_reply(subject, m[1].clone(), body.clone())
+                                .await
+                        }
+                        (false, Some(h)) => {
+                            client
+                                .publish_with_reply_and_headers(
+                                    subject,
+                                    m[1].clone(),
+                                    h,
+                                    body.clone(),
+                                )
+                                .await
+                        }
                     };
                     if let Err(e) = sent {
                         inbound.status("error", format!("cannot publish: {e}"));
@@ -295,7 +360,10 @@ async fn pump(options: NatsConnectOptions, mut commands: UnboundedReceiver<Comma
                     match tokio::time::timeout(Duration::from_secs(10), client.flush()).await {
                         Ok(Ok(())) => inbound.status("flushed", token),
                         Ok(Err(e)) => inbound.status("flush-failed", format!("{token} {e}")),
-                        Err(_) => inbound.status("flush-failed", format!("{token} no answer from the server within 10 s")),
+                        Err(_) => inbound.status(
+                            "flush-failed",
+                            format!("{token} no answer from the server within 10 s"),
+                        ),
                     }
                 });
             }
@@ -339,7 +407,10 @@ pub fn nats_unsubscribe(handle: u32, sid: u32) -> Result<()> {
 #[napi(catch_unwind)]
 pub fn nats_send(handle: u32, entries: Vec<String>) -> Result<()> {
     if !entries.len().is_multiple_of(4) {
-        return Err(coded("INTERNAL", "nats_send takes four strings per message"));
+        return Err(coded(
+            "INTERNAL",
+            "nats_send takes four strings per message",
+        ));
     }
     send(handle, Command::Send(entries))
 }

@@ -22,7 +22,10 @@ pub type BranchId = u64;
 pub enum Cause {
     Root,
     /// An event this runtime issued; `branch` is the flow that sent it, when sent from a flow.
-    Event { seq: EventSeq, branch: Option<BranchId> },
+    Event {
+        seq: EventSeq,
+        branch: Option<BranchId>,
+    },
     /// An id given by the caller that this runtime did not issue.
     External(Arc<str>),
 }
@@ -74,8 +77,17 @@ pub struct Branch {
 
 impl Branch {
     pub fn new(node: NameId, first_step: Option<NameId>) -> Self {
-        let outcome = if first_step.is_some() { Outcome::Running } else { Outcome::Unmatched };
-        Branch { node, first_step: first_step.unwrap_or(NO_STEP), duration_ms: 0.0, outcome }
+        let outcome = if first_step.is_some() {
+            Outcome::Running
+        } else {
+            Outcome::Unmatched
+        };
+        Branch {
+            node,
+            first_step: first_step.unwrap_or(NO_STEP),
+            duration_ms: 0.0,
+            outcome,
+        }
     }
 
     /// The handler that started the flow; None when no handler matched.
@@ -196,12 +208,19 @@ impl Delivery {
         match (self.cause_seq, self.cause_branch) {
             (NONE, _) => Cause::Root,
             (seq, NONE) => Cause::Event { seq, branch: None },
-            (seq, branch) => Cause::Event { seq, branch: Some(branch) },
+            (seq, branch) => Cause::Event {
+                seq,
+                branch: Some(branch),
+            },
         }
     }
 
     pub fn correlation(&self) -> Correlation {
-        match self.extra.as_ref().and_then(|e| e.external_correlation.clone()) {
+        match self
+            .extra
+            .as_ref()
+            .and_then(|e| e.external_correlation.clone())
+        {
             Some(id) => Correlation::External(id),
             None => Correlation::Event(self.correlation_seq),
         }
@@ -211,13 +230,18 @@ impl Delivery {
     /// its first event; the others share it, except in a root batch, where each event is its
     /// own root, and where the caller set ids on an event.
     pub fn causality(&self, index: u32) -> (Cause, Correlation) {
-        if let Some((_, cause, correlation)) =
-            self.extra.as_ref().and_then(|e| e.overrides.iter().find(|(i, _, _)| *i == index))
+        if let Some((_, cause, correlation)) = self
+            .extra
+            .as_ref()
+            .and_then(|e| e.overrides.iter().find(|(i, _, _)| *i == index))
         {
             return (cause.clone(), correlation.clone());
         }
         if index > 0 && self.is_root_batch() {
-            return (Cause::Root, Correlation::Event(self.first_seq + index as u64));
+            return (
+                Cause::Root,
+                Correlation::Event(self.first_seq + index as u64),
+            );
         }
         (self.cause(), self.correlation())
     }
@@ -236,7 +260,9 @@ impl Delivery {
                 return true;
             }
         }
-        self.extra.as_ref().is_some_and(|e| e.overrides.iter().any(|(_, _, c)| c == correlation))
+        self.extra
+            .as_ref()
+            .is_some_and(|e| e.overrides.iter().any(|(_, _, c)| c == correlation))
     }
 
     fn set_override(&mut self, index: u32, cause: Cause, correlation: Correlation) {
@@ -300,7 +326,9 @@ impl CausalStore {
     pub fn record(&mut self, delivery: NewDelivery, names: &mut SharedNames) {
         let incoming = delivery.count.max(1) as usize;
         while self.events_held + incoming > self.capacity {
-            let Some(old) = self.deliveries.pop_front() else { break };
+            let Some(old) = self.deliveries.pop_front() else {
+                break;
+            };
             self.events_held -= old.count.max(1) as usize;
             if let Some(sender) = old.sender() {
                 names.release(sender);
@@ -318,11 +346,15 @@ impl CausalStore {
         if self.deliveries.is_empty() {
             self.oldest_branch = delivery.first_branch;
         }
-        debug_assert_eq!(delivery.first_branch, self.oldest_branch + self.branches.len() as u64);
+        debug_assert_eq!(
+            delivery.first_branch,
+            self.oldest_branch + self.branches.len() as u64
+        );
         self.events_held += incoming;
         let branch_count = delivery.branches.len() as u32;
         self.branches.extend(delivery.branches.drain(..));
-        self.deliveries.push_back(Delivery::new(delivery, branch_count));
+        self.deliveries
+            .push_back(Delivery::new(delivery, branch_count));
     }
 
     /// Sets the alias of the delivery that starts at `seq` (the latest one, normally).
@@ -341,26 +373,38 @@ impl CausalStore {
 
     /// The first seq of the delivery whose event came from another process under `alias`.
     pub fn find_alias(&self, alias: &str) -> Option<EventSeq> {
-        self.deliveries.iter().rev().find(|d| d.alias() == Some(alias)).map(|d| d.first_seq)
+        self.deliveries
+            .iter()
+            .rev()
+            .find(|d| d.alias() == Some(alias))
+            .map(|d| d.first_seq)
     }
 
     pub fn find_event(&self, seq: EventSeq) -> Option<&Delivery> {
-        let i = self.deliveries.partition_point(|d| d.first_seq + (d.count.max(1) as u64) <= seq);
+        let i = self
+            .deliveries
+            .partition_point(|d| d.first_seq + (d.count.max(1) as u64) <= seq);
         self.deliveries.get(i).filter(|d| d.contains_seq(seq))
     }
 
     pub fn branch(&self, id: BranchId) -> Option<&Branch> {
-        self.branches.get(id.checked_sub(self.oldest_branch)? as usize)
+        self.branches
+            .get(id.checked_sub(self.oldest_branch)? as usize)
     }
 
     /// The branch, if the history still holds it (a long flow may outlive its record).
     fn branch_mut(&mut self, id: BranchId) -> Option<&mut Branch> {
-        self.branches.get_mut(id.checked_sub(self.oldest_branch)? as usize)
+        self.branches
+            .get_mut(id.checked_sub(self.oldest_branch)? as usize)
     }
 
     /// The delivery's branches, in target order.
-    pub fn branches_of<'s>(&'s self, d: &Delivery) -> impl Iterator<Item = (BranchId, &'s Branch)> + 's {
-        d.branch_ids().filter_map(move |id| self.branch(id).map(|b| (id, b)))
+    pub fn branches_of<'s>(
+        &'s self,
+        d: &Delivery,
+    ) -> impl Iterator<Item = (BranchId, &'s Branch)> + 's {
+        d.branch_ids()
+            .filter_map(move |id| self.branch(id).map(|b| (id, b)))
     }
 
     pub fn detail(&self, id: BranchId) -> Option<&BranchDetail> {
@@ -377,7 +421,9 @@ impl CausalStore {
     /// Records steps on a branch: the first becomes its first step when it has none (a remote
     /// node's branch), the others follow.
     pub fn add_steps(&mut self, id: BranchId, steps: &[NameId]) {
-        let Some(branch) = self.branch_mut(id) else { return };
+        let Some(branch) = self.branch_mut(id) else {
+            return;
+        };
         let mut rest = steps;
         if branch.first_step == NO_STEP {
             if let Some((first, more)) = rest.split_first() {
@@ -386,7 +432,11 @@ impl CausalStore {
             }
         }
         if !rest.is_empty() {
-            self.details.entry(id).or_default().more_steps.extend_from_slice(rest);
+            self.details
+                .entry(id)
+                .or_default()
+                .more_steps
+                .extend_from_slice(rest);
         }
     }
 
@@ -398,15 +448,25 @@ impl CausalStore {
 
     /// Sets the caller's own ids on one event of a held batch.
     pub fn override_event(&mut self, seq: EventSeq, cause: Cause, correlation: Correlation) {
-        let i = self.deliveries.partition_point(|d| d.first_seq + (d.count.max(1) as u64) <= seq);
+        let i = self
+            .deliveries
+            .partition_point(|d| d.first_seq + (d.count.max(1) as u64) <= seq);
         if let Some(d) = self.deliveries.get_mut(i).filter(|d| d.contains_seq(seq)) {
             let index = (seq - d.first_seq) as u32;
             d.set_override(index, cause, correlation);
         }
     }
 
-    pub fn finish(&mut self, id: BranchId, outcome: Outcome, duration_ms: f64, error: Option<&str>) {
-        let Some(branch) = self.branch_mut(id) else { return };
+    pub fn finish(
+        &mut self,
+        id: BranchId,
+        outcome: Outcome,
+        duration_ms: f64,
+        error: Option<&str>,
+    ) {
+        let Some(branch) = self.branch_mut(id) else {
+            return;
+        };
         branch.outcome = outcome;
         branch.duration_ms = duration_ms as f32;
         if let Some(message) = error {
@@ -419,8 +479,18 @@ impl CausalStore {
 mod tests {
     use super::*;
 
-    fn record(store: &mut CausalStore, names: &mut SharedNames, first_seq: EventSeq, count: u32, first_branch: BranchId, nodes: &[&str]) {
-        let mut branches = nodes.iter().map(|n| Branch::new(names.acquire(n), Some(0))).collect();
+    fn record(
+        store: &mut CausalStore,
+        names: &mut SharedNames,
+        first_seq: EventSeq,
+        count: u32,
+        first_branch: BranchId,
+        nodes: &[&str],
+    ) {
+        let mut branches = nodes
+            .iter()
+            .map(|n| Branch::new(names.acquire(n), Some(0)))
+            .collect();
         store.record(
             NewDelivery {
                 first_seq,
@@ -475,11 +545,21 @@ mod tests {
     fn each_event_of_a_root_batch_is_its_own_root_unless_the_caller_says_otherwise() {
         let (mut store, mut names) = (CausalStore::new(100), SharedNames::default());
         record(&mut store, &mut names, 10, 3, 1, &["a"]);
-        store.override_event(12, Cause::External("up".into()), Correlation::External("corr".into()));
+        store.override_event(
+            12,
+            Cause::External("up".into()),
+            Correlation::External("corr".into()),
+        );
         let d = store.find_event(11).unwrap();
         assert_eq!(d.causality(0), (Cause::Root, Correlation::Event(10)));
         assert_eq!(d.causality(1), (Cause::Root, Correlation::Event(11)));
-        assert_eq!(d.causality(2), (Cause::External("up".into()), Correlation::External("corr".into())));
+        assert_eq!(
+            d.causality(2),
+            (
+                Cause::External("up".into()),
+                Correlation::External("corr".into())
+            )
+        );
         assert!(d.correlates(&Correlation::Event(11)));
         assert!(d.correlates(&Correlation::External("corr".into())));
         assert!(!d.correlates(&Correlation::Event(13)));

@@ -29,7 +29,9 @@ impl Dispatcher {
         node: NodeIndex,
         types: &[NameId],
     ) -> &'s [(HandlerId, NameId)] {
-        let Some(entry) = registry.get(node) else { return &[] };
+        let Some(entry) = registry.get(node) else {
+            return &[];
+        };
         let version = entry.version;
         let uniform = types.iter().all(|t| *t == types[0]);
         if uniform && !types.is_empty() {
@@ -40,7 +42,8 @@ impl Dispatcher {
                 }
                 let name = type_names.lookup(types[0]).unwrap_or("");
                 registry.matching(node, &[name], &mut self.scratch);
-                self.cache.insert(key, (version, self.scratch.as_slice().into()));
+                self.cache
+                    .insert(key, (version, self.scratch.as_slice().into()));
             }
             return &self.cache[&key].1;
         }
@@ -48,8 +51,11 @@ impl Dispatcher {
         self.type_names.extend(types.iter().copied());
         self.type_names.sort_unstable();
         self.type_names.dedup();
-        let names: Vec<&str> =
-            self.type_names.iter().map(|t| type_names.lookup(*t).unwrap_or("")).collect();
+        let names: Vec<&str> = self
+            .type_names
+            .iter()
+            .map(|t| type_names.lookup(*t).unwrap_or(""))
+            .collect();
         registry.matching(node, &names, &mut self.scratch);
         &self.scratch
     }

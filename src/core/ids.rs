@@ -17,7 +17,10 @@ pub struct EventIds {
 impl EventIds {
     pub fn new() -> Self {
         let uuid = Uuid::new_v4().simple().to_string();
-        EventIds { prefix: uuid[..12].to_string(), next_seq: 1 }
+        EventIds {
+            prefix: uuid[..12].to_string(),
+            next_seq: 1,
+        }
     }
 
     pub fn prefix(&self) -> &str {
@@ -63,7 +66,11 @@ mod tests {
         let text = ids.format(first + 1);
         assert_eq!(ids.parse(&text), Some(first + 1));
         assert_eq!(ids.parse("order-1"), None);
-        assert_eq!(ids.parse(&format!("{}-999", ids.prefix())), None, "not issued yet");
+        assert_eq!(
+            ids.parse(&format!("{}-999", ids.prefix())),
+            None,
+            "not issued yet"
+        );
         assert_ne!(EventIds::new().prefix(), ids.prefix());
     }
 }

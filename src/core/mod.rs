@@ -195,7 +195,9 @@ impl Core {
         };
         let correlation = match request.explicit_correlation {
             Some(id) => self.correlation_of(id),
-            None => self.inherited_correlation(request, &cause).unwrap_or(Correlation::Event(first_seq)),
+            None => self
+                .inherited_correlation(request, &cause)
+                .unwrap_or(Correlation::Event(first_seq)),
         };
 
         let mut targets = std::mem::take(&mut self.targets_scratch);
@@ -230,13 +232,17 @@ impl Core {
             }
             branches.push(branch);
             if plan.len() > 1 {
-                self.pending_steps.extend(plan[1..].iter().map(|(_, step)| (branch_id, *step)));
+                self.pending_steps
+                    .extend(plan[1..].iter().map(|(_, step)| (branch_id, *step)));
             }
             on_target(node, plan);
         }
         self.targets_scratch = targets;
 
-        let sender = request.sender.and_then(|s| self.nodes.get(s)).map(|n| n.name_id);
+        let sender = request
+            .sender
+            .and_then(|s| self.nodes.get(s))
+            .map(|n| n.name_id);
         if let Some(name) = sender {
             self.node_names.retain(name);
         }
@@ -259,7 +265,12 @@ impl Core {
         for (branch, step) in self.pending_steps.drain(..) {
             self.history.add_step(branch, step);
         }
-        Dispatched { first_seq, first_branch, correlation, timestamp }
+        Dispatched {
+            first_seq,
+            first_branch,
+            correlation,
+            timestamp,
+        }
     }
 
     fn cause_of(&self, id: &str) -> Cause {
@@ -278,8 +289,15 @@ impl Core {
 
     /// Gives one event of a dispatched batch the ids its caller set on it. Ids left out are
     /// what the batch's first event has.
-    pub fn set_event_ids(&mut self, seq: EventSeq, causation: Option<&str>, correlation: Option<&str>) {
-        let Some(d) = self.history.find_event(seq) else { return };
+    pub fn set_event_ids(
+        &mut self,
+        seq: EventSeq,
+        causation: Option<&str>,
+        correlation: Option<&str>,
+    ) {
+        let Some(d) = self.history.find_event(seq) else {
+            return;
+        };
         let (cause, inherited) = d.causality((seq - d.first_seq) as u32);
         let cause = causation.map_or(cause, |id| self.cause_of(id));
         let correlation = correlation.map_or(inherited, |id| self.correlation_of(id));
@@ -287,7 +305,9 @@ impl Core {
     }
 
     fn inherited_correlation(&self, request: &SendRequest, cause: &Cause) -> Option<Correlation> {
-        let Cause::Event { seq, .. } = cause else { return None };
+        let Cause::Event { seq, .. } = cause else {
+            return None;
+        };
         self.history
             .find_event(*seq)
             .map(|d| d.correlation())
@@ -307,7 +327,11 @@ impl Core {
 
     /// The step names a branch has recorded so far (the flow's functions, in order).
     pub fn branch_steps(&self, branch: BranchId) -> Vec<String> {
-        self.history.steps(branch).into_iter().map(|s| self.steps.lookup(s).unwrap_or("?").to_string()).collect()
+        self.history
+            .steps(branch)
+            .into_iter()
+            .map(|s| self.steps.lookup(s).unwrap_or("?").to_string())
+            .collect()
     }
 
     /// Records on a remote node's branch the steps its flow ran in the other process.
@@ -316,7 +340,13 @@ impl Core {
         self.history.add_steps(branch, &steps);
     }
 
-    pub fn finish_branch(&mut self, branch: BranchId, outcome: Outcome, duration_ms: f64, error: Option<&str>) {
+    pub fn finish_branch(
+        &mut self,
+        branch: BranchId,
+        outcome: Outcome,
+        duration_ms: f64,
+        error: Option<&str>,
+    ) {
         self.history.finish(branch, outcome, duration_ms, error);
     }
 
@@ -331,7 +361,11 @@ impl Core {
     /// The causal tree for an event id or correlation id, as JSON, or None.
     pub fn trace(&self, id: &str) -> Option<serde_json::Value> {
         let local;
-        let foreign = if self.ids.parse(id).is_none() { self.history.find_alias(id) } else { None };
+        let foreign = if self.ids.parse(id).is_none() {
+            self.history.find_alias(id)
+        } else {
+            None
+        };
         let id = match foreign {
             Some(seq) => {
                 local = self.ids.format(seq);
@@ -346,12 +380,14 @@ impl Core {
             steps: &self.steps,
             nodes: &self.node_names,
         }
-            .build(id)
+        .build(id)
     }
 }
 
 fn now_ms() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_millis() as f64)
 }
 
 #[cfg(test)]

@@ -93,7 +93,9 @@ impl SharedNames {
     }
 
     pub fn release(&mut self, id: NameId) {
-        let Some(slot) = self.entries.get_mut(id as usize) else { return };
+        let Some(slot) = self.entries.get_mut(id as usize) else {
+            return;
+        };
         let Some((name, refs)) = slot else { return };
         *refs -= 1;
         if *refs == 0 {
@@ -104,7 +106,10 @@ impl SharedNames {
     }
 
     pub fn lookup(&self, id: NameId) -> Option<&str> {
-        self.entries.get(id as usize)?.as_ref().map(|(name, _)| &**name)
+        self.entries
+            .get(id as usize)?
+            .as_ref()
+            .map(|(name, _)| &**name)
     }
 
     /// How many distinct names are held.

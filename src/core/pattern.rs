@@ -79,7 +79,10 @@ impl Pattern {
                 .collect::<Result<Vec<_>, _>>()?;
             Matcher::Alternatives(alternatives)
         };
-        Ok(Pattern { source: source.into(), matcher })
+        Ok(Pattern {
+            source: source.into(),
+            matcher,
+        })
     }
 
     pub fn source(&self) -> &str {
@@ -212,18 +215,33 @@ mod tests {
     #[test]
     fn invalid_patterns_are_refused_with_a_reason() {
         assert_eq!(Pattern::compile(""), Err(PatternError::Empty));
-        assert_eq!(Pattern::compile("{a,b"), Err(PatternError::UnbalancedBraces));
+        assert_eq!(
+            Pattern::compile("{a,b"),
+            Err(PatternError::UnbalancedBraces)
+        );
         assert_eq!(Pattern::compile("a}"), Err(PatternError::UnbalancedBraces));
         assert_eq!(Pattern::compile("{a,{b}}"), Err(PatternError::NestedBraces));
-        assert_eq!(Pattern::compile("{a,}"), Err(PatternError::EmptyAlternative));
+        assert_eq!(
+            Pattern::compile("{a,}"),
+            Err(PatternError::EmptyAlternative)
+        );
         assert_eq!(Pattern::compile("a..b"), Err(PatternError::EmptySegment));
-        assert!(matches!(Pattern::compile("ord*"), Err(PatternError::PartialWildcard(_))));
+        assert!(matches!(
+            Pattern::compile("ord*"),
+            Err(PatternError::PartialWildcard(_))
+        ));
     }
 
     #[test]
     fn brace_groups_cannot_multiply_out_without_bound() {
-        assert!(Pattern::compile(&"{a,b}.".repeat(10).trim_end_matches('.')).is_ok(), "2^10 is allowed");
+        assert!(
+            Pattern::compile("{a,b}.".repeat(10).trim_end_matches('.')).is_ok(),
+            "2^10 is allowed"
+        );
         let huge = "{a,b}".repeat(40);
-        assert!(matches!(Pattern::compile(&huge), Err(PatternError::TooManyAlternatives(2048))));
+        assert!(matches!(
+            Pattern::compile(&huge),
+            Err(PatternError::TooManyAlternatives(2048))
+        ));
     }
 }

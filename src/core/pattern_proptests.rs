@@ -13,8 +13,15 @@ use super::{Pattern, PatternError, MAX_ALTERNATIVES};
 const DEFAULT_CASES: u32 = 1500;
 
 fn config() -> ProptestConfig {
-    let cases = std::env::var("HAPPEN_FUZZ_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_CASES);
-    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
+    let cases = std::env::var("HAPPEN_FUZZ_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_CASES);
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 /// Reference: does `type` match `pattern`? `pattern` must be valid (see `reference_valid`).
@@ -31,7 +38,10 @@ fn walk(p: &[char], t: &[char]) -> bool {
     match p.first() {
         None => t.is_empty(),
         Some('{') => {
-            let close = p.iter().position(|&c| c == '}').expect("valid pattern: braces close");
+            let close = p
+                .iter()
+                .position(|&c| c == '}')
+                .expect("valid pattern: braces close");
             let rest = &p[close + 1..];
             p[1..close].split(|&c| c == ',').any(|option| {
                 let mut candidate = option.to_vec();
@@ -77,7 +87,10 @@ fn reference_valid(pattern: &str) -> bool {
         return false;
     }
     // Every expansion: no empty segment, `*` only as a whole segment.
-    expansions(pattern).iter().all(|alt| alt.split('.').all(|seg| !seg.is_empty() && (seg == "*" || !seg.contains('*'))))
+    expansions(pattern).iter().all(|alt| {
+        alt.split('.')
+            .all(|seg| !seg.is_empty() && (seg == "*" || !seg.contains('*')))
+    })
 }
 
 /// Every string a (brace-valid) pattern stands for, recursively.
@@ -133,7 +146,13 @@ fn instance(pattern: &str, picks: &[usize]) -> String {
     let alt = &alts[picks[0] % alts.len()];
     alt.split('.')
         .enumerate()
-        .map(|(i, seg)| if seg == "*" { ["a", "bc", "cab"][picks[(i + 1) % picks.len()] % 3].to_string() } else { seg.to_string() })
+        .map(|(i, seg)| {
+            if seg == "*" {
+                ["a", "bc", "cab"][picks[(i + 1) % picks.len()] % 3].to_string()
+            } else {
+                seg.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join(".")
 }

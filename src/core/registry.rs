@@ -62,7 +62,9 @@ pub enum RegistryError {
 impl std::fmt::Display for RegistryError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RegistryError::DuplicateNode(id) => write!(f, "a node with id '{id}' already exists in this runtime"),
+            RegistryError::DuplicateNode(id) => {
+                write!(f, "a node with id '{id}' already exists in this runtime")
+            }
             RegistryError::UnknownNode(i) => write!(f, "no live node at index {i}"),
             RegistryError::UnknownHandler(h) => write!(f, "no handler with id {h}"),
         }
@@ -81,22 +83,41 @@ pub struct NodeRegistry {
 }
 
 impl NodeRegistry {
-    pub fn create(&mut self, name: &str, names: &mut SharedNames) -> Result<NodeIndex, RegistryError> {
+    pub fn create(
+        &mut self,
+        name: &str,
+        names: &mut SharedNames,
+    ) -> Result<NodeIndex, RegistryError> {
         self.create_at(name, false, names)
     }
 
     /// Registers a node of another process under its id (see `Node::remote`).
-    pub fn create_remote(&mut self, name: &str, names: &mut SharedNames) -> Result<NodeIndex, RegistryError> {
+    pub fn create_remote(
+        &mut self,
+        name: &str,
+        names: &mut SharedNames,
+    ) -> Result<NodeIndex, RegistryError> {
         self.create_at(name, true, names)
     }
 
-    fn create_at(&mut self, name: &str, remote: bool, names: &mut SharedNames) -> Result<NodeIndex, RegistryError> {
+    fn create_at(
+        &mut self,
+        name: &str,
+        remote: bool,
+        names: &mut SharedNames,
+    ) -> Result<NodeIndex, RegistryError> {
         if self.by_name.contains_key(name) {
             return Err(RegistryError::DuplicateNode(name.to_string()));
         }
         let name_id = names.acquire(name);
         let name: Arc<str> = name.into();
-        let node = Node { name: name.clone(), name_id, handlers: Vec::new(), version: 0, remote };
+        let node = Node {
+            name: name.clone(),
+            name_id,
+            handlers: Vec::new(),
+            version: 0,
+            remote,
+        };
         let index = match pop_free(&mut self.free_slots, &self.slots) {
             Some(i) => {
                 self.slots[i as usize] = Some(node);
@@ -112,7 +133,11 @@ impl NodeRegistry {
     }
 
     /// Removes the node and all its handlers; returns the handler ids that were released.
-    pub fn dispose(&mut self, index: NodeIndex, names: &mut SharedNames) -> Result<Vec<HandlerId>, RegistryError> {
+    pub fn dispose(
+        &mut self,
+        index: NodeIndex,
+        names: &mut SharedNames,
+    ) -> Result<Vec<HandlerId>, RegistryError> {
         let node = self
             .slots
             .get_mut(index as usize)
@@ -201,7 +226,11 @@ impl NodeRegistry {
             *owner = None;
             self.free_handlers.push(id);
         }
-        trim_tail(&mut self.handler_owner, &mut self.free_handlers, Option::is_none);
+        trim_tail(
+            &mut self.handler_owner,
+            &mut self.free_handlers,
+            Option::is_none,
+        );
     }
 
     /// Table sizes, for tests that check that disposal gives memory back.
@@ -211,12 +240,7 @@ impl NodeRegistry {
 
     /// The handlers of `index` whose matcher accepts every type in `types`, in registration
     /// order, with their step names.
-    pub fn matching(
-        &self,
-        index: NodeIndex,
-        types: &[&str],
-        out: &mut Vec<(HandlerId, NameId)>,
-    ) {
+    pub fn matching(&self, index: NodeIndex, types: &[&str], out: &mut Vec<(HandlerId, NameId)>) {
         out.clear();
         if let Some(node) = self.get(index) {
             out.extend(
@@ -275,13 +299,19 @@ mod tests {
     fn duplicate_names_are_refused_and_slots_are_reused() {
         let (mut r, mut names) = (NodeRegistry::default(), SharedNames::default());
         let a = r.create("a", &mut names).unwrap();
-        assert_eq!(r.create("a", &mut names), Err(RegistryError::DuplicateNode("a".into())));
+        assert_eq!(
+            r.create("a", &mut names),
+            Err(RegistryError::DuplicateNode("a".into()))
+        );
         r.dispose(a, &mut names).unwrap();
         assert_eq!(r.find("a"), None);
         assert!(names.is_empty());
         let b = r.create("b", &mut names).unwrap();
         assert_eq!(a, b, "the freed slot is reused");
-        assert_eq!(r.dispose(99, &mut names), Err(RegistryError::UnknownNode(99)));
+        assert_eq!(
+            r.dispose(99, &mut names),
+            Err(RegistryError::UnknownNode(99))
+        );
     }
 
     #[test]
@@ -309,7 +339,11 @@ mod tests {
         let h = r.add_handler(n, pattern("x"), 0).unwrap();
         assert_eq!(r.dispose(n, &mut names).unwrap(), vec![h]);
         let m = r.create("m", &mut names).unwrap();
-        assert_eq!(r.add_handler(m, pattern("x"), 0).unwrap(), h, "handler id reused");
+        assert_eq!(
+            r.add_handler(m, pattern("x"), 0).unwrap(),
+            h,
+            "handler id reused"
+        );
     }
 
     #[test]
@@ -317,7 +351,9 @@ mod tests {
         let (mut r, mut names) = (NodeRegistry::default(), SharedNames::default());
         let keeper = r.create("keeper", &mut names).unwrap();
         r.add_handler(keeper, pattern("x"), 0).unwrap();
-        let burst: Vec<NodeIndex> = (0..10_000).map(|i| r.create(&format!("n{i}"), &mut names).unwrap()).collect();
+        let burst: Vec<NodeIndex> = (0..10_000)
+            .map(|i| r.create(&format!("n{i}"), &mut names).unwrap())
+            .collect();
         for &n in &burst {
             r.add_handler(n, pattern("x"), 0).unwrap();
             r.add_handler(n, Matcher::Host, 1).unwrap();
@@ -328,7 +364,11 @@ mod tests {
             r.dispose(n, &mut names).unwrap();
         }
         assert_eq!(r.table_sizes(), (1, 1));
-        assert!(r.slots.capacity() <= 64 && r.handler_owner.capacity() <= 64 && r.by_name.capacity() <= 128);
+        assert!(
+            r.slots.capacity() <= 64
+                && r.handler_owner.capacity() <= 64
+                && r.by_name.capacity() <= 128
+        );
         assert!(r.free_slots.len() <= 64 + 2 && r.free_handlers.len() <= 64 + 2);
         // Stale free entries are skipped: new nodes and handlers get in-range, distinct slots.
         let a = r.create("a", &mut names).unwrap();
@@ -343,7 +383,9 @@ mod tests {
     #[test]
     fn stale_free_entries_never_hand_out_a_live_slot_twice() {
         let (mut r, mut names) = (NodeRegistry::default(), SharedNames::default());
-        let nodes: Vec<NodeIndex> = (0..8).map(|i| r.create(&format!("n{i}"), &mut names).unwrap()).collect();
+        let nodes: Vec<NodeIndex> = (0..8)
+            .map(|i| r.create(&format!("n{i}"), &mut names).unwrap())
+            .collect();
         // Free 3 (a hole), then 7..4 (the tail): 3 stays listed while the table is trimmed to 3.
         r.dispose(nodes[3], &mut names).unwrap();
         for &n in nodes[4..].iter().rev() {

@@ -13,9 +13,14 @@ fn send<'a>(targets: &'a [NodeIndex], types: &'a [NameId], count: u32) -> SendRe
     }
 }
 
-fn collect(core: &mut Core, request: &SendRequest) -> (Dispatched, Vec<(NodeIndex, Vec<HandlerId>)>) {
+fn collect(
+    core: &mut Core,
+    request: &SendRequest,
+) -> (Dispatched, Vec<(NodeIndex, Vec<HandlerId>)>) {
     let mut seen = Vec::new();
-    let d = core.dispatch(request, |node, plan| seen.push((node, plan.iter().map(|p| p.0).collect())));
+    let d = core.dispatch(request, |node, plan| {
+        seen.push((node, plan.iter().map(|p| p.0).collect()))
+    });
     (d, seen)
 }
 
@@ -29,7 +34,11 @@ fn fan_out_is_one_event_with_a_branch_per_node() {
     let update = core.intern_type("update");
     let (d, seen) = collect(&mut core, &send(&[a, b], &[update], 1));
     assert_eq!(seen, vec![(a, vec![ha]), (b, vec![hb])]);
-    assert_eq!(d.correlation, Correlation::Event(d.first_seq), "a root event correlates to itself");
+    assert_eq!(
+        d.correlation,
+        Correlation::Event(d.first_seq),
+        "a root event correlates to itself"
+    );
     let tree = core.trace(&core.format_id(d.first_seq)).unwrap();
     let branches = tree["branches"].as_array().unwrap();
     assert_eq!(branches.len(), 2);
@@ -84,7 +93,10 @@ fn events_sent_from_a_flow_inherit_correlation_and_appear_under_its_branch() {
 
     let text = trace::render_text(&tree);
     assert!(text.starts_with(&format!("start {root_id}")), "{text}");
-    assert!(text.contains("-> a [start > after] fulfilled 1.5ms"), "{text}");
+    assert!(
+        text.contains("-> a [start > after] fulfilled 1.5ms"),
+        "{text}"
+    );
     assert!(text.contains("next "), "{text}");
 }
 
@@ -198,20 +210,29 @@ fn a_remote_node_is_a_target_without_handlers_whose_branch_runs_until_finished()
     let a = core.create_node("a").unwrap();
     let r = core.create_remote_node("far").unwrap();
     assert!(core.is_remote(r) && !core.is_remote(a));
-    assert!(core.add_handler(r, Some("*"), "h").is_err(), "handlers live in the remote process");
+    assert!(
+        core.add_handler(r, Some("*"), "h").is_err(),
+        "handlers live in the remote process"
+    );
     let ha = core.add_handler(a, Some("*"), "onA").unwrap();
     let t = core.intern_type("t");
     let (d, seen) = collect(&mut core, &send(&[a, r], &[t], 1));
     assert_eq!(seen, vec![(a, vec![ha]), (r, vec![])]);
     let id = core.format_id(d.first_seq);
-    assert_eq!(core.trace(&id).unwrap()["branches"][1]["outcome"], "running");
+    assert_eq!(
+        core.trace(&id).unwrap()["branches"][1]["outcome"],
+        "running"
+    );
     core.add_remote_steps(d.first_branch + 1, &["remoteHandler".into(), "next".into()]);
     core.finish_branch(d.first_branch + 1, Outcome::Fulfilled, 3.0, None);
     let tree = core.trace(&id).unwrap();
     assert_eq!(tree["branches"][1]["outcome"], "fulfilled");
     assert_eq!(tree["branches"][1]["steps"][1]["name"], "next");
     assert_eq!(core.branch_steps(d.first_branch), vec!["onA".to_string()]);
-    assert_eq!(core.branch_steps(d.first_branch + 1), vec!["remoteHandler".to_string(), "next".to_string()]);
+    assert_eq!(
+        core.branch_steps(d.first_branch + 1),
+        vec!["remoteHandler".to_string(), "next".to_string()]
+    );
 }
 
 #[test]
@@ -223,7 +244,10 @@ fn an_event_from_another_process_is_traced_under_its_own_id() {
     let (d, _) = collect(&mut core, &send(&[a], &[t], 1));
     core.set_event_alias(d.first_seq, "far-9");
     let (targets, types) = ([a], [t]);
-    let child = SendRequest { cause: Some((d.first_seq, Some(d.first_branch))), ..send(&targets, &types, 1) };
+    let child = SendRequest {
+        cause: Some((d.first_seq, Some(d.first_branch))),
+        ..send(&targets, &types, 1)
+    };
     core.dispatch(&child, |_, _| {});
     let tree = core.trace("far-9").unwrap();
     assert_eq!(tree["id"], "far-9");

@@ -22,12 +22,17 @@ impl<'a> Children<'a> {
         let mut of_event: HashMap<EventSeq, Vec<&Delivery>> = HashMap::new();
         for d in store.deliveries() {
             match d.cause() {
-                Cause::Event { branch: Some(b), .. } => of_branch.entry(b).or_default().push(d),
+                Cause::Event {
+                    branch: Some(b), ..
+                } => of_branch.entry(b).or_default().push(d),
                 Cause::Event { seq, branch: None } => of_event.entry(seq).or_default().push(d),
                 _ => {}
             }
         }
-        Children { of_branch, of_event }
+        Children {
+            of_branch,
+            of_event,
+        }
     }
 }
 
@@ -49,14 +54,22 @@ impl TraceBuilder<'_> {
     /// The tree under an event id or a correlation id; None when the history holds neither.
     pub fn build(&self, id: &str) -> Option<Value> {
         let children = Children::index(self.store);
-        if let Some(d) = self.ids.parse(id).and_then(|seq| self.store.find_event(seq)) {
+        if let Some(d) = self
+            .ids
+            .parse(id)
+            .and_then(|seq| self.store.find_event(seq))
+        {
             return Some(self.delivery(d, &children, 0));
         }
         let wanted = match self.ids.parse(id) {
             Some(seq) => Correlation::Event(seq),
             None => Correlation::External(id.into()),
         };
-        let correlated: Vec<&Delivery> = self.store.deliveries().filter(|d| d.correlates(&wanted)).collect();
+        let correlated: Vec<&Delivery> = self
+            .store
+            .deliveries()
+            .filter(|d| d.correlates(&wanted))
+            .collect();
         let roots: Vec<Value> = correlated
             .iter()
             .filter(|d| match d.cause() {
@@ -74,7 +87,11 @@ impl TraceBuilder<'_> {
 
     /// An event's id: the one it was given in the process that sent it, when it came from another.
     fn event_id(&self, seq: EventSeq) -> String {
-        match self.store.find_event(seq).and_then(|d| d.alias().filter(|_| d.first_seq == seq)) {
+        match self
+            .store
+            .find_event(seq)
+            .and_then(|d| d.alias().filter(|_| d.first_seq == seq))
+        {
             Some(alias) => alias.to_string(),
             None => self.ids.format(seq),
         }
@@ -90,7 +107,10 @@ impl TraceBuilder<'_> {
     fn delivery(&self, d: &Delivery, children: &Children, depth: usize) -> Value {
         let mut event = Map::new();
         event.insert("id".into(), self.event_id(d.first_seq).into());
-        event.insert("type".into(), self.types.lookup(d.event_type(0)).unwrap_or("?").into());
+        event.insert(
+            "type".into(),
+            self.types.lookup(d.event_type(0)).unwrap_or("?").into(),
+        );
         let sender = d.sender().and_then(|n| self.nodes.lookup(n));
         event.insert("sender".into(), sender.map_or(Value::Null, Value::from));
         let causation = match &d.cause() {
@@ -99,7 +119,10 @@ impl TraceBuilder<'_> {
             Cause::External(s) => Value::from(&**s),
         };
         event.insert("causationId".into(), causation);
-        event.insert("correlationId".into(), self.correlation_id(&d.correlation()).into());
+        event.insert(
+            "correlationId".into(),
+            self.correlation_id(&d.correlation()).into(),
+        );
         event.insert("timestamp".into(), d.timestamp.into());
         if depth >= MAX_TRACE_DEPTH {
             event.insert("truncated".into(), true.into());
@@ -108,15 +131,25 @@ impl TraceBuilder<'_> {
             return Value::Object(event);
         }
         if d.is_batch() {
-            let ids: Vec<Value> =
-                (0..d.count as u64).map(|i| self.event_id(d.first_seq + i).into()).collect();
+            let ids: Vec<Value> = (0..d.count as u64)
+                .map(|i| self.event_id(d.first_seq + i).into())
+                .collect();
             event.insert("batch".into(), json!({ "size": d.count, "ids": ids }));
         }
-        let branches: Vec<Value> =
-            self.store.branches_of(d).map(|(id, b)| self.branch(b, id, children, depth)).collect();
+        let branches: Vec<Value> = self
+            .store
+            .branches_of(d)
+            .map(|(id, b)| self.branch(b, id, children, depth))
+            .collect();
         event.insert("branches".into(), branches.into());
         let caused: Vec<Value> = (0..d.count.max(1) as u64)
-            .flat_map(|i| children.of_event.get(&(d.first_seq + i)).into_iter().flatten())
+            .flat_map(|i| {
+                children
+                    .of_event
+                    .get(&(d.first_seq + i))
+                    .into_iter()
+                    .flatten()
+            })
             .map(|c| self.delivery(c, children, depth + 1))
             .collect();
         event.insert("children".into(), caused.into());
@@ -131,13 +164,20 @@ impl TraceBuilder<'_> {
             .map(|s| json!({ "name": self.steps.lookup(s).unwrap_or("?") }))
             .collect();
         let mut branch = Map::new();
-        branch.insert("node".into(), self.nodes.lookup(b.node).unwrap_or("?").into());
+        branch.insert(
+            "node".into(),
+            self.nodes.lookup(b.node).unwrap_or("?").into(),
+        );
         branch.insert("steps".into(), steps.into());
         branch.insert("outcome".into(), b.outcome.as_str().into());
         let running = b.outcome == super::causal::Outcome::Running;
         branch.insert(
             "duration".into(),
-            if running { Value::Null } else { round_ms(b.duration_ms).into() },
+            if running {
+                Value::Null
+            } else {
+                round_ms(b.duration_ms).into()
+            },
         );
         if let Some(error) = self.store.detail(id).and_then(|d| d.error.as_deref()) {
             branch.insert("error".into(), error.into());
@@ -178,7 +218,9 @@ fn str_of<'v>(v: &'v Value, key: &str) -> &'v str {
 }
 
 fn list<'v>(v: &'v Value, key: &str) -> &'v [Value] {
-    v.get(key).and_then(Value::as_array).map_or(&[], Vec::as_slice)
+    v.get(key)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
 }
 
 fn render_event(event: &Value, indent: &str, out: &mut String) {
@@ -196,12 +238,18 @@ fn render_event(event: &Value, indent: &str, out: &mut String) {
     );
     let inner = format!("{indent}  ");
     if event.get("truncated").and_then(Value::as_bool) == Some(true) {
-        let _ = writeln!(out, "{inner}... deeper events left out: trace('{}') continues", str_of(event, "id"));
+        let _ = writeln!(
+            out,
+            "{inner}... deeper events left out: trace('{}') continues",
+            str_of(event, "id")
+        );
         return;
     }
     for branch in list(event, "branches") {
-        let steps: Vec<&str> =
-            list(branch, "steps").iter().map(|s| str_of(s, "name")).collect();
+        let steps: Vec<&str> = list(branch, "steps")
+            .iter()
+            .map(|s| str_of(s, "name"))
+            .collect();
         let duration = branch
             .get("duration")
             .and_then(Value::as_f64)
