@@ -8,10 +8,14 @@
 //   * "control": the very same workload with historySize: 1.
 // Each child measures process.memoryUsage() after global.gc() before and after
 // the fill (and after a second fill of N more events, to show memory is flat
-// once the store is full). Native (Rust) memory shows up in RSS, not in the V8
-// heap, so the headline figure is RSS growth; the control run subtracts what
-// the workload costs without a history (JIT code, allocator high-water marks).
-//   bytes/event held = (ΔRSS(history) − ΔRSS(control)) / N
+// once the store is full). Native (Rust) memory shows in RSS, not in the V8
+// heap; but RSS also grows when V8 merely commits more heap (heapTotal: young
+// generation growth, not live data). So what the history holds is counted as
+//   held = Δ(rss − heapTotal)  [native: Rust store, malloc]  + Δ heapUsed  [live JS]
+// and the control run subtracts what the workload costs without a history
+// (JIT code, allocator high-water marks):
+//   bytes/event held = (held(history) − held(control)) / events held
+// Raw RSS growth per event is reported beside it.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -19,6 +23,9 @@ const SELF = fileURLToPath(import.meta.url);
 const FANOUT = 5;
 const IN_FLIGHT = 50; // fan-outs in flight while filling (keeps the fill fast)
 const WARMUP = 2_000;
+// A small, fixed young generation: otherwise V8 grows it during the fill and
+// the committed-but-idle semi-space pages blur RSS by several MB.
+const CHILD_FLAGS = (process.env.BENCH_MEMORY_FLAGS ?? '--max-semi-space-size=1').split(' ').filter(Boolean);
 
 // ------------------------------------------------------------------ child
 
@@ -62,7 +69,7 @@ async function child(historySize, events) {
 
 function runChild(historySize, events) {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--expose-gc', SELF, '--child', String(historySize), String(events)], {
+    const p = spawn(process.execPath, ['--expose-gc', ...CHILD_FLAGS, SELF, '--child', String(historySize), String(events)], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';
@@ -81,25 +88,26 @@ function runChild(historySize, events) {
   });
 }
 
-const delta = (r, key, a = 'before', b = 'after') => r[b][key] - r[a][key];
+const value = (m, key) => (key === 'native' ? m.rss - m.heapTotal : key === 'held' ? m.rss - m.heapTotal + m.heapUsed : m[key]);
+const delta = (r, key, a = 'before', b = 'after') => value(r[b], key) - value(r[a], key);
 
-export async function runMemory({ events = 100_000 } = {}) {
+export async function runMemory({ events = 200_000 } = {}) {
   const started = performance.now();
   const history = await runChild(events, events);
   const control = await runChild(1, events);
   const held = history.heldAfter - history.heldBefore - (control.heldAfter - control.heldBefore);
   const per = (key) => (delta(history, key) - delta(control, key)) / held;
-  const rssPerEvent = per('rss');
-  const heapPerEvent = per('heapUsed');
-  const externalPerEvent = per('external');
   return {
     events, fanOut: FANOUT, held,
-    // headline: RSS holds both the V8 heap and native (Rust) memory
-    bytesPerEvent: rssPerEvent,
-    rssPerEvent, heapPerEvent, externalPerEvent,
-    // RSS growth per event during a second fill of N events with a full store (should be ~0)
+    // headline: native (RSS not committed to the V8 heap) + live V8 heap, control-subtracted
+    bytesPerEvent: per('held'),
+    nativePerEvent: per('native'),
+    heapPerEvent: per('heapUsed'),
+    rssPerEvent: per('rss'),
+    externalPerEvent: per('external'),
+    // growth per event during a second fill of N events with a full store (flat: ~0)
+    flatPerEvent: delta(history, 'held', 'after', 'again') / events,
     flatRssPerEvent: delta(history, 'rss', 'after', 'again') / events,
-    flatHeapPerEvent: delta(history, 'heapUsed', 'after', 'again') / events,
     releasedOnShutdownRss: -delta(history, 'rss', 'again', 'shutdown'),
     fillEventsPerSec: events / history.fillSeconds,
     seconds: (performance.now() - started) / 1000,
@@ -115,10 +123,11 @@ export function printMemory(m) {
   if (m.error) { console.log(`  failed: ${m.error}`); return; }
   const h = m.history, c = m.control;
   console.log(`  ${m.events.toLocaleString('en-US')} one-event ${m.fanOut}-node fan-outs; historySize ${m.events.toLocaleString('en-US')} vs control historySize 1 (fresh processes, after gc)`);
-  console.log(`  history run: RSS ${mb(h.before.rss)} -> ${mb(h.after.rss)}, heapUsed ${mb(h.before.heapUsed)} -> ${mb(h.after.heapUsed)}, external ${mb(h.before.external)} -> ${mb(h.after.external)}`);
-  console.log(`  control run: RSS ${mb(c.before.rss)} -> ${mb(c.after.rss)}, heapUsed ${mb(c.before.heapUsed)} -> ${mb(c.after.heapUsed)}`);
-  console.log(`  per event held: RSS ${bpe(m.rssPerEvent)} (headline), V8 heap ${bpe(m.heapPerEvent)}, external ${bpe(m.externalPerEvent)}`);
-  console.log(`  store full, ${m.events.toLocaleString('en-US')} more events: RSS ${bpe(m.flatRssPerEvent)}, heap ${bpe(m.flatHeapPerEvent)} (flat = ~0); shutdown released ${mb(m.releasedOnShutdownRss)} RSS`);
+  const run = (r) => `RSS ${mb(r.before.rss)} -> ${mb(r.after.rss)}, heapTotal ${mb(r.before.heapTotal)} -> ${mb(r.after.heapTotal)}, heapUsed ${mb(r.before.heapUsed)} -> ${mb(r.after.heapUsed)}`;
+  console.log(`  history run: ${run(h)}`);
+  console.log(`  control run: ${run(c)}`);
+  console.log(`  per event held: ${bpe(m.bytesPerEvent)} = native (RSS - heapTotal) ${bpe(m.nativePerEvent)} + V8 heapUsed ${bpe(m.heapPerEvent)}; raw RSS ${bpe(m.rssPerEvent)}`);
+  console.log(`  store full, ${m.events.toLocaleString('en-US')} more events: ${bpe(m.flatPerEvent)} (flat = ~0; raw RSS ${bpe(m.flatRssPerEvent)}); shutdown() (runtime still referenced) released ${mb(m.releasedOnShutdownRss)} RSS`);
   console.log(`  fill rate ${Math.round(m.fillEventsPerSec).toLocaleString('en-US')} fan-outs/s; ${m.seconds.toFixed(1)} s`);
 }
 
@@ -140,7 +149,7 @@ if (process.argv[1] === SELF) {
     setTimeout(() => process.exit(0), 1000).unref();
   } else {
     const i = argv.indexOf('--events');
-    const m = await runMemory({ events: i >= 0 ? Number(argv[i + 1]) : 100_000 });
+    const m = await runMemory({ events: i >= 0 ? Number(argv[i + 1]) : 200_000 });
     printMemory(m);
     if (argv.includes('--json')) console.log(JSON.stringify(m));
   }

@@ -7,6 +7,12 @@ import { makeEvent, nodeIds, summarize, IN_FLIGHT } from './peers.mjs';
 let happenModule = null;
 let happenLoadError = null;
 
+// The clean-peers child never loads happen (see index.mjs --peers-only).
+export function disableHappen(reason) {
+  happenModule = null;
+  happenLoadError = new Error(reason);
+}
+
 export async function loadHappen() {
   if (happenModule || happenLoadError) return happenModule;
   try {
