@@ -93,15 +93,18 @@ describe('§7 nodes.send fan-out', () => {
   it('one node cannot change the event the other nodes see', async () => {
     const { rt, nodes } = runtimeWith(['writer', 'reader']);
     const array = rt.createNodeArray(nodes);
+    const seen = {};
     array.on('shared', (event, context) => {
       if (context.node.id === 'writer') {
-        expect(() => { event.type = 'rewritten'; }).toThrow(TypeError);
+        event.type = 'rewritten';
         expect(() => { event.context.causal.sender = 'forged'; }).toThrow(TypeError);
       }
+      seen[context.node.id] = event.context.causal;
       return [event.type, event.context.causal.sender];
     });
     const results = await array.send({ type: 'shared' }).return();
-    expect(results).toEqual({ writer: ['shared', null], reader: ['shared', null] });
+    expect(results).toEqual({ writer: ['rewritten', null], reader: ['shared', null] });
+    expect(seen.writer).toBe(seen.reader);
   });
 
   it('nodes.send([e1, e2]) gives each node the batch', async () => {

@@ -451,7 +451,8 @@ class Runtime {
     const planned = plan[4]
     const id = this._prefix + seq
     const senderId = sender === null ? null : sender.id
-    // Every target of a fan-out sees this one event: frozen, so no node's writes reach another.
+    // Every target of a fan-out sees this one causal context: frozen, so no node's writes reach
+    // another (each target gets its own event object around it, cheaper than freezing that).
     // NATS hook: an event from another process comes with its causal context.
     const causal = inbound !== undefined ? inbound.causal : Object.freeze({
       id,
@@ -492,7 +493,8 @@ class Runtime {
     result._firstBranch = firstBranch
     result._pending = planned
     const startedAt = (result._startedAt = performance.now())
-    const event = batch ? null : Object.freeze({ type: input.type, payload: input.payload, context: Object.freeze({ causal }) })
+    const eventType = input.type
+    const payload = input.payload
     const type = batch ? (sharedType ?? 'batch') : input.type
     const correlation = correlationSeq > 0 ? correlationSeq : -1
     const startFlows = (syncStart) => {
@@ -515,7 +517,7 @@ class Runtime {
             continue
           }
           if (batch) result._start(slot, flow, handlers[slot], input.slice(), new BatchContext(info, node), info)
-          else result._start(slot, flow, handlers[slot], event, { causal, node }, null)
+          else result._start(slot, flow, handlers[slot], { type: eventType, payload, context: { causal } }, { causal, node }, null)
         }
       } finally {
         this._syncDepth--
