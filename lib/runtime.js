@@ -34,7 +34,9 @@ const releaseWhenCollected = new FinalizationRegistry((core) => native.dropCore(
 /** Where a send's targets start in `io`, after its numeric inputs (see binding::dispatch). */
 const INPUT_HEADER = 8
 /** Where the per-target entries of a plan start in `io`. */
-const PLAN_HEADER = 5
+const PLAN_HEADER = 6
+/** The core's monotonic clock against performance.now(): both read CLOCK_MONOTONIC, so one offset holds. */
+const CLOCK_OFFSET = performance.now() - native.monotonicMs()
 /**
  * robustness (issue 3): how many sends may nest synchronously (`_syncDepth`: a handler sending
  * to a node whose handler sends...) before the inner flows start on a fresh stack
@@ -492,7 +494,7 @@ class Runtime {
     const result = new SendResult(this, nodes, keyed, id, eventIds)
     result._firstBranch = firstBranch
     result._pending = planned
-    const startedAt = (result._startedAt = performance.now())
+    const startedAt = (result._startedAt = plan[5] + CLOCK_OFFSET)
     const eventType = input.type
     const payload = input.payload
     const type = batch ? (sharedType ?? 'batch') : input.type

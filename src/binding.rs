@@ -43,7 +43,7 @@ fn core_error(e: CoreError) -> Error {
 
 /// Where the header of a dispatch plan ends in `io`: first event seq, first branch id,
 /// timestamp, correlation seq (-1: external), target count.
-const PLAN_HEADER: usize = 5;
+const PLAN_HEADER: usize = 6;
 
 /// One core and the scratch buffers its dispatches reuse.
 struct Slot {
@@ -75,6 +75,14 @@ pub fn create_core(history_size: u32) -> u32 {
         plan: Vec::new(),
     };
     CORES.with_borrow_mut(|cores| cores.insert(slot))
+}
+
+/// Milliseconds on a monotonic clock since the addon's first use; the JS layer calibrates it
+/// once against performance.now().
+#[napi(catch_unwind)]
+pub fn monotonic_ms() -> f64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_secs_f64() * 1000.0
 }
 
 /// Frees a core and everything it holds (nodes, handlers, history).
@@ -312,6 +320,9 @@ fn plan_send(
             Correlation::External(_) => -1.0,
         };
         plan[4] = targets as f64;
+        // The send's start on the monotonic clock, for flow durations: a clock read here costs
+        // far less than performance.now() in JS.
+        plan[5] = monotonic_ms();
         let len = plan.len();
         if len > io.len() {
             return Ok(-(len as i32));
