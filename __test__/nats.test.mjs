@@ -2,6 +2,10 @@
 // Needs a nats-server: HAPPEN_NATS_URL (set by .ci/run). Child processes (nats/host.mjs) host
 // the remote nodes b1, b2 (one process) and c1 (another).
 import { spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import { createRequire } from 'node:module'
+import os from 'node:os'
+import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { HappenError, createNodeArray, initializeHappen } from 'happen'
@@ -11,12 +15,7 @@ if (!NATS_URL) console.warn(`skipping the NATS transport tests: ${skipMessage}`)
 
 const natsConfig = (url = NATS_URL, extra = {}) => ({ transport: { type: 'nats', servers: [url], heartbeat: 200, ...extra } })
 
-async function rejection(promise) {
-  return promise.then(
-    (value) => { throw new Error(`expected a rejection, got ${JSON.stringify(value)}`) },
-    (error) => error,
-  )
-}
+import { rejection } from './helpers.mjs'
 
 describe.skipIf(!NATS_URL)('NATS transport', () => {
   let happen
@@ -395,4 +394,47 @@ describe.skipIf(!NATS_URL)('NATS transport: connection failures', () => {
       await stop(server)
     }
   }, 30_000)
+})
+
+describe.skipIf(!NATS_URL)('NATS transport under jest', () => {
+  it('a jest test that sends over NATS and closes its runtimes passes and reports no open handles', () => {
+    const root = fileURLToPath(new URL('..', import.meta.url))
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'happen-jest-nats-'))
+    try {
+      fs.mkdirSync(path.join(dir, 'node_modules'))
+      fs.symlinkSync(root, path.join(dir, 'node_modules', 'happen'), 'dir')
+      fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'user-project', private: true }))
+      // Two runtimes on one server: one hosts the node, the other reaches it by id. The test
+      // closes them in afterAll, as with any connection; without that, jest still exits by
+      // itself (the connection holds no reference on the event loop) but --detectOpenHandles
+      // lists the connection's thread-safe function, as it lists an open socket.
+      fs.writeFileSync(
+        path.join(dir, 'nats.test.js'),
+        `const { initializeHappen } = require('happen');
+const config = { transport: { type: 'nats', servers: [${JSON.stringify(NATS_URL)}] } };
+const runtimes = [];
+afterAll(() => Promise.all(runtimes.map((r) => r.shutdown())));
+test('a fan-out reaches a node of another runtime over NATS', async () => {
+  const host = await initializeHappen(config);
+  const caller = await initializeHappen(config);
+  runtimes.push(host, caller);
+  host.createNode('jest-remote').on('ping', (event, context) => 'pong from ' + context.node.id);
+  await host.ready();
+  const local = caller.createNode('jest-local');
+  local.on('ping', () => 'pong locally');
+  const results = await caller.createNodeArray([local, caller.node('jest-remote')]).send({ type: 'ping' }).return();
+  expect(results).toEqual({ 'jest-local': 'pong locally', 'jest-remote': 'pong from jest-remote' });
+});
+`,
+      )
+      const jest = createRequire(import.meta.url).resolve('jest/bin/jest')
+      const run = spawnSync(process.execPath, [jest, '--rootDir', dir, '--ci', '--detectOpenHandles'], { cwd: dir, timeout: 60_000, encoding: 'utf8' })
+      const output = run.stdout + run.stderr
+      expect(run.signal, output).toBeNull()
+      expect(run.status, output).toBe(0)
+      expect(output).not.toMatch(/open handle|did not exit/i)
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  }, 90_000)
 })
