@@ -11,8 +11,8 @@ const { checkReturnOptions } = require('./validate')
 /** The flow a piece of code runs in, carried across `await` so sends inside it are caused by it. */
 const flowStorage = new AsyncLocalStorage()
 
+// Outcome codes of the flow journal (a failure goes to the core with its message instead).
 const FULFILLED = 1
-const REJECTED = 2
 const UNMATCHED = 3
 
 const stepName = (fn) => fn.name || '(anonymous)'
@@ -359,4 +359,4 @@ class SendResult {
   }
 }
 
-module.exports = { SendResult, FlowFrame, BatchContext, createContext, flowStorage, FULFILLED, REJECTED, UNMATCHED, stepName, performance }
+module.exports = { SendResult, FlowFrame, BatchContext, flowStorage, stepName, performance }

@@ -2,16 +2,23 @@
 
 const native = require('./native')
 const { HappenError, invalidArg, fromNative } = require('./errors')
-const { checkEvent, checkBatch, checkNodeId, checkHandler, checkPattern, checkConfig } = require('./validate')
-// robustness (issue 3): checks that live in validate.js so this file stays small.
-const { checkNodeOptions, checkLiveTargets, checkLiveMembers } = require('./validate')
+const {
+  checkEvent,
+  checkBatch,
+  checkNodeId,
+  checkNodeOptions,
+  checkHandler,
+  checkPattern,
+  checkConfig,
+  checkLiveTargets,
+  checkLiveMembers,
+} = require('./validate')
 const { trimTail } = require('./lifecycle')
 const {
   SendResult,
   FlowFrame,
   BatchContext,
   flowStorage,
-  REJECTED,
   stepName,
   performance,
 } = require('./delivery')
@@ -636,4 +643,4 @@ function initializeHappen(config) {
   return new Runtime(config)
 }
 
-module.exports = { initializeHappen, createNodeArray, Runtime, Node, NodeArray, HappenError, REJECTED }
+module.exports = { initializeHappen, createNodeArray, Runtime, Node, NodeArray, HappenError }
