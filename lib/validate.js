@@ -58,8 +58,10 @@ function checkBatch(events, name) {
   return shared
 }
 
+const DEFAULT_RETURN_OPTIONS = Object.freeze({ settled: false, timeout: undefined })
+
 function checkReturnOptions(options) {
-  if (options === undefined) return { settled: false, timeout: undefined }
+  if (options === undefined) return DEFAULT_RETURN_OPTIONS
   if (!isPlainObject(options)) throw invalidArg('options', 'an object { settled?, timeout? }', options)
   for (const key of Object.keys(options)) {
     if (key !== 'settled' && key !== 'timeout') {
