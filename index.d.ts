@@ -21,8 +21,8 @@ export interface CausalContext {
 export interface EventInput<P = any> {
   type: string
   payload?: P
-  causationId?: string
-  correlationId?: string
+  causationId?: string | null
+  correlationId?: string | null
 }
 
 /** What a handler receives for a single event. */
@@ -216,6 +216,7 @@ export type HappenErrorCode =
   | 'FLOW_TOO_LONG'
   | 'DISPOSED'
   | 'INTERNAL'
+  | 'UNKNOWN_HANDLER'
   /** NATS: a payload or result JSON cannot carry (the message names the field). */
   | 'NOT_SERIALIZABLE'
   /** NATS: an event or batch larger, as JSON, than the server's max_payload. */

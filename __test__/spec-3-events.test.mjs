@@ -342,3 +342,33 @@ describe('§3 causal context of the handler', () => {
     expect(context.node.id).toBe('spied');
   });
 });
+
+describe('§3 a caller-named cause: its correlation is inherited', () => {
+  it('outside a handler, an event naming a cause with a foreign correlation gets that correlation', async () => {
+    const rt = initializeHappen();
+    const a = rt.createNode('a');
+    const seen = [];
+    a.on('*', (event) => void seen.push(event.context.causal));
+    const first = await a.send({ type: 'one', correlationId: 'ext-corr' });
+    const second = await a.send({ type: 'two', causationId: first.id });
+    expect(seen[1]).toMatchObject({ causationId: first.id, correlationId: 'ext-corr' });
+    await second.return();
+    expect(rt.trace('ext-corr').branches[0].outcome).toBe('fulfilled');
+    expect(rt.trace(second.id).branches[0].outcome).toBe('fulfilled');
+  });
+
+  it('inside a handler, the named cause wins over the running flow, for the handler and the trace alike', async () => {
+    const rt = initializeHappen();
+    const a = rt.createNode('a');
+    const b = rt.createNode('b');
+    const first = await b.send({ type: 'one', correlationId: 'ext-corr' });
+    let sent;
+    a.on('go', () => { sent = a.send(b, { type: 'two', causationId: first.id }); });
+    const received = [];
+    b.on('two', (event) => void received.push(event.context.causal));
+    await a.send({ type: 'go' }).return();
+    const result = await sent;
+    expect(received[0]).toMatchObject({ causationId: first.id, correlationId: 'ext-corr' });
+    expect(rt.trace(result.id).correlationId).toBe('ext-corr');
+  });
+});

@@ -255,3 +255,18 @@ describe('§7 no Array.prototype patching', () => {
     expect(await from.send([a, b], { type: 'x' }).return()).toEqual({ a: 'a', b: 'b' });
   });
 });
+
+describe('§7 a batch member naming its own cause', () => {
+  it('joins that cause\'s correlation, as a single event would', async () => {
+    const { rt, nodes } = runtimeWith(['a']);
+    const [a] = nodes;
+    const contexts = [];
+    a.on('*', (events, context) => { if (Array.isArray(events)) contexts.push(context.events.map((e) => e.causal)); });
+    const cause = await a.send({ type: 'cause', correlationId: 'order-7' });
+    await a.send([{ type: 'b' }, { type: 'b', causationId: cause.id }]).return();
+    const [first, second] = contexts[0];
+    expect(first.correlationId).toBe(first.id);
+    expect(second).toMatchObject({ causationId: cause.id, correlationId: 'order-7' });
+    expect(rt.trace('order-7')).not.toBeNull();
+  });
+});

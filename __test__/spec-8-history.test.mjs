@@ -285,3 +285,35 @@ describe('§8 bounded history', () => {
     expect(after.rss - before.rss).toBeLessThan(45 * 1024 * 1024);
   }, 130_000);
 });
+
+describe('§8 steps are what ran', () => {
+  it('a predicate handler that declined is not a step of the branch', async () => {
+    const rt = initializeHappen();
+    const a = rt.createNode('a');
+    const b = rt.createNode('b');
+    a.on('x', function h1() { return 'first'; });
+    a.on((type) => type === 'never', function h2() { return 'never'; });
+    b.on((type) => type === 'never', function onlyPredicate() { return 'never'; });
+    const result = await rt.createNodeArray([a, b]).send({ type: 'x' });
+    expect(await result.return()).toEqual({ a: 'first', b: null });
+    const [branchA, branchB] = result.trace().branches;
+    expect(branchA.steps.map((s) => s.name)).toEqual(['h1']);
+    expect(branchB).toMatchObject({ steps: [], outcome: 'unmatched' });
+  });
+
+  it('a predicate handler that accepted is a step', async () => {
+    const rt = initializeHappen();
+    const a = rt.createNode('a');
+    a.on((type) => type.startsWith('order.'), function onOrder() { return function then() { return 1; }; });
+    const result = await a.send({ type: 'order.placed' });
+    expect(await result.return()).toBe(1);
+    expect(result.trace().branches[0].steps.map((s) => s.name)).toEqual(['onOrder', 'then']);
+  });
+
+  it('an empty batch sends nothing: its trace is null', async () => {
+    const rt = initializeHappen();
+    const a = rt.createNode('a');
+    expect((await a.send([])).trace()).toBeNull();
+    expect(a.send([]).trace()).toBeNull();
+  });
+});

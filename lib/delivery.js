@@ -123,7 +123,10 @@ class SendResult {
   _runnable(slot, frame, entry, event) {
     // Removed since the plan, or a newer handler that reused a removed one's id (issue 3).
     if (entry === undefined || entry.gen > this._gen) return false
-    return entry.predicate === null || this._predicateAccepts(slot, frame, entry, event)
+    if (entry.predicate === null) return true
+    if (!this._predicateAccepts(slot, frame, entry, event)) return false
+    this._runtime._recordHandlerStep(frame, entry)
+    return true
   }
 
   _predicateAccepts(slot, frame, entry, event) {
@@ -275,8 +278,9 @@ class SendResult {
     })
   }
 
+  /** The causal tree of this send; null for an empty batch (nothing was sent). */
   trace() {
-    return this._runtime.trace(this.id)
+    return this.id === null ? null : this._runtime.trace(this.id)
   }
 
   _answer(waiter) {

@@ -31,7 +31,6 @@ const FRAME_LIMIT = 512 * 1024
 const REPLY_EVERY = 16
 
 
-const REMOTE_FAILED = 2
 
 /** `happen.node.<id>`: ids made of subject-safe tokens go as they are, others base64url-encoded. */
 function subjectOf(id) {
@@ -432,7 +431,6 @@ class NatsTransport {
     this.out.push(`happen.rt.${host}`, `${this.inbox}x${frame.no}`, `[${frame.causals.join(',')}]`, body + ']')
   }
 
-  /** Queues one reply for the runtime whose inbox is `inbox`; they leave together. */
   /**
    * Queues one reply for the runtime whose inbox is `inbox`; they leave together. Item:
    * `[branch, ok (1|0), steps JSON (0: as the item before), rest]`, rest being the value (none:
@@ -669,6 +667,8 @@ class NatsTransport {
   /** A served node's flow ended: its answer leaves with this turn's replies. */
   _finished(answer, slot) {
     answer.serving.delete(answer.branches[slot])
+    // Peers come and go (each process has its own inbox): drop a peer's empty set.
+    if (answer.serving.size === 0 && this.serving.get(answer.inbox) === answer.serving) this.serving.delete(answer.inbox)
     answer.count++
     this.answers.push(answer, slot)
     this._schedule()
@@ -760,8 +760,13 @@ class NatsTransport {
       if (event === 'flushed') flush.resolve()
       else flush.reject(new HappenError('CONNECTION_FAILED', `NATS flush failed: ${detail}`))
     } else if (event === 'reconnected' && this.state === 'connected') {
-      // Whatever was in flight while the server was away may be lost: check at once.
-      for (const waiting of this.waiting.values()) waiting.sentAt = -Infinity
+      // Whatever was in flight while the server was away may be lost, liveness pings and their
+      // answers included: check everything again at once.
+      for (const waiting of this.waiting.values()) {
+        waiting.sentAt = -Infinity
+        waiting.pinged = false
+      }
+      this.pings.clear()
       this._out(PRESENCE, '', '', JSON.stringify({ hello: this.inbox }))
     }
   }
@@ -848,4 +853,4 @@ class NatsTransport {
   }
 }
 
-module.exports = { NatsTransport, RemoteNode, subjectOf, unserialisable, REMOTE_FAILED }
+module.exports = { NatsTransport, RemoteNode, subjectOf, unserialisable }

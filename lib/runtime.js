@@ -62,8 +62,8 @@ function guard(call) {
 
 /** The causal contexts of a batch, built on demand from the batch's one record. */
 class BatchInfo {
-  constructor(prefix, firstSeq, events, first, root) {
-    this.prefix = prefix
+  constructor(runtime, firstSeq, events, first, root) {
+    this.runtime = runtime
     this.firstSeq = firstSeq
     this.count = events.length
     this.events = events
@@ -72,16 +72,25 @@ class BatchInfo {
     this.timestamp = first.timestamp
   }
 
-  /** Mirrors the core's rule (Delivery::causality): a root batch's events are each their own root. */
+  /**
+   * Mirrors the core's rule (Delivery::causality): a root batch's events are each their own
+   * root; an event that names its own cause takes the correlation the core gave it.
+   */
   causalAt(index) {
     const first = this.first
     const event = this.events[index]
-    const id = this.prefix + (this.firstSeq + index)
+    const runtime = this.runtime
+    const seq = this.firstSeq + index
+    const id = runtime._prefix + seq
+    let correlationId = event.correlationId ?? (this.root ? id : first.correlationId)
+    if (event.causationId != null && event.correlationId == null) {
+      correlationId = guard(() => native.eventCorrelationId(runtime._core, seq)) ?? id
+    }
     return {
       id,
       sender: first.sender,
       causationId: event.causationId ?? (this.root ? null : first.causationId),
-      correlationId: event.correlationId ?? (this.root ? id : first.correlationId),
+      correlationId,
       path: first.path,
       timestamp: first.timestamp,
     }
@@ -306,7 +315,10 @@ class Runtime {
     // `gen`: a handler added while a send is being delivered (maybe reusing a removed
     // handler's id) does not run for that send (robustness, issue 3).
     const gen = ++this._handlerGen
-    this._handlers[id] = { fn: handler, predicate, name, gen }
+    // A predicate handler's step is recorded when its predicate lets it run (the core cannot
+    // tell beforehand).
+    const stepId = predicate === null ? -1 : this._stepId(name)
+    this._handlers[id] = { fn: handler, predicate, name, gen, stepId }
     // The remover knows its handler by (id, gen), not by holding it: a remover the program
     // keeps must not keep the handler (and all it closes over) alive after remove(), dispose()
     // or shutdown() (issue 3).
@@ -374,6 +386,9 @@ class Runtime {
       // NATS: a payload JSON cannot carry, one too large, or a failed connection rejects the send.
       if (!(error instanceof HappenError) || !REJECTED_SENDS.has(error.code)) throw error
       const rejected = Promise.reject(error)
+      // Awaiting it still rejects; a send nobody awaits (fire and forget) must not crash the
+      // process with an unhandled rejection.
+      rejected.catch(() => {})
       rejected.return = () => rejected
       rejected.trace = () => null
       return rejected
@@ -467,10 +482,11 @@ class Runtime {
       id,
       sender: senderId,
       causationId: first.causationId ?? (frame === null ? null : frame.causal.id),
+      // The core chose the correlation; one that is not one of our ids it names on request.
       correlationId:
         correlationSeq === seq ? id
         : correlationSeq > 0 ? this._prefix + correlationSeq
-        : first.correlationId ?? frame.causal.correlationId,
+        : first.correlationId ?? guard(() => native.eventCorrelationId(this._core, seq)),
       path: frame === null ? (sender === null ? NO_PATH : sender._rootPath) : Object.freeze([...frame.causal.path, senderId]),
       timestamp: plan[2],
     })
@@ -489,7 +505,7 @@ class Runtime {
     if (batch && inbound !== undefined) info = inbound.batch
     else if (batch) {
       const root = frame === null && first.causationId == null && first.correlationId == null
-      info = new BatchInfo(this._prefix, seq, input, causal, root)
+      info = new BatchInfo(this, seq, input, causal, root)
       for (let i = 1; ownIds && i < count; i++) {
         const { causationId, correlationId } = input[i]
         if (causationId != null || correlationId != null) {
@@ -504,7 +520,8 @@ class Runtime {
     const startedAt = (result._startedAt = plan[5] + CLOCK_OFFSET)
     const eventType = input.type
     const payload = input.payload
-    const type = batch ? (sharedType ?? 'batch') : input.type
+    // What errors and messages call the flow's event: a mixed batch lists its types.
+    const type = !batch ? input.type : sharedType ?? [...new Set(input.map((e) => e.type))].join(', ')
     const correlation = correlationSeq > 0 ? correlationSeq : -1
     const startFlows = (syncStart) => {
       const outermost = this._syncDepth++ === 0
@@ -542,8 +559,7 @@ class Runtime {
   }
 
   _emptyResult(targets, keyed) {
-    const nodes = targets === EVERY_NODE ? [...this._nodesById.values()] : targets
-    return new SendResult(this, nodes, keyed, null, [])
+    return new SendResult(this, targets, keyed, null, [])
   }
 
   _reserve(length) {
@@ -571,13 +587,21 @@ class Runtime {
         `The flow in node '${frame.node.id}' ran more than ${MAX_FLOW_STEPS} steps for event '${frame.type}'`,
       )
     }
-    const name = stepName(fn)
+    this._log(frame.branch, STEP, this._stepId(stepName(fn)))
+  }
+
+  /** Records that a predicate handler runs in this branch. */
+  _recordHandlerStep(frame, entry) {
+    this._log(frame.branch, STEP, entry.stepId)
+  }
+
+  _stepId(name) {
     let id = this._stepIds.get(name)
     if (id === undefined) {
       id = guard(() => native.internStep(this._core, name))
       this._stepIds.set(name, id)
     }
-    this._log(frame.branch, STEP, id)
+    return id
   }
 
   _recordOutcome(branch, code, startedAt) {

@@ -82,7 +82,11 @@ pub fn create_core(history_size: u32) -> u32 {
 #[napi(catch_unwind)]
 pub fn monotonic_ms() -> f64 {
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START.get_or_init(std::time::Instant::now).elapsed().as_secs_f64() * 1000.0
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs_f64()
+        * 1000.0
 }
 
 /// Frees a core and everything it holds (nodes, handlers, history).
@@ -363,6 +367,13 @@ pub fn set_event_ids(
         );
         Ok(())
     })
+}
+
+/// The correlation id of a held event: how the JS layer learns a correlation the core
+/// inherited from a stored cause that is not one of this runtime's ids (rare).
+#[napi(catch_unwind)]
+pub fn event_correlation_id(core: u32, seq: f64) -> Result<Option<String>> {
+    with_core(core, |s| Ok(s.core.event_correlation_id(seq as EventSeq)))
 }
 
 /// The longest flow a node may run (the JS layer counts steps and enforces it).

@@ -16,7 +16,7 @@ pub use causal::{BranchId, CausalStore, Cause, Correlation, Outcome};
 pub use ids::EventSeq;
 pub use names::NameId;
 pub use pattern::{Pattern, PatternError};
-pub use registry::{HandlerId, Matcher, NodeIndex, RegistryError};
+pub use registry::{HandlerId, Matcher, NodeIndex, RegistryError, HOST_DECIDES};
 
 use causal::{Branch, NewDelivery};
 use dispatch::Dispatcher;
@@ -225,16 +225,19 @@ impl Core {
                 None => (self.node_names.acquire("?"), false),
             };
             let branch_id = first_branch + branches.len() as u64;
-            let mut branch = Branch::new(name, plan.first().map(|(_, step)| *step));
-            if remote {
-                // Its flow runs in another process: running until the transport reports back.
+            let mut steps = plan
+                .iter()
+                .map(|(_, step)| *step)
+                .filter(|s| *s != HOST_DECIDES);
+            let mut branch = Branch::new(name, steps.next());
+            // Remote: its flow runs in another process until the transport reports back.
+            // Handlers a host predicate decides on: running until the host says.
+            if remote || !plan.is_empty() {
                 branch.outcome = Outcome::Running;
             }
             branches.push(branch);
-            if plan.len() > 1 {
-                self.pending_steps
-                    .extend(plan[1..].iter().map(|(_, step)| (branch_id, *step)));
-            }
+            self.pending_steps
+                .extend(steps.map(|step| (branch_id, step)));
             on_target(node, plan);
         }
         self.targets_scratch = targets;
@@ -298,8 +301,19 @@ impl Core {
         let Some(d) = self.history.find_event(seq) else {
             return;
         };
-        let (cause, inherited) = d.causality((seq - d.first_seq) as u32);
-        let cause = causation.map_or(cause, |id| self.cause_of(id));
+        let (cause, shared) = d.causality((seq - d.first_seq) as u32);
+        let (cause, inherited) = match causation {
+            // An event that names its cause joins that cause's correlation, or starts its own.
+            Some(id) => {
+                let cause = self.cause_of(id);
+                let inherited = match &cause {
+                    Cause::Event { seq: cause_seq, .. } => self.event_correlation(*cause_seq),
+                    _ => None,
+                };
+                (cause, inherited.unwrap_or(Correlation::Event(seq)))
+            }
+            None => (cause, shared),
+        };
         let correlation = correlation.map_or(inherited, |id| self.correlation_of(id));
         self.history.override_event(seq, cause, correlation);
     }
@@ -308,10 +322,22 @@ impl Core {
         let Cause::Event { seq, .. } = cause else {
             return None;
         };
-        self.history
-            .find_event(*seq)
-            .map(|d| d.correlation())
+        self.event_correlation(*seq)
             .or_else(|| request.inherited_correlation.clone())
+    }
+
+    /// The correlation of one held event (a batch member may have its own).
+    fn event_correlation(&self, seq: EventSeq) -> Option<Correlation> {
+        let d = self.history.find_event(seq)?;
+        Some(d.causality((seq - d.first_seq) as u32).1)
+    }
+
+    /// The correlation id of a held event, as the causal context shows it.
+    pub fn event_correlation_id(&self, seq: EventSeq) -> Option<String> {
+        self.event_correlation(seq).map(|c| match c {
+            Correlation::Event(s) => self.ids.format(s),
+            Correlation::External(id) => id.to_string(),
+        })
     }
 
     /// Records one more step of a running flow (the caller enforces `MAX_FLOW_STEPS`).

@@ -15,6 +15,10 @@ use super::pattern::Pattern;
 pub type NodeIndex = u32;
 pub type HandlerId = u32;
 
+/// The step name `matching` gives a predicate handler: whether it runs is the host's call, so
+/// the host records its step when it does.
+pub const HOST_DECIDES: NameId = NameId::MAX;
+
 /// How a handler decides whether an event type is for it.
 #[derive(Debug, Clone)]
 pub enum Matcher {
@@ -247,7 +251,11 @@ impl NodeRegistry {
                 node.handlers
                     .iter()
                     .filter(|h| types.iter().all(|t| h.matcher.may_match(t)))
-                    .map(|h| (h.id, h.name)),
+                    .map(|h| match h.matcher {
+                        // Recorded as a step only once the host's predicate lets it run.
+                        Matcher::Host => (h.id, HOST_DECIDES),
+                        Matcher::Pattern(_) => (h.id, h.name),
+                    }),
             );
         }
     }
@@ -323,12 +331,12 @@ mod tests {
         let h3 = r.add_handler(n, pattern("order.created"), 2).unwrap();
         let mut out = Vec::new();
         r.matching(n, &["order.created"], &mut out);
-        assert_eq!(out, vec![(h1, 0), (h2, 1), (h3, 2)]);
+        assert_eq!(out, vec![(h1, 0), (h2, HOST_DECIDES), (h3, 2)]);
         r.matching(n, &["order.created", "order.paid"], &mut out);
-        assert_eq!(out, vec![(h1, 0), (h2, 1)]);
+        assert_eq!(out, vec![(h1, 0), (h2, HOST_DECIDES)]);
         r.remove_handler(h1).unwrap();
         r.matching(n, &["order.created"], &mut out);
-        assert_eq!(out, vec![(h2, 1), (h3, 2)]);
+        assert_eq!(out, vec![(h2, HOST_DECIDES), (h3, 2)]);
         assert_eq!(r.remove_handler(h1), Err(RegistryError::UnknownHandler(h1)));
     }
 
