@@ -15,7 +15,7 @@
 
 use std::cell::RefCell;
 
-use crate::handles::Handles;
+use crate::core::slab::Slab;
 
 use napi::bindgen_prelude::Float64ArraySlice;
 use napi::{Error, Result, Status};
@@ -55,7 +55,7 @@ struct Slot {
 }
 
 thread_local! {
-    static CORES: RefCell<Handles<Slot>> = const { RefCell::new(Handles::new()) };
+    static CORES: RefCell<Slab<Slot>> = const { RefCell::new(Slab::new()) };
 }
 
 fn with_core<T>(handle: u32, f: impl FnOnce(&mut Slot) -> Result<T>) -> Result<T> {
@@ -431,12 +431,6 @@ pub fn trace(core: u32, id: String) -> Result<Option<String>> {
             serde_json::json!({ "tree": tree, "text": text }).to_string()
         }))
     })
-}
-
-/// How many events the history holds.
-#[napi(catch_unwind)]
-pub fn history_len(core: u32) -> Result<u32> {
-    with_core(core, |s| Ok(s.core.history().events_held() as u32))
 }
 
 /// Test hook: proves that a Rust panic reaches JS as an exception.

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use crate::handles::Handles;
+use crate::core::slab::Slab;
 use async_nats::{Client, ConnectOptions, Event, HeaderMap};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -119,7 +119,7 @@ struct Connection {
 }
 
 thread_local! {
-    static CONNECTIONS: RefCell<Handles<Connection>> = const { RefCell::new(Handles::new()) };
+    static CONNECTIONS: RefCell<Slab<Connection>> = const { RefCell::new(Slab::new()) };
 }
 
 fn with_connection<T>(handle: u32, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {

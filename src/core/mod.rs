@@ -8,6 +8,7 @@ pub mod ids;
 pub mod names;
 pub mod pattern;
 pub mod registry;
+pub mod slab;
 pub mod trace;
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::slab::Slab;
+
 pub type NameId = u32;
 
 #[derive(Debug, Default)]
@@ -58,8 +60,8 @@ mod tests {
 /// or a held record uses it, so endless node churn does not grow memory.
 #[derive(Debug, Default)]
 pub struct SharedNames {
-    entries: Vec<Option<(Arc<str>, u32)>>,
-    free: Vec<NameId>,
+    /// Each name with its reference count.
+    entries: Slab<(Arc<str>, u32)>,
     ids: HashMap<Arc<str>, NameId>,
 }
 
@@ -71,45 +73,31 @@ impl SharedNames {
             return id;
         }
         let name: Arc<str> = name.into();
-        let entry = Some((name.clone(), 1));
-        let id = match self.free.pop() {
-            Some(id) => {
-                self.entries[id as usize] = entry;
-                id
-            }
-            None => {
-                self.entries.push(entry);
-                (self.entries.len() - 1) as NameId
-            }
-        };
+        let id = self.entries.insert((name.clone(), 1));
         self.ids.insert(name, id);
         id
     }
 
     pub fn retain(&mut self, id: NameId) {
-        if let Some(Some((_, refs))) = self.entries.get_mut(id as usize) {
+        if let Some((_, refs)) = self.entries.get_mut(id) {
             *refs += 1;
         }
     }
 
     pub fn release(&mut self, id: NameId) {
-        let Some(slot) = self.entries.get_mut(id as usize) else {
+        let Some((_, refs)) = self.entries.get_mut(id) else {
             return;
         };
-        let Some((name, refs)) = slot else { return };
         *refs -= 1;
         if *refs == 0 {
-            self.ids.remove(&**name);
-            *slot = None;
-            self.free.push(id);
+            if let Some((name, _)) = self.entries.remove(id) {
+                self.ids.remove(&*name);
+            }
         }
     }
 
     pub fn lookup(&self, id: NameId) -> Option<&str> {
-        self.entries
-            .get(id as usize)?
-            .as_ref()
-            .map(|(name, _)| &**name)
+        self.entries.get(id).map(|(name, _)| &**name)
     }
 
     /// How many distinct names are held.
