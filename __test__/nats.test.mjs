@@ -158,6 +158,28 @@ describe.skipIf(!NATS_URL)('NATS transport', () => {
     expect(settled.c1).toEqual({ status: 'fulfilled', value: 'c1 slept 400 ms' })
   })
 
+  // issue 12: settled + timeout rejected TIMEOUT instead of resolving.
+  it('{ settled: true, timeout } across processes resolves at the timeout: finished entries, running ones rejected TIMEOUT', async () => {
+    const nodes = createNodeArray([local, happen.node('b1'), happen.node('c1'), happen.node('b2')])
+    const sent = nodes.send({ type: 'slow', payload: { ms: 400 } })
+    const fast = await nodes.send({ type: 'echo', payload: 'quick' }).return({ settled: true, timeout: 2_000 })
+    expect(fast.b2).toMatchObject({ status: 'fulfilled', value: { by: 'b2', payload: 'quick' } })
+    const started = Date.now()
+    const settled = await sent.return({ settled: true, timeout: 100 })
+    expect(Date.now() - started).toBeLessThan(350)
+    expect(Object.keys(settled)).toEqual(['local-a', 'b1', 'c1', 'b2'])
+    expect(settled['local-a'].status).toBe('fulfilled')
+    for (const id of ['b1', 'c1', 'b2']) {
+      expect(settled[id].status).toBe('rejected')
+      expect(settled[id].reason).toBeInstanceOf(HappenError)
+      expect(settled[id].reason.code).toBe('TIMEOUT')
+      expect(settled[id].reason.message).toContain(`'${id}'`)
+    }
+    // The remote flows were not cancelled: their results still arrive.
+    const later = await sent.return({ settled: true })
+    expect(later.c1).toEqual({ status: 'fulfilled', value: 'c1 slept 400 ms' })
+  })
+
   it('no node with that id anywhere: its entry fails with NO_RESPONDERS, the others answer', async () => {
     const nodes = createNodeArray([happen.node('b1'), happen.node('nobody-anywhere')])
     const settled = await nodes.send({ type: 'echo' }).return({ settled: true })
