@@ -158,6 +158,28 @@ describe.skipIf(!NATS_URL)('NATS transport', () => {
     expect(settled.c1).toEqual({ status: 'fulfilled', value: 'c1 slept 400 ms' })
   })
 
+  // issue 12: settled + timeout rejected TIMEOUT instead of resolving.
+  it('{ settled: true, timeout } across processes resolves at the timeout: finished entries, running ones rejected TIMEOUT', async () => {
+    const nodes = createNodeArray([local, happen.node('b1'), happen.node('c1'), happen.node('b2')])
+    const sent = nodes.send({ type: 'slow', payload: { ms: 400 } })
+    const fast = await nodes.send({ type: 'echo', payload: 'quick' }).return({ settled: true, timeout: 2_000 })
+    expect(fast.b2).toMatchObject({ status: 'fulfilled', value: { by: 'b2', payload: 'quick' } })
+    const started = Date.now()
+    const settled = await sent.return({ settled: true, timeout: 100 })
+    expect(Date.now() - started).toBeLessThan(350)
+    expect(Object.keys(settled)).toEqual(['local-a', 'b1', 'c1', 'b2'])
+    expect(settled['local-a'].status).toBe('fulfilled')
+    for (const id of ['b1', 'c1', 'b2']) {
+      expect(settled[id].status).toBe('rejected')
+      expect(settled[id].reason).toBeInstanceOf(HappenError)
+      expect(settled[id].reason.code).toBe('TIMEOUT')
+      expect(settled[id].reason.message).toContain(`'${id}'`)
+    }
+    // The remote flows were not cancelled: their results still arrive.
+    const later = await sent.return({ settled: true })
+    expect(later.c1).toEqual({ status: 'fulfilled', value: 'c1 slept 400 ms' })
+  })
+
   it('no node with that id anywhere: its entry fails with NO_RESPONDERS, the others answer', async () => {
     const nodes = createNodeArray([happen.node('b1'), happen.node('nobody-anywhere')])
     const settled = await nodes.send({ type: 'echo' }).return({ settled: true })
@@ -392,6 +414,101 @@ describe.skipIf(!NATS_URL)('NATS transport: connection failures', () => {
       await rt.shutdown()
       await stop(host)
       await stop(server)
+    }
+  }, 30_000)
+})
+
+describe.skipIf(!NATS_URL)('NATS transport: no result lost under load', () => {
+  afterAll(() => stopAll())
+
+  /** Queues `count` fan-outs to `ids` at once; counts the fulfilled entries and the codes of the others. */
+  async function burst(rt, ids, count) {
+    const nodes = createNodeArray(ids.map((id) => rt.node(id)))
+    // Once, so frames (which a first reply teaches) carry the burst.
+    await nodes.send({ type: 'async.echo', payload: -1 }).return()
+    const all = await Promise.all(Array.from({ length: count }, (_, i) => nodes.send({ type: 'async.echo', payload: i }).return({ settled: true })))
+    let fulfilled = 0
+    const codes = {}
+    all.forEach((entries, i) => {
+      for (const [id, entry] of Object.entries(entries)) {
+        if (entry.status === 'fulfilled' && entry.value.by === id && entry.value.n === i) fulfilled++
+        else codes[entry.reason?.code ?? 'wrong value'] = (codes[entry.reason?.code ?? 'wrong value'] ?? 0) + 1
+      }
+    })
+    // A failure says what went wrong, not only how many.
+    const first = all.flatMap((entries) => Object.values(entries)).find((entry) => entry.status === 'rejected')
+    if (first !== undefined) console.error(`burst: ${JSON.stringify(codes)}; first failure: ${first.reason.message}`)
+    return { fulfilled, codes }
+  }
+
+  const ids = (prefix) => Array.from({ length: 5 }, (_, i) => `${prefix}${i}`)
+
+  // issue 12: the replies of one turn left as one message above max_payload, and its publish
+  // error was swallowed: ~15,500 of 50,000 arrived, the rest failed NODE_LOST.
+  it('10,000 fan-outs queued at once to 5 async nodes of one other process: all 50,000 entries arrive (default server)', async () => {
+    await spawnHost(NATS_URL, ids('burst-a'))
+    const rt = await initializeHappen(natsConfig())
+    try {
+      expect(await burst(rt, ids('burst-a'), 10_000)).toEqual({ fulfilled: 50_000, codes: {} })
+    } finally {
+      await rt.shutdown()
+    }
+  }, 30_000)
+
+  it('10,000 fan-outs queued at once to 5 async nodes, one per process: all 50,000 entries arrive', async () => {
+    await Promise.all(ids('burst-b').map((id) => spawnHost(NATS_URL, [id])))
+    const rt = await initializeHappen(natsConfig())
+    try {
+      expect(await burst(rt, ids('burst-b'), 10_000)).toEqual({ fulfilled: 50_000, codes: {} })
+    } finally {
+      await rt.shutdown()
+    }
+  }, 30_000)
+
+  it.skipIf(!hasNatsServer)('a server with a small max_payload (64 KB): frames of requests and replies split to fit, nothing lost', async () => {
+    const port = await freePort()
+    const url = `nats://127.0.0.1:${port}`
+    await startServer(port, [], 'max_payload: 65536\n')
+    await spawnHost(url, ids('small-a'))
+    const rt = await initializeHappen(natsConfig(url))
+    try {
+      expect(rt._transport.maxPayload).toBe(65536)
+      expect(await burst(rt, ids('small-a'), 3_000)).toEqual({ fulfilled: 15_000, codes: {} })
+    } finally {
+      await rt.shutdown()
+    }
+  }, 30_000)
+
+  it.skipIf(!hasNatsServer)('what the server refuses fails only its entry, with PAYLOAD_TOO_LARGE, logged under NODE_DEBUG=happen', async () => {
+    const port = await freePort()
+    const url = `nats://127.0.0.1:${port}`
+    await startServer(port, [], 'max_payload: 65536\n')
+    const host = await spawnHost(url, ['big-a', 'big-b'], 200, { NODE_DEBUG: 'happen' })
+    const rt = await initializeHappen(natsConfig(url))
+    const a = rt.createNode('big-local')
+    try {
+      const nodes = createNodeArray([rt.node('big-a'), rt.node('big-b')])
+      // A result larger than the server takes: that node's entry fails, the other arrives.
+      await nodes.send({ type: 'echo' }).return() // frames from now on
+      const sent = a.send(rt.node('big-a'), { type: 'big.result', payload: { bytes: 100_000 } })
+      const other = a.send(rt.node('big-b'), { type: 'big.result', payload: { bytes: 10 } })
+      const failed = await rejection(sent.return())
+      expect(failed.errors['big-a'].code).toBe('PAYLOAD_TOO_LARGE')
+      expect(failed.errors['big-a'].message).toContain("node 'big-a'")
+      expect(await other.return()).toBe('z'.repeat(10))
+      await until(() => /HAPPEN \d+: .*big-a/.test(host.stderr.text()))
+      // A batch whose causal contexts make the message too large for the server (the body alone
+      // fits): its entry fails with PAYLOAD_TOO_LARGE at once, not NODE_LOST after a heartbeat.
+      const batch = Array.from({ length: 1000 }, (_, i) => ({ type: 'batch.x', payload: i }))
+      const started = Date.now()
+      const settled = await a.send(nodes, batch).return({ settled: true })
+      expect(settled['big-a'].status).toBe('rejected')
+      expect(settled['big-a'].reason.code).toBe('PAYLOAD_TOO_LARGE')
+      expect(settled['big-b'].reason.code).toBe('PAYLOAD_TOO_LARGE')
+      expect(Date.now() - started).toBeLessThan(150)
+      expect((await nodes.send({ type: 'echo', payload: 'after' }).return())['big-b'].payload).toBe('after')
+    } finally {
+      await rt.shutdown()
     }
   }, 30_000)
 })

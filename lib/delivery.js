@@ -292,9 +292,22 @@ class SendResult {
     }
   }
 
+  /**
+   * `{ timeout }` rejects with TIMEOUT; with `settled: true` too it resolves instead: the finished
+   * entries as they are, each node still running rejected with TIMEOUT.
+   */
   _timeOut(waiter, timeout) {
     if (this._waiters === null || !this._waiters.includes(waiter)) return
     this._waiters.splice(this._waiters.indexOf(waiter), 1)
+    if (waiter.settled) {
+      const entries = this._collect(true)
+      this._targets.forEach(({ id }, slot) => {
+        if (this._isDone(slot)) return
+        const reason = new HappenError('TIMEOUT', `return() timed out after ${timeout} ms; node '${id}' was still running`)
+        Object.defineProperty(entries, id, { value: { status: 'rejected', reason }, enumerable: true, writable: true, configurable: true })
+      })
+      return waiter.resolve(entries)
+    }
     const running = this._runningNodes()
     waiter.reject(
       new HappenError(

@@ -10,23 +10,30 @@
 //                      a liveness check of long-running remote branches.
 //   happen.rt.<rt>     frames: once the sender knows which runtime hosts a node (from presence
 //                      or an earlier reply), everything it sends that runtime in one turn of its
-//                      event loop travels as one message: the causal contexts as a JSON array
+//                      event loop travels in frames (as few as fit the server's max_payload,
+//                      headers included: see messageLimit): the causal contexts as a JSON array
 //                      in the header, the entries [node ids, branch ids, event(s)] in the body.
+//                      Without a header: a liveness check of branches framed there (it follows
+//                      their requests on the same subject, so it never overtakes them).
 //                      A frame whose runtime is gone, or an entry whose node moved, is resent
 //                      through happen.node.<id>.
-//   _HAPPEN.<rt>.*     this runtime's replies, gathered per turn too: `.f` carries
+//   _HAPPEN.<rt>.*     this runtime's replies, gathered per turn and split like frames: `.f` carries
 //                      {h: replying runtime, r: [[branch, 1, steps, value] | [branch, 0, steps,
 //                      {message, code, name}, step, retry], …]}; `.x<frame>` and `.<branch>`
 //                      only ever get the server's "no responders"; `.p<n>` answers liveness checks.
 //   happen.presence    who hosts which node ids, so broadcast reaches every node.
 
+const { debuglog } = require('node:util')
 const native = require('./native')
 const { HappenError } = require('./errors')
 const { Node } = require('./runtime')
 const { performance, flowStorage } = require('./delivery')
 
 const PRESENCE = 'happen.presence'
+/** Characters of one outbound frame of requests or replies at most (see messageLimit). */
 const FRAME_LIMIT = 512 * 1024
+/** What the transport could not send, and why (`NODE_DEBUG=happen`). */
+const debug = debuglog('happen')
 /** Entries of a frame served before the replies so far leave (the sender can start on them). */
 const REPLY_EVERY = 16
 
@@ -196,8 +203,7 @@ class NatsTransport {
       if (this.answers.length > 0) this._answerFinished()
       if (this.frames.size > 0) for (const [host, frame] of this.frames) this._sendFrame(host, frame)
       if (this.replies.size > 0) {
-        const body = (list) => `{"h":${JSON.stringify(this.rt)},"r":[${list.join(',')}]}`
-        for (const [inbox, list] of this.replies) this.out.push(inbox + 'f', '', '', body(list))
+        for (const [inbox, list] of this.replies) this._sendReplies(inbox, list)
         this.replies.clear()
       }
       if (this.out.length === 0) return
@@ -217,6 +223,7 @@ class NatsTransport {
     this.state = 'connecting'
     /** The server's largest message (its INFO says; 1 MiB until connected). */
     this.maxPayload = 1024 * 1024
+    this.messageLimit = this._messageLimit()
     this.failure = null
     this.closed = false
     this.holds = 1
@@ -382,7 +389,7 @@ class NatsTransport {
     let direct = null
     for (let i = 0; i < remote.length; i++) {
       const { slot, frame } = remote[i]
-      const waiting = { result, slot, flow: frame, sentAt: now, causal: causalText, body, frame: 0, pinged: false, broadcast }
+      const waiting = { result, slot, flow: frame, sentAt: now, causal: causalText, body, frame: 0, host: null, pinged: false, broadcast }
       this.waiting.set(frame.branch, waiting)
       const host = this.useFrames ? this.hostOf.get(frame.node.id) : undefined
       if (host === undefined) (direct || (direct = [])).push(waiting)
@@ -398,27 +405,48 @@ class NatsTransport {
     this._out(subjectOf(waiting.flow.node.id), this.inbox + waiting.flow.branch, waiting.causal, sameBody ? '\0' : waiting.body)
   }
 
-  /** Adds one branch's request to this turn's frame for runtime `host`. */
+  /**
+   * How many characters one frame (of requests or of replies) may hold: at most 3 bytes of UTF-8
+   * per UTF-16 unit, so a frame within it always fits the server's max_payload, headers included.
+   */
+  _messageLimit() {
+    return Math.min(FRAME_LIMIT, Math.floor((this.maxPayload - 1024) / 3))
+  }
+
+  /**
+   * Adds one branch's request to this turn's frame for runtime `host`. A frame that would grow
+   * past messageLimit leaves first; one entry alone may exceed it (encode() bounds its body).
+   */
   _frame(host, id, waiting) {
     let frame = this.frames.get(host)
-    if (frame === undefined) {
-      frame = { no: this.nextFrame++, causals: [], entries: [], size: 0, last: null }
-      this.frames.set(host, frame)
-      this._schedule()
-    }
-    waiting.frame = frame.no
+    if (frame === undefined) frame = this._newFrame(host)
+    waiting.host = host
     // Targets of one send on one runtime share an entry: one event, several nodes.
     const last = frame.last
     if (last !== null && last.causal === waiting.causal) {
+      waiting.frame = frame.no
       last.ids.push(id)
       last.branches.push(waiting.flow.branch)
+      frame.size += id.length + 16
       return
     }
+    const size = waiting.causal.length + waiting.body.length + id.length + 32
+    if (frame.entries.length > 0 && frame.size + size > this.messageLimit) {
+      this._sendFrame(host, frame)
+      frame = this._newFrame(host)
+    }
+    waiting.frame = frame.no
     frame.causals.push(waiting.causal)
     frame.last = { causal: waiting.causal, body: waiting.body, ids: [id], branches: [waiting.flow.branch] }
     frame.entries.push(frame.last)
-    frame.size += waiting.causal.length + waiting.body.length
-    if (frame.size > Math.min(FRAME_LIMIT, this.maxPayload / 2)) this._sendFrame(host, frame)
+    frame.size += size
+  }
+
+  _newFrame(host) {
+    const frame = { no: this.nextFrame++, causals: [], entries: [], size: 0, last: null }
+    this.frames.set(host, frame)
+    this._schedule()
+    return frame
   }
 
   _sendFrame(host, frame) {
@@ -438,14 +466,31 @@ class NatsTransport {
    */
   _reply(inbox, branch, ok, steps, rest) {
     let list = this.replies.get(inbox)
-    if (list === undefined) {
-      this.replies.set(inbox, (list = []))
-      list.steps = null
-      this._schedule()
+    if (list === undefined) list = this._newReplies(inbox)
+    let item = `[${branch},${ok},${steps === list.steps ? '0' : steps}${rest === '' ? '' : ','}${rest}]`
+    // Replies split like requests: a message of them never exceeds the server's max_payload.
+    if (list.length > 0 && list.size + item.length > this.messageLimit) {
+      this._sendReplies(inbox, list)
+      list = this._newReplies(inbox)
+      item = `[${branch},${ok},${steps}${rest === '' ? '' : ','}${rest}]`
     }
-    const same = steps === list.steps
     list.steps = steps
-    list.push(`[${branch},${ok},${same ? '0' : steps}${rest === '' ? '' : ','}${rest}]`)
+    list.size += item.length + 1
+    list.push(item)
+  }
+
+  _newReplies(inbox) {
+    const list = []
+    list.steps = null
+    list.size = 0
+    this.replies.set(inbox, list)
+    this._schedule()
+    return list
+  }
+
+  /** One message of replies to the runtime whose inbox is `inbox`. */
+  _sendReplies(inbox, list) {
+    this.out.push(inbox + 'f', '', '', `{"h":${JSON.stringify(this.rt)},"r":[${list.join(',')}]}`)
   }
 
   /**
@@ -530,6 +575,7 @@ class NatsTransport {
         else if (kind === 'q') this._onRequest(entries[i + 1], entries[i + 2], entries[i + 3], entries[i + 4])
         else if (kind === 'p') this._onPresence(entries[i + 4])
         else if (kind === 's') this._onStatus(entries[i + 1], entries[i + 4])
+        else if (kind === 'e') this._onUnsent(entries[i + 1], entries[i + 2], entries[i + 3], entries[i + 4])
       } catch (error) {
         // A malformed message must not stop the others; it is reported, not thrown.
         process.emitWarning(`happen: a NATS message could not be handled: ${error && error.message}`)
@@ -593,8 +639,9 @@ class NatsTransport {
     this._serve(reply.slice(0, cut), [Number(reply.slice(cut))], [id], JSON.parse(header), JSON.parse(body), false)
   }
 
-  /** A frame: entries [node ids, branch ids, event or batch], their causal contexts in the header. */
+  /** A frame: entries [node ids, branch ids, event or batch], their causal contexts in the header; without one, a liveness check. */
   _onFrame(reply, header, body) {
+    if (header === '') return this._onPing(reply, body)
     const inbox = reply.slice(0, reply.lastIndexOf('.') + 1)
     const causals = JSON.parse(header)
     const entries = JSON.parse(body)
@@ -701,7 +748,9 @@ class NatsTransport {
         try {
           checkJson(value, 'result', `The result of node '${node.id}'`)
           text = JSON.stringify(value)
+          if (text !== undefined && text.length > this.messageLimit) this._fitsReply(text, node.id)
         } catch (error) {
+          debug('the result of node %s cannot be sent to %s: %s', node.id, answer.inbox, error.message)
           this._reply(answer.inbox, branch, 0, stepsText, `${JSON.stringify(describeError(error))},"(reply)"`)
           continue
         }
@@ -710,6 +759,59 @@ class NatsTransport {
         this._reply(answer.inbox, branch, 0, stepsText, `${JSON.stringify(describeError(failure.error))},${JSON.stringify(failure.step)}`)
       }
     }
+  }
+
+  /** Throws PAYLOAD_TOO_LARGE for a result the server would refuse in one message. */
+  _fitsReply(text, id) {
+    const size = Buffer.byteLength(text)
+    if (size + 1024 <= this.maxPayload) return
+    throw new HappenError(
+      'PAYLOAD_TOO_LARGE',
+      `The result of node '${id}' is ${size} bytes as JSON: more than the NATS server takes in one message (max_payload ${this.maxPayload} bytes)`,
+    )
+  }
+
+  /**
+   * A message the connection could not publish (`code`: PAYLOAD_TOO_LARGE or CONNECTION_FAILED).
+   * Nothing it carried is dropped without a word: a frame of requests too large is resent one
+   * request per message; a request that cannot leave fails its branch with the code; a frame of
+   * replies too large answers each of its branches with the error instead (small, so it leaves).
+   * Replies lost with the connection are found by the requester's liveness check.
+   */
+  _onUnsent(subject, reply, reason, body) {
+    const cut = reason.indexOf(' ')
+    const code = reason.slice(0, cut)
+    const why = reason.slice(cut + 1)
+    debug('could not publish to %s (reply %s): %s', subject, reply || '-', reason)
+    if (reply.startsWith(this.inbox)) {
+      const key = reply.slice(this.inbox.length)
+      if (key.charCodeAt(0) === 120 /* x: a frame of requests */) {
+        const no = Number(key.slice(1))
+        for (const [branch, waiting] of [...this.waiting]) {
+          if (waiting.frame !== no) continue
+          if (code === 'PAYLOAD_TOO_LARGE') this._direct(waiting, false)
+          else this._failUnsent(branch, waiting, code, why)
+        }
+      } else if (key.charCodeAt(0) === 112 /* p: a liveness check, asked again next time */) {
+        const branches = this.pings.get(key)
+        this.pings.delete(key)
+        if (branches !== undefined) for (const branch of branches) if (this.waiting.has(branch)) this.waiting.get(branch).pinged = false
+      } else {
+        const branch = Number(key)
+        const waiting = this.waiting.get(branch)
+        if (waiting !== undefined) this._failUnsent(branch, waiting, code, why)
+      }
+      return
+    }
+    if (code === 'PAYLOAD_TOO_LARGE' && subject.startsWith('_HAPPEN.') && subject.endsWith('.f')) {
+      const inbox = subject.slice(0, -1)
+      const error = JSON.stringify({ name: 'HappenError', code, message: `The reply could not be sent over NATS: ${why}` })
+      for (const item of JSON.parse(body).r) this._reply(inbox, item[0], 0, '[]', `${error},"(reply)"`)
+    }
+  }
+
+  _failUnsent(branch, waiting, code, why) {
+    this._failBranch(branch, code, `The event could not be sent to node '${waiting.flow.node.id}' over NATS: ${why}`)
   }
 
   _onPresence(body) {
@@ -738,6 +840,7 @@ class NatsTransport {
       this.state = 'connected'
       const max = Number(detail)
       if (max > 0) this.maxPayload = max
+      this.messageLimit = this._messageLimit()
       this._hold(-1)
       this._connected()
     } else if (event === 'failed') {
@@ -774,27 +877,30 @@ class NatsTransport {
   // --- liveness of long-running remote branches -------------------------------------------
 
   /**
-   * Every half heartbeat: asks each node with a branch waiting longer than a heartbeat whether
-   * its flow still runs. No responders: the node's process is gone; "lost": the request never
-   * arrived (say, the server restarted) or its process restarted. Either fails the branch.
+   * Every half heartbeat: asks whether the flows of the branches waiting longer than a heartbeat
+   * still run. A check travels the way its requests did (a framed request's on its runtime's
+   * frame subject, a direct one's on its node's subject), so it reaches the serving process
+   * after them: a process answers "not running" only for a request it has really not received.
+   * No responders: the node's process is gone; "lost": the request never arrived (say, the
+   * server restarted) or its process restarted. Either fails the branch.
    */
   _checkLiveness() {
     if (this.waiting.size === 0 || this.state !== 'connected') return
     const due = performance.now() - this.heartbeat
-    const byNode = new Map()
+    const byRoute = new Map()
     for (const [branch, waiting] of this.waiting) {
       if (waiting.sentAt > due || waiting.pinged) continue
-      const id = waiting.flow.node.id
-      let list = byNode.get(id)
-      if (list === undefined) byNode.set(id, (list = []))
+      const route = waiting.frame !== 0 ? `happen.rt.${waiting.host}` : subjectOf(waiting.flow.node.id)
+      let list = byRoute.get(route)
+      if (list === undefined) byRoute.set(route, (list = []))
       list.push(branch)
     }
-    for (const [id, branches] of byNode) {
+    for (const [route, branches] of byRoute) {
       const key = `p${this.nextToken++}`
-      this.pings.set(key, { id, branches })
+      this.pings.set(key, branches)
       for (const branch of branches) this.waiting.get(branch).pinged = true
       const replies = branches.map((b) => this.inbox + b)
-      this._out(subjectOf(id), this.inbox + key, '', JSON.stringify({ running: replies }))
+      this._out(route, this.inbox + key, '', JSON.stringify({ running: replies }))
     }
   }
 
@@ -809,25 +915,23 @@ class NatsTransport {
   }
 
   _onPingAnswer(key, header, body) {
-    const ping = this.pings.get(key)
-    if (ping === undefined) return
+    const branches = this.pings.get(key)
+    if (branches === undefined) return
     this.pings.delete(key)
-    if (header === 'status:503') {
-      for (const branch of ping.branches) {
+    const gone = header === 'status:503'
+    const lost = gone ? null : new Set(JSON.parse(body).lost)
+    for (const branch of branches) {
+      const waiting = this.waiting.get(branch)
+      if (waiting === undefined) continue
+      const id = waiting.flow.node.id
+      if (gone) {
         this._failBranch(
           branch,
           'NODE_LOST',
-          `Node '${ping.id}' stopped answering while its flow was running: no process hosts it any more (its process exited or lost its NATS connection)`,
+          `Node '${id}' stopped answering while its flow was running: no process hosts it any more (its process exited or lost its NATS connection)`,
         )
-      }
-      return
-    }
-    const lost = new Set(JSON.parse(body).lost)
-    for (const branch of ping.branches) {
-      const waiting = this.waiting.get(branch)
-      if (waiting === undefined) continue
-      if (lost.has(this.inbox + branch)) {
-        this._failBranch(branch, 'NODE_LOST', `Node '${ping.id}' is not running this flow: the event was lost in transit (the NATS server restarted?) or its process restarted`)
+      } else if (lost.has(this.inbox + branch)) {
+        this._failBranch(branch, 'NODE_LOST', `Node '${id}' is not running this flow: the event was lost in transit (the NATS server restarted?) or its process restarted`)
       } else {
         waiting.pinged = false
         waiting.sentAt = performance.now()
