@@ -7,6 +7,7 @@ const { AsyncLocalStorage } = require('node:async_hooks')
 const { performance } = require('node:perf_hooks')
 const { HappenError, errorMessage } = require('./errors')
 const { checkReturnOptions } = require('./validate')
+const { setKey } = require('./keyed')
 
 /** The flow a piece of code runs in, carried across `await` so sends inside it are caused by it. */
 const flowStorage = new AsyncLocalStorage()
@@ -329,7 +330,7 @@ class SendResult {
   _finishedResults() {
     const results = {}
     this._targets.forEach((node, slot) => {
-      if (this._isDone(slot) && !this._hasFailed(slot)) results[node.id] = this._values[slot]
+      if (this._isDone(slot) && !this._hasFailed(slot)) setKey(results, node.id, this._values[slot])
     })
     return results
   }
@@ -341,26 +342,26 @@ class SendResult {
       const entries = {}
       for (let slot = 0; slot < targets.length; slot++) {
         const failure = failures === null ? undefined : failures.find((f) => f.slot === slot)
-        entries[targets[slot].id] = failure
+        setKey(entries, targets[slot].id, failure
           ? { status: 'rejected', reason: failure.error }
-          : { status: 'fulfilled', value: this._values[slot] }
+          : { status: 'fulfilled', value: this._values[slot] })
       }
       return entries
     }
     if (failures !== null) throw this._failure()
     if (!this._keyed) return this._values[0]
     const results = {}
-    for (let slot = 0; slot < targets.length; slot++) results[targets[slot].id] = this._values[slot]
+    for (let slot = 0; slot < targets.length; slot++) setKey(results, targets[slot].id, this._values[slot])
     return results
   }
 
   _failure() {
     const failures = [...this._failures].sort((a, b) => a.slot - b.slot)
     const errors = {}
-    for (const f of failures) errors[f.node] = f.error
+    for (const f of failures) setKey(errors, f.node, f.error)
     const results = {}
     this._targets.forEach((node, slot) => {
-      if (!this._hasFailed(slot)) results[node.id] = this._values[slot]
+      if (!this._hasFailed(slot)) setKey(results, node.id, this._values[slot])
     })
     const describeFailure = (f) => `node '${f.node}' failed on '${f.type}' at step '${f.step}': ${errorMessage(f.error)}`
     const message =

@@ -62,19 +62,21 @@ function guard(call) {
 
 /** The causal contexts of a batch, built on demand from the batch's one record. */
 class BatchInfo {
-  constructor(runtime, firstSeq, events, first, root) {
+  /** `cause`: the causal context of the flow that sent the batch, null for a root batch. */
+  constructor(runtime, firstSeq, events, first, cause) {
     this.runtime = runtime
     this.firstSeq = firstSeq
     this.count = events.length
     this.events = events
     this.first = first
-    this.root = root
+    this.cause = cause
     this.timestamp = first.timestamp
   }
 
   /**
-   * Mirrors the core's rule (Delivery::causality): a root batch's events are each their own
-   * root; an event that names its own cause takes the correlation the core gave it.
+   * Mirrors the core's rule (Delivery::causality): a member's own ids are its own; a member
+   * that names none is caused by the sending flow, or is its own root; one that names only
+   * its cause takes the correlation the core gave it.
    */
   causalAt(index) {
     const first = this.first
@@ -82,14 +84,17 @@ class BatchInfo {
     const runtime = this.runtime
     const seq = this.firstSeq + index
     const id = runtime._prefix + seq
-    let correlationId = event.correlationId ?? (this.root ? id : first.correlationId)
-    if (event.causationId != null && event.correlationId == null) {
-      correlationId = guard(() => native.eventCorrelationId(runtime._core, seq)) ?? id
+    const cause = this.cause
+    let correlationId = event.correlationId
+    if (correlationId == null) {
+      correlationId = event.causationId != null
+        ? guard(() => native.eventCorrelationId(runtime._core, seq)) ?? id
+        : cause === null ? id : cause.correlationId
     }
     return {
       id,
       sender: first.sender,
-      causationId: event.causationId ?? (this.root ? null : first.causationId),
+      causationId: event.causationId ?? (cause === null ? null : cause.id),
       correlationId,
       path: first.path,
       timestamp: first.timestamp,
@@ -483,8 +488,10 @@ class Runtime {
       sender: senderId,
       causationId: first.causationId ?? (frame === null ? null : frame.causal.id),
       // The core chose the correlation; one that is not one of our ids it names on request.
+      // A batch's first event's own ids are its own (the core keeps them as its override).
       correlationId:
-        correlationSeq === seq ? id
+        batch && explicitIds ? first.correlationId ?? guard(() => native.eventCorrelationId(this._core, seq))
+        : correlationSeq === seq ? id
         : correlationSeq > 0 ? this._prefix + correlationSeq
         : first.correlationId ?? guard(() => native.eventCorrelationId(this._core, seq)),
       path: frame === null ? (sender === null ? NO_PATH : sender._rootPath) : Object.freeze([...frame.causal.path, senderId]),
@@ -504,8 +511,7 @@ class Runtime {
     let info = null
     if (batch && inbound !== undefined) info = inbound.batch
     else if (batch) {
-      const root = frame === null && first.causationId == null && first.correlationId == null
-      info = new BatchInfo(this, seq, input, causal, root)
+      info = new BatchInfo(this, seq, input, causal, frame === null ? null : frame.causal)
       for (let i = 1; ownIds && i < count; i++) {
         const { causationId, correlationId } = input[i]
         if (causationId != null || correlationId != null) {

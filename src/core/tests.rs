@@ -253,3 +253,59 @@ fn an_event_from_another_process_is_traced_under_its_own_id() {
     assert_eq!(tree["id"], "far-9");
     assert_eq!(tree["branches"][0]["children"][0]["causationId"], "far-9");
 }
+
+#[test]
+fn a_batch_members_own_ids_apply_to_that_member_only() {
+    let mut core = Core::new(100);
+    let a = core.create_node("a").unwrap();
+    let t = core.intern_type("t");
+    let (targets, types) = ([a], [t]);
+    for (causation, correlation) in [(Some("cause-0"), None), (None, Some("corr-0"))] {
+        let mut request = send(&targets, &types, 3);
+        request.explicit_causation = causation;
+        request.explicit_correlation = correlation;
+        let (d, _) = collect(&mut core, &request);
+        let held = core.history().find_event(d.first_seq).unwrap().clone();
+        let (cause0, correlation0) = held.causality(0);
+        match causation {
+            Some(id) => assert_eq!(cause0, Cause::External(id.into())),
+            None => assert_eq!(cause0, Cause::Root),
+        }
+        match correlation {
+            Some(id) => assert_eq!(correlation0, Correlation::External(id.into())),
+            None => assert_eq!(correlation0, Correlation::Event(d.first_seq)),
+        }
+        for i in 1..3u32 {
+            assert_eq!(
+                held.causality(i),
+                (Cause::Root, Correlation::Event(d.first_seq + i as u64)),
+                "member {i} names no ids: a root of its own"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_batch_from_a_flow_whose_first_member_names_ids_leaves_the_others_caused_by_the_flow() {
+    let mut core = Core::new(100);
+    let a = core.create_node("a").unwrap();
+    let t = core.intern_type("t");
+    let (targets, types) = ([a], [t]);
+    let (root, _) = collect(&mut core, &send(&targets, &types, 1));
+    let mut request = send(&targets, &types, 2);
+    request.cause = Some((root.first_seq, Some(root.first_branch)));
+    request.explicit_causation = Some("elsewhere");
+    let (d, _) = collect(&mut core, &request);
+    let held = core.history().find_event(d.first_seq).unwrap().clone();
+    assert_eq!(held.causality(0).0, Cause::External("elsewhere".into()));
+    assert_eq!(
+        held.causality(1),
+        (
+            Cause::Event {
+                seq: root.first_seq,
+                branch: Some(root.first_branch)
+            },
+            Correlation::Event(root.first_seq)
+        )
+    );
+}

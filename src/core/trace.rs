@@ -21,7 +21,7 @@ impl<'a> Children<'a> {
         let mut of_branch: HashMap<u64, Vec<&Delivery>> = HashMap::new();
         let mut of_event: HashMap<EventSeq, Vec<&Delivery>> = HashMap::new();
         for d in store.deliveries() {
-            match d.cause() {
+            match placement(d) {
                 Cause::Event {
                     branch: Some(b), ..
                 } => of_branch.entry(b).or_default().push(d),
@@ -33,6 +33,15 @@ impl<'a> Children<'a> {
             of_branch,
             of_event,
         }
+    }
+}
+
+/// What a delivery sits under in a tree: the flow or event that sent it, or, for a batch
+/// sent from outside any flow, the cause its first event names.
+fn placement(d: &Delivery) -> Cause {
+    match d.cause() {
+        Cause::Root => d.causality(0).0,
+        cause => cause,
     }
 }
 
@@ -72,7 +81,7 @@ impl TraceBuilder<'_> {
             .collect();
         let roots: Vec<Value> = correlated
             .iter()
-            .filter(|d| match d.cause() {
+            .filter(|d| match placement(d) {
                 Cause::Event { seq, .. } => !correlated.iter().any(|c| c.contains_seq(seq)),
                 _ => true,
             })
@@ -113,7 +122,9 @@ impl TraceBuilder<'_> {
         );
         let sender = d.sender().and_then(|n| self.nodes.lookup(n));
         event.insert("sender".into(), sender.map_or(Value::Null, Value::from));
-        let causation = match &d.cause() {
+        // The first event's own ids (a batch member may name its own).
+        let (cause, correlation) = d.causality(0);
+        let causation = match &cause {
             Cause::Root => Value::Null,
             Cause::Event { seq, .. } => self.event_id(*seq).into(),
             Cause::External(s) => Value::from(&**s),
@@ -121,7 +132,7 @@ impl TraceBuilder<'_> {
         event.insert("causationId".into(), causation);
         event.insert(
             "correlationId".into(),
-            self.correlation_id(&d.correlation()).into(),
+            self.correlation_id(&correlation).into(),
         );
         event.insert("timestamp".into(), d.timestamp.into());
         if depth >= MAX_TRACE_DEPTH {
