@@ -15,7 +15,7 @@ if (!NATS_URL) console.warn(`skipping the NATS transport tests: ${skipMessage}`)
 
 const natsConfig = (url = NATS_URL, extra = {}) => ({ transport: { type: 'nats', servers: [url], heartbeat: 200, ...extra } })
 
-import { rejection } from './helpers.mjs'
+import { rejection, thrown } from './helpers.mjs'
 
 describe.skipIf(!NATS_URL)('NATS transport', () => {
   let happen
@@ -416,6 +416,100 @@ describe.skipIf(!NATS_URL)('NATS transport: connection failures', () => {
       await stop(server)
     }
   }, 30_000)
+})
+
+// issue 12: a second process creating an id a live one hosts was accepted, and shadowed the first.
+describe.skipIf(!NATS_URL)('NATS transport: node ids are unique across processes', () => {
+  const runtimes = []
+  const runtime = (options) => {
+    const rt = initializeHappen(natsConfig(NATS_URL, options))
+    runtimes.push(rt)
+    return rt
+  }
+  afterAll(async () => {
+    await Promise.all(runtimes.map((rt) => rt.shutdown()))
+    await stopAll()
+  })
+
+  const whoAnswers = async (rt, id) => (await createNodeArray([rt.node(id)]).send({ type: 'echo' }).return())[id].pid
+
+  it('createNode throws DUPLICATE_NODE for an id presence says a live process hosts; the first host keeps its node', async () => {
+    const host = await spawnHost(NATS_URL, ['dup-a'])
+    const rt = await runtime()
+    await until(() => rt._transport.hostOf.has('dup-a'))
+    const error = thrown(() => rt.createNode('dup-a'))
+    expect(error).toBeInstanceOf(HappenError)
+    expect(error.code).toBe('DUPLICATE_NODE')
+    expect(error.message).toContain("'dup-a'")
+    expect(error.message).toContain('another process')
+    expect(await whoAnswers(rt, 'dup-a')).toBe(host.pid)
+  })
+
+  it('a process that did not know yet: ready() rejects DUPLICATE_NODE, its node is disposed, the first host keeps it', async () => {
+    const rt = runtime() // not awaited: nothing has come from the server yet
+    const mine = rt.createNode('dup-a')
+    mine.on('echo', () => ({ pid: 'the duplicate' }))
+    const error = await rejection(rt.ready())
+    expect(error).toBeInstanceOf(HappenError)
+    expect(error.code).toBe('DUPLICATE_NODE')
+    expect(error.message).toContain("'dup-a'")
+    expect(rt.node('dup-a')).not.toBe(mine)
+    const other = await runtime()
+    const [hostPid, again] = await Promise.all([whoAnswers(other, 'dup-a'), whoAnswers(rt, 'dup-a')])
+    expect(hostPid).not.toBe('the duplicate')
+    expect(hostPid).not.toBe(process.pid)
+    expect(again).toBe(hostPid)
+    // Reported once: a later ready() with nothing refused resolves.
+    await rt.ready()
+  })
+
+  it('two processes claiming one id at the same moment: exactly one keeps it, everyone reaches that one', async () => {
+    const [a, b] = [runtime(), runtime()]
+    const warnings = []
+    const onWarning = (warning) => warning.code === 'DUPLICATE_NODE' && warnings.push(warning)
+    process.on('warning', onWarning)
+    try {
+      for (const [rt, name] of [[a, 'a'], [b, 'b']]) rt.createNode('dup-race').on('echo', () => ({ pid: name }))
+      const outcomes = await Promise.allSettled([a.ready(), b.ready()])
+      for (const o of outcomes) if (o.status === 'rejected') expect(o.reason.code).toBe('DUPLICATE_NODE')
+      await until(() => [a, b].filter((rt) => rt.node('dup-race')._remote !== true).length === 1)
+      const keeper = a.node('dup-race')._remote === true ? 'b' : 'a'
+      const loser = keeper === 'a' ? b : a
+      // The one that gave way says so: its ready() rejected, or (announced already) a warning.
+      expect(outcomes.filter((o) => o.status === 'rejected').length + warnings.length).toBeGreaterThanOrEqual(1)
+      expect(outcomes[keeper === 'a' ? 0 : 1].status).toBe('fulfilled')
+      const observer = await runtime()
+      for (let i = 0; i < 5; i++) expect(await whoAnswers(observer, 'dup-race')).toBe(keeper)
+      expect(await whoAnswers(loser, 'dup-race')).toBe(keeper)
+    } finally {
+      process.off('warning', onWarning)
+    }
+  })
+
+  it('a node whose host shut down may be created elsewhere', async () => {
+    const host = await spawnHost(NATS_URL, ['dup-move'])
+    const rt = await runtime()
+    await until(() => rt._transport.hostOf.has('dup-move'))
+    expect(() => rt.createNode('dup-move')).toThrow(expect.objectContaining({ code: 'DUPLICATE_NODE' }))
+    host.stdin.end() // shutdown(): its nodes leave the presence list
+    await until(() => !rt._transport.hostOf.has('dup-move'))
+    rt.createNode('dup-move').on('echo', () => ({ pid: 'moved here' }))
+    await rt.ready()
+    expect(await whoAnswers(await runtime(), 'dup-move')).toBe('moved here')
+  })
+
+  it('a host killed without a word: the refusal asks the node subject, and the id is free again', async () => {
+    const host = await spawnHost(NATS_URL, ['dup-killed'])
+    const rt = await runtime()
+    await until(() => rt._transport.hostOf.has('dup-killed'))
+    await stop(host, 'SIGKILL')
+    // What this process knew is stale: refused once, and the check finds nobody serving the id.
+    expect(() => rt.createNode('dup-killed')).toThrow(expect.objectContaining({ code: 'DUPLICATE_NODE' }))
+    await until(() => !rt._transport.hostOf.has('dup-killed'))
+    rt.createNode('dup-killed').on('echo', () => ({ pid: 'taken over' }))
+    await rt.ready()
+    expect(await whoAnswers(await runtime(), 'dup-killed')).toBe('taken over')
+  })
 })
 
 describe.skipIf(!NATS_URL)('NATS transport: no result lost under load', () => {

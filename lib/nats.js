@@ -189,6 +189,14 @@ class NatsTransport {
     /** Inbound flows that ended this turn: answer, slot, answer, slot… */
     this.answers = []
     this.remotes = new Map()
+    /** Local nodes asking whether a live process hosts their id already, by check key. */
+    this.claims = new Map()
+    /** When each local node claimed its id (ms since epoch): of two claims the earlier keeps it. */
+    this.claimedAt = new Map()
+    /** Local nodes whose first announcement has not come back yet, by id. */
+    this.echoes = new Map()
+    /** DUPLICATE_NODE refusals of local nodes that ready() has not reported yet. */
+    this.refused = []
     this.subscriptions = new Map()
     /** Local node ids by the subject they listen on. */
     this.localBySubject = new Map()
@@ -252,19 +260,36 @@ class NatsTransport {
     else if (before > 0 && this.holds === 0) this.timer.unref()
   }
 
-  /** Resolves once connected and everything sent so far (subscriptions of new nodes too) reached the server. */
+  /**
+   * Resolves once connected, every node created so far has claimed its id, and everything sent
+   * so far (subscriptions of new nodes too) reached the server; rejects with DUPLICATE_NODE when
+   * a node created since the last call was refused its id (a live process hosts it).
+   */
   flush() {
     if (this.closed) return Promise.resolve()
-    return this.ready.then(
-      () =>
-        new Promise((resolve, reject) => {
-          const token = String(this.nextToken++)
-          this.flushes.set(token, { resolve, reject })
-          this._hold(1)
-          this._sendNow()
-          native.natsFlush(this.handle, token)
-        }),
-    )
+    return this.ready
+      .then(() => (this.claims.size === 0 ? undefined : Promise.all([...this.claims.values()].map((claim) => claim.settled))))
+      .then(() => (this.echoes.size === 0 ? undefined : Promise.all([...this.echoes.values()].map((echo) => echo.settled))))
+      .then(() => this._flushConnection())
+      .then(() => {
+        if (this.refused.length === 0) return
+        const refused = this.refused
+        this.refused = []
+        throw refused.length === 1
+          ? refused[0]
+          : new HappenError('DUPLICATE_NODE', refused.map((error) => error.message).join('; '), { errors: refused })
+      })
+  }
+
+  /** Resolves once everything sent so far reached the server. */
+  _flushConnection() {
+    return new Promise((resolve, reject) => {
+      const token = String(this.nextToken++)
+      this.flushes.set(token, { resolve, reject })
+      this._hold(1)
+      this._sendNow()
+      native.natsFlush(this.handle, token)
+    })
   }
 
   /** Throws when sends to remote nodes cannot work (the connection failed or was closed). */
@@ -274,11 +299,23 @@ class NatsTransport {
 
   // --- nodes ------------------------------------------------------------------------------
 
-  /** A local node is about to be created with this id: forget a remote one of the same id. */
+  /**
+   * A local node is about to be created with this id. Node ids are unique across the processes
+   * of one deployment: when this process knows (from presence or a reply) that a live process
+   * hosts the id, it throws DUPLICATE_NODE; a remote handle of an id nobody is known to host is
+   * forgotten (the node moved here). What it knows may be stale (a host killed without a word):
+   * the refusal also asks the node's subject, and a silence there forgets the id.
+   */
   beforeCreate(id) {
     const remote = this.remotes.get(id)
     if (remote === undefined) return
-    this._forget(id, remote)
+    const host = this.hostOf.get(id)
+    if (host === undefined) return this._forget(id, remote)
+    this._check(id, null)
+    throw new HappenError(
+      'DUPLICATE_NODE',
+      `Cannot create node '${id}': another process (happen runtime ${host}) hosts a node with this id on NATS; node ids are unique across the processes of one NATS deployment`,
+    )
   }
 
   /** Drops a remote handle: out of the core and of broadcasts; a held handle now says DISPOSED. */
@@ -293,16 +330,106 @@ class NatsTransport {
     node._index = -1
   }
 
+  /**
+   * A local node claims its id before it listens on its subject: it asks the subject whether a
+   * live process answers there. No responders: the id is free, the node subscribes and is
+   * announced. An answer: the node is refused (disposed here; ready() rejects DUPLICATE_NODE)
+   * and the first host keeps it. Two processes claiming at the same moment both hear "free";
+   * their announcements then meet, and the later claim gives way (see _onPresence).
+   */
   nodeCreated(node) {
     if (this.failure !== null) return
+    this.claimedAt.set(node.id, Date.now())
+    this._check(node.id, node)
+  }
+
+  /**
+   * Asks `id`'s subject whether a live process serves it: for a local node's claim (`node`), or
+   * to find out whether a host this process knows of still runs (`node` null).
+   */
+  _check(id, node) {
+    const key = `c${this.nextToken++}`
+    let granted
+    const settled = new Promise((resolve) => (granted = resolve))
+    this.claims.set(key, { id, node, sentAt: performance.now(), settled, granted })
+    this._hold(1)
+    this._out(subjectOf(id), this.inbox + key, '', JSON.stringify({ running: [] }))
+  }
+
+  /** The answer to a claim or a check: `answer` null when nobody serves the id (or nobody answered in time). */
+  _onCheckAnswer(key, answer) {
+    const claim = this.claims.get(key)
+    if (claim === undefined) return
+    this.claims.delete(key)
+    this._hold(-1)
+    const { id, node } = claim
+    if (node === null) {
+      // A host this process knew of: gone, or alive (and maybe another one than thought).
+      const remote = this.remotes.get(id)
+      if (answer === null) {
+        if (remote !== undefined && this.runtime._nodesById.get(id) === undefined) this._forget(id, remote)
+      } else if (typeof answer.rt === 'string' && remote !== undefined && remote._index >= 0) {
+        // (Unless presence said meanwhile that the host left: presence and answers may cross.)
+        this.hostOf.set(id, answer.rt)
+      }
+      return claim.granted()
+    }
+    if (this.closed || this.runtime._nodesById.get(id) !== node) return claim.granted()
+    if (answer === null) this._listen(node)
+    else this._refuse(node, typeof answer.rt === 'string' ? answer.rt : null)
+    claim.granted()
+  }
+
+  /** The node's id is its own: it listens on its subject and is announced. */
+  _listen(node) {
     const subject = subjectOf(node.id)
     this.localBySubject.set(subject, node.id)
     this._sendNow()
     this.subscriptions.set(node.id, native.natsSubscribe(this.handle, subject, 'q'))
-    this._out(PRESENCE, '', '', JSON.stringify({ up: [node.id], from: this.inbox, rt: this.rt }))
+    // ready() waits until this announcement comes back: a claim the server ordered before it
+    // has arrived by then, and this node has given way (see _conflict).
+    let heard
+    const settled = new Promise((resolve) => (heard = resolve))
+    this.echoes.set(node.id, { sentAt: performance.now(), settled, heard })
+    this._hold(1)
+    this._announce([node.id], true)
+  }
+
+  /** `first`: a node's first announcement (else one again, say for a process that said hello). */
+  _announce(ids, first = false) {
+    const at = ids.map((id) => this.claimedAt.get(id))
+    this._out(PRESENCE, '', '', JSON.stringify({ up: ids, at, first, from: this.inbox, rt: this.rt }))
+  }
+
+  /** A node's first announcement came back (or will not: `id`'s wait ends anyway). */
+  _heard(id) {
+    const echo = this.echoes.get(id)
+    if (echo === undefined) return
+    this.echoes.delete(id)
+    this._hold(-1)
+    echo.heard()
+  }
+
+  /** A local node whose id a live process hosts: disposed here; the next ready() says so. */
+  _refuse(node, host, late = false) {
+    this._heard(node.id)
+    const error = new HappenError(
+      'DUPLICATE_NODE',
+      `Node '${node.id}' was refused: another process${host === null ? '' : ` (happen runtime ${host})`} already hosts a node with this id on NATS, and keeps it; node ids are unique across the processes of one NATS deployment`,
+    )
+    debug('%s', error.message)
+    this.refused.push(error)
+    // A node that had already been announced gives way after ready() may have resolved.
+    if (late) process.emitWarning(error.message, { code: 'DUPLICATE_NODE' })
+    if (this.runtime._closed || node._index < 0) return
+    try {
+      node.dispose()
+    } catch {}
   }
 
   nodeDisposed(node) {
+    this.claimedAt.delete(node.id)
+    this._heard(node.id)
     const sid = this.subscriptions.get(node.id)
     if (sid === undefined) return
     this.subscriptions.delete(node.id)
@@ -600,6 +727,7 @@ class NatsTransport {
       return
     }
     if (first === 112 /* p: a liveness answer */) return this._onPingAnswer(key, header, body)
+    if (first === 99 /* c: who serves an id */) return this._onCheckAnswer(key, header === 'status:503' ? null : JSON.parse(body))
     if (first === 120 /* x: a frame nobody took */) {
       // Its runtime is gone: resend its requests on their nodes' subjects, which tell
       // whether each node lives elsewhere now or nowhere (no responders).
@@ -816,15 +944,24 @@ class NatsTransport {
 
   _onPresence(body) {
     const message = JSON.parse(body)
-    if (message.from === this.inbox) return
-    const runtime = this.runtime
-    if (message.hello !== undefined) {
-      if (message.hello === this.inbox || runtime._nodesById.size === 0) return
-      this._out(PRESENCE, '', '', JSON.stringify({ up: [...runtime._nodesById.keys()], from: this.inbox, rt: this.rt }))
+    if (message.from === this.inbox) {
+      if (message.first === true) for (const id of message.up) this._heard(id)
       return
     }
-    for (const id of message.up || []) {
-      if (runtime._nodesById.has(id)) continue
+    const runtime = this.runtime
+    if (message.hello !== undefined) {
+      if (message.hello === this.inbox || this.subscriptions.size === 0) return
+      this._announce([...this.subscriptions.keys()])
+      return
+    }
+    const up = message.up || []
+    for (let i = 0; i < up.length; i++) {
+      const id = up[i]
+      const mine = runtime._nodesById.get(id)
+      if (mine !== undefined) {
+        if (this.subscriptions.has(id) && message.rt !== undefined) this._conflict(mine, message, i)
+        continue
+      }
       this.remoteNode(id)._listed = true
       if (message.rt !== undefined) this.hostOf.set(id, message.rt)
     }
@@ -835,12 +972,30 @@ class NatsTransport {
     }
   }
 
+  /**
+   * Another runtime announced an id a node here serves: both claimed it at about the same moment
+   * (or a claim went unanswered). The earlier claim keeps the id (the runtime id breaks a tie):
+   * both sides decide the same. The keeper announces itself again, so everyone ends up knowing
+   * it; the other gives way, before its ready() resolves when the announcements crossed before
+   * its own came back, else later with a warning.
+   */
+  _conflict(node, message, i) {
+    const rt = message.rt
+    const at = message.at === undefined ? undefined : message.at[i]
+    const mine = this.claimedAt.get(node.id)
+    const theirs = at !== undefined && mine !== undefined && (at < mine || (at === mine && rt < this.rt))
+    if (theirs) this._refuse(node, rt, !this.echoes.has(node.id))
+    else this._announce([node.id])
+  }
+
   _onStatus(event, detail) {
     if (event === 'connected') {
       this.state = 'connected'
       const max = Number(detail)
       if (max > 0) this.maxPayload = max
       this.messageLimit = this._messageLimit()
+      const now = performance.now()
+      for (const claim of this.claims.values()) claim.sentAt = now
       this._hold(-1)
       this._connected()
     } else if (event === 'failed') {
@@ -849,6 +1004,9 @@ class NatsTransport {
       this._hold(-1)
       this._failed(this.failure)
       for (const branch of [...this.waiting.keys()]) this._failBranch(branch, 'CONNECTION_FAILED', detail)
+      for (const claim of this.claims.values()) claim.granted()
+      this.claims.clear()
+      for (const id of [...this.echoes.keys()]) this._heard(id)
       for (const [token, flush] of this.flushes) {
         this.flushes.delete(token)
         this._hold(-1)
@@ -885,7 +1043,14 @@ class NatsTransport {
    * server restarted) or its process restarted. Either fails the branch.
    */
   _checkLiveness() {
-    if (this.waiting.size === 0 || this.state !== 'connected') return
+    if (this.state !== 'connected') return
+    if (this.claims.size > 0) this._expireClaims()
+    if (this.echoes.size > 0) {
+      // An announcement lost (the server restarted): nothing more to wait for.
+      const due = performance.now() - this.heartbeat
+      for (const [id, echo] of [...this.echoes]) if (echo.sentAt <= due) this._heard(id)
+    }
+    if (this.waiting.size === 0) return
     const due = performance.now() - this.heartbeat
     const byRoute = new Map()
     for (const [branch, waiting] of this.waiting) {
@@ -904,6 +1069,16 @@ class NatsTransport {
     }
   }
 
+  /**
+   * A claim nobody answered within a heartbeat (a host whose connection died without the server
+   * noticing yet, or one too busy to answer): the id is taken as free; if a live host did have it,
+   * the announcements meet and the later claim gives way.
+   */
+  _expireClaims() {
+    const due = performance.now() - this.heartbeat
+    for (const [key, claim] of [...this.claims]) if (claim.sentAt <= due) this._onCheckAnswer(key, null)
+  }
+
   _onPing(reply, body) {
     const { running } = JSON.parse(body)
     const lost = running.filter((r) => {
@@ -911,7 +1086,7 @@ class NatsTransport {
       const serving = this.serving.get(r.slice(0, cut))
       return serving === undefined || !serving.has(Number(r.slice(cut)))
     })
-    this._out(reply, '', '', JSON.stringify({ lost }))
+    this._out(reply, '', '', JSON.stringify({ lost, rt: this.rt }))
   }
 
   _onPingAnswer(key, header, body) {
@@ -947,8 +1122,11 @@ class NatsTransport {
       if (this.subscriptions.size > 0) {
         this._out(PRESENCE, '', '', JSON.stringify({ down: [...this.subscriptions.keys()], from: this.inbox, rt: this.rt }))
       }
-      await this.flush().catch(() => {})
+      await this._flushConnection().catch(() => {})
     }
+    for (const claim of this.claims.values()) claim.granted()
+    this.claims.clear()
+    for (const id of [...this.echoes.keys()]) this._heard(id)
     for (const branch of [...this.waiting.keys()]) this._failBranch(branch, 'SHUTDOWN', 'the happen runtime was shut down before the remote node answered')
     this.closed = true
     clearInterval(this.timer)
