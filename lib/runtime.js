@@ -14,6 +14,7 @@ const {
   checkLiveMembers,
 } = require('./validate')
 const { trimTail } = require('./lifecycle')
+const { treeFromWire } = require('./trace')
 const {
   SendResult,
   FlowFrame,
@@ -285,10 +286,7 @@ class Runtime {
     this._flushJournal()
     if (this._transport !== null) this._transport.flushSteps()
     const json = guard(() => native.trace(this._core, id))
-    if (json == null) return null
-    const { tree, text } = JSON.parse(json)
-    Object.defineProperty(tree, 'toString', { value: () => text })
-    return tree
+    return json == null ? null : treeFromWire(json)
   }
 
   async shutdown() {
