@@ -561,3 +561,25 @@ describe('native panics', () => {
     native.dropCore(core);
   });
 });
+
+describe('quiet native panics', () => {
+  it('the deliberate panic prints nothing on stderr, and its message and place reach the INTERNAL error', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { fileURLToPath } = await import('node:url');
+    const root = fileURLToPath(new URL('..', import.meta.url));
+    const script = `
+      const native = require('./lib/native')
+      const { fromNative } = require('./lib/errors')
+      try { native.panicForTest() } catch (error) {
+        const mapped = fromNative(error)
+        console.log(JSON.stringify({ code: mapped.code, message: mapped.message }))
+      }`;
+    const child = spawnSync(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8', env: { ...process.env, RUST_BACKTRACE: '1' } });
+    expect(child.status).toBe(0);
+    expect(child.stderr).toBe('');
+    const { code, message } = JSON.parse(child.stdout);
+    expect(code).toBe('INTERNAL');
+    expect(message).toContain('deliberate panic for the test suite');
+    expect(message).toMatch(/\(at src[\\/]binding\.rs:\d+:\d+\)/);
+  });
+});

@@ -428,6 +428,13 @@ pub fn trace(core: u32, id: String) -> Result<Option<String>> {
     with_core(core, |s| Ok(s.core.trace(&id).map(|tree| tree.to_wire())))
 }
 
+/// The message and place of the last panic caught on this thread (taken: told once), for
+/// the `INTERNAL` error the JS layer raises.
+#[napi(catch_unwind)]
+pub fn last_panic() -> Option<String> {
+    crate::panic::take_last()
+}
+
 /// Test hook: proves that a Rust panic reaches JS as an exception.
 #[napi(catch_unwind)]
 pub fn panic_for_test() {
