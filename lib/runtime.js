@@ -204,10 +204,12 @@ class Runtime {
     this._io = new Float64Array(1024)
     this._journal = new Float64Array(JOURNAL_SIZE)
     this._journalLength = 0
-    // While a send starts its flows, those that finish at once share one clock reading, taken
-    // when the outermost send's loop ends (see _settleDurations).
+    // While a send starts its flows, the outcome of a flow that finishes at once waits in the
+    // journal without a duration; the loop gives it one when the flow's target is done
+    // (_settleSince). `_journalResets` counts the journal's emptyings, so a mark stays valid.
     this._syncDepth = 0
     this._syncStart = 0
+    this._journalResets = 0
     this._handlers = []
     this._nodesByIndex = []
     this._nodesById = new Map()
@@ -449,6 +451,7 @@ class Runtime {
     if (sharedType === null) for (let i = 0; i < count; i++) io[typesAt + i] = this._typeId(input[i].type)
     for (let i = 0; i < outcomes; i++) io[outcomesAt + i] = this._journal[i]
     this._journalLength = 0
+    this._journalResets++
 
     const first = batch ? input[0] : input
     // NATS hook: an event from another process keeps its causation and correlation ids, and
@@ -521,7 +524,7 @@ class Runtime {
     const result = new SendResult(this, nodes, keyed, id, eventIds)
     result._firstBranch = firstBranch
     result._pending = planned
-    const startedAt = (result._startedAt = plan[5] + CLOCK_OFFSET)
+    const startedAt = plan[5] + CLOCK_OFFSET
     const eventType = input.type
     const payload = input.payload
     // What errors and messages call the flow's event: a mixed batch lists its types.
@@ -531,10 +534,15 @@ class Runtime {
       const outermost = this._syncDepth++ === 0
       if (outermost) this._syncStart = syncStart
       let remote = null
+      let flowStart = syncStart
+      let mark = -1
       try {
         for (let slot = 0; slot < planned; slot++) {
+          if (mark >= 0) flowStart = this._settleSince(mark, flowStart)
+          mark = this._journalMark()
           const node = nodes[slot]
           const flow = new FlowFrame(this, node, firstBranch + slot, seq, causal, correlation, type)
+          flow.startedAt = flowStart
           // NATS hook: a flow serving another runtime knows that runtime's branch for it.
           if (inbound !== undefined) flow.origin = inbound.origins[slot]
           if (node._remote === true) {
@@ -550,6 +558,7 @@ class Runtime {
           else result._start(slot, flow, handlers[slot], { type: eventType, payload, context: { causal } }, { causal, node }, null)
         }
       } finally {
+        if (mark >= 0) this._settleSince(mark, flowStart)
         this._syncDepth--
         if (outermost) this._settleDurations()
       }
@@ -625,7 +634,30 @@ class Runtime {
     this._journalLength = n + 3
   }
 
-  /** Gives the flows that finished while sends were starting them one duration: up to now. */
+  /** Where the journal ends now, valid across its emptyings. */
+  _journalMark() {
+    return this._journalResets * JOURNAL_SIZE + this._journalLength
+  }
+
+  /**
+   * Gives the flows that finished at once since `mark` (one target's) their own duration,
+   * from `startedAt` to now; returns now, the next target's start (or `startedAt` when no flow
+   * finished, saving a clock read).
+   */
+  _settleSince(mark, startedAt) {
+    const journal = this._journal
+    const from = Math.floor(mark / JOURNAL_SIZE) === this._journalResets ? mark % JOURNAL_SIZE : 0
+    let now = -1
+    for (let i = from + 2; i < this._journalLength; i += 3) {
+      if (journal[i] !== journal[i]) {
+        if (now < 0) now = performance.now()
+        journal[i] = now - startedAt
+      }
+    }
+    return now < 0 ? startedAt : now
+  }
+
+  /** Gives any flow still without a duration one: up to now. */
   _settleDurations() {
     const journal = this._journal
     let elapsed = -1
@@ -646,6 +678,7 @@ class Runtime {
     this._settleDurations()
     const count = this._journalLength / 3
     this._journalLength = 0
+    this._journalResets++
     guard(() => native.finishBranches(this._core, this._journal, count))
   }
 }
