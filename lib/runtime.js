@@ -143,9 +143,8 @@ class Node {
   broadcast(event) {
     const runtime = this._runtime
     if (Array.isArray(event)) throw invalidArg('event', 'a single event object (broadcast takes no batches)', event)
-    // robustness (issue 3): the sender is null, so _deliver cannot see that this node is gone.
     if (this._index < 0) runtime._assertLive(this, 'broadcast')
-    return runtime._send(null, EVERY_NODE, true, event)
+    return runtime._send(this, EVERY_NODE, true, event)
   }
 
   /** Removes the node and releases every handler it holds. */
