@@ -28,6 +28,8 @@ class FlowFrame {
     this.causal = causal
     this.correlationSeq = correlationSeq
     this.type = type
+    /** When this flow started (performance.now() ms): its branch's duration runs from here. */
+    this.startedAt = 0
   }
 }
 
@@ -74,7 +76,6 @@ class SendResult {
     this._flowsLeft = null
     this._pending = 0
     this._waiters = null
-    this._startedAt = 0
     // robustness (issue 3): handlers registered after this send was planned do not run for it.
     this._gen = runtime._handlerGen
     /** NATS hook: told of each target whose flow ended (answers a remote sender per node). */
@@ -203,7 +204,7 @@ class SendResult {
   _flowDone(slot, order, frame, value) {
     if (order === 0) this._values[slot] = value
     if (this._flowsLeft !== null && --this._flowsLeft[slot] > 0) return
-    if (!this._hasFailed(slot)) this._runtime._recordOutcome(frame.branch, FULFILLED, this._startedAt)
+    if (!this._hasFailed(slot)) this._runtime._recordOutcome(frame.branch, FULFILLED, frame.startedAt)
     this._targetDone(slot)
   }
 
@@ -217,7 +218,7 @@ class SendResult {
   _recordFailure(slot, frame, step, error) {
     if (this._hasFailed(slot)) return
     ;(this._failures || (this._failures = [])).push({ slot, node: frame.node.id, type: frame.type, step, error })
-    this._runtime._recordFailure(frame.branch, this._startedAt, `${step}: ${errorMessage(error)}`)
+    this._runtime._recordFailure(frame.branch, frame.startedAt, `${step}: ${errorMessage(error)}`)
   }
 
   _hasFailed(slot) {
@@ -227,7 +228,7 @@ class SendResult {
   // NATS hooks (issue 5): a remote node's flow ended in its process; lib/nats.js reports it.
   _remoteFulfilled(slot, frame, value, matched) {
     this._values[slot] = value
-    this._runtime._recordOutcome(frame.branch, matched ? FULFILLED : UNMATCHED, this._startedAt)
+    this._runtime._recordOutcome(frame.branch, matched ? FULFILLED : UNMATCHED, frame.startedAt)
     this._targetDone(slot)
   }
 
@@ -238,7 +239,7 @@ class SendResult {
 
   /** A target where no handler matched: its result is null. */
   _unmatched(slot, frame) {
-    this._runtime._recordOutcome(frame.branch, UNMATCHED, this._startedAt)
+    this._runtime._recordOutcome(frame.branch, UNMATCHED, frame.startedAt)
     this._targetDone(slot)
   }
 

@@ -14,6 +14,7 @@ const {
   checkLiveMembers,
 } = require('./validate')
 const { trimTail } = require('./lifecycle')
+const { treeFromWire } = require('./trace')
 const {
   SendResult,
   FlowFrame,
@@ -142,9 +143,8 @@ class Node {
   broadcast(event) {
     const runtime = this._runtime
     if (Array.isArray(event)) throw invalidArg('event', 'a single event object (broadcast takes no batches)', event)
-    // robustness (issue 3): the sender is null, so _deliver cannot see that this node is gone.
     if (this._index < 0) runtime._assertLive(this, 'broadcast')
-    return runtime._send(null, EVERY_NODE, true, event)
+    return runtime._send(this, EVERY_NODE, true, event)
   }
 
   /** Removes the node and releases every handler it holds. */
@@ -203,10 +203,12 @@ class Runtime {
     this._io = new Float64Array(1024)
     this._journal = new Float64Array(JOURNAL_SIZE)
     this._journalLength = 0
-    // While a send starts its flows, those that finish at once share one clock reading, taken
-    // when the outermost send's loop ends (see _settleDurations).
+    // While a send starts its flows, the outcome of a flow that finishes at once waits in the
+    // journal without a duration; the loop gives it one when the flow's target is done
+    // (_settleSince). `_journalResets` counts the journal's emptyings, so a mark stays valid.
     this._syncDepth = 0
     this._syncStart = 0
+    this._journalResets = 0
     this._handlers = []
     this._nodesByIndex = []
     this._nodesById = new Map()
@@ -285,10 +287,7 @@ class Runtime {
     this._flushJournal()
     if (this._transport !== null) this._transport.flushSteps()
     const json = guard(() => native.trace(this._core, id))
-    if (json == null) return null
-    const { tree, text } = JSON.parse(json)
-    Object.defineProperty(tree, 'toString', { value: () => text })
-    return tree
+    return json == null ? null : treeFromWire(json)
   }
 
   async shutdown() {
@@ -451,6 +450,7 @@ class Runtime {
     if (sharedType === null) for (let i = 0; i < count; i++) io[typesAt + i] = this._typeId(input[i].type)
     for (let i = 0; i < outcomes; i++) io[outcomesAt + i] = this._journal[i]
     this._journalLength = 0
+    this._journalResets++
 
     const first = batch ? input[0] : input
     // NATS hook: an event from another process keeps its causation and correlation ids, and
@@ -523,7 +523,7 @@ class Runtime {
     const result = new SendResult(this, nodes, keyed, id, eventIds)
     result._firstBranch = firstBranch
     result._pending = planned
-    const startedAt = (result._startedAt = plan[5] + CLOCK_OFFSET)
+    const startedAt = plan[5] + CLOCK_OFFSET
     const eventType = input.type
     const payload = input.payload
     // What errors and messages call the flow's event: a mixed batch lists its types.
@@ -533,10 +533,15 @@ class Runtime {
       const outermost = this._syncDepth++ === 0
       if (outermost) this._syncStart = syncStart
       let remote = null
+      let flowStart = syncStart
+      let mark = -1
       try {
         for (let slot = 0; slot < planned; slot++) {
+          if (mark >= 0) flowStart = this._settleSince(mark, flowStart)
+          mark = this._journalMark()
           const node = nodes[slot]
           const flow = new FlowFrame(this, node, firstBranch + slot, seq, causal, correlation, type)
+          flow.startedAt = flowStart
           // NATS hook: a flow serving another runtime knows that runtime's branch for it.
           if (inbound !== undefined) flow.origin = inbound.origins[slot]
           if (node._remote === true) {
@@ -552,6 +557,7 @@ class Runtime {
           else result._start(slot, flow, handlers[slot], { type: eventType, payload, context: { causal } }, { causal, node }, null)
         }
       } finally {
+        if (mark >= 0) this._settleSince(mark, flowStart)
         this._syncDepth--
         if (outermost) this._settleDurations()
       }
@@ -627,7 +633,30 @@ class Runtime {
     this._journalLength = n + 3
   }
 
-  /** Gives the flows that finished while sends were starting them one duration: up to now. */
+  /** Where the journal ends now, valid across its emptyings. */
+  _journalMark() {
+    return this._journalResets * JOURNAL_SIZE + this._journalLength
+  }
+
+  /**
+   * Gives the flows that finished at once since `mark` (one target's) their own duration,
+   * from `startedAt` to now; returns now, the next target's start (or `startedAt` when no flow
+   * finished, saving a clock read).
+   */
+  _settleSince(mark, startedAt) {
+    const journal = this._journal
+    const from = Math.floor(mark / JOURNAL_SIZE) === this._journalResets ? mark % JOURNAL_SIZE : 0
+    let now = -1
+    for (let i = from + 2; i < this._journalLength; i += 3) {
+      if (journal[i] !== journal[i]) {
+        if (now < 0) now = performance.now()
+        journal[i] = now - startedAt
+      }
+    }
+    return now < 0 ? startedAt : now
+  }
+
+  /** Gives any flow still without a duration one: up to now. */
   _settleDurations() {
     const journal = this._journal
     let elapsed = -1
@@ -648,6 +677,7 @@ class Runtime {
     this._settleDurations()
     const count = this._journalLength / 3
     this._journalLength = 0
+    this._journalResets++
     guard(() => native.finishBranches(this._core, this._journal, count))
   }
 }

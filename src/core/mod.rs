@@ -402,8 +402,8 @@ impl Core {
         self.ids.parse(id)
     }
 
-    /// The causal tree for an event id or correlation id, as JSON, or None.
-    pub fn trace(&self, id: &str) -> Option<serde_json::Value> {
+    /// The causal tree for an event id or correlation id, or None.
+    pub fn trace(&self, id: &str) -> Option<trace::Trace> {
         let local;
         let foreign = if self.ids.parse(id).is_none() {
             self.history.find_alias(id)
