@@ -204,7 +204,7 @@ class NatsTransport {
     this.pings = new Map()
     this.nextToken = 1
     /**
-     * Reply messages sent lately, oldest first: [sent at, inbox, items]. A reply the server lost
+     * Reply messages sent lately, oldest first: [sent at, inbox, text]. A reply the server lost
      * (it restarted) is sent again when its requester asks after it, and its request, sent
      * again, is not run twice. Kept for `retention` ms; from a disconnection until `recovering`
      * has passed, everything since the disconnection is kept (see _retain).
@@ -633,8 +633,9 @@ class NatsTransport {
 
   /** One message of replies to the runtime whose inbox is `inbox`. */
   _sendReplies(inbox, list) {
-    this.retained.push(performance.now(), inbox, list)
-    this.out.push(inbox + 'f', '', '', `{"h":${JSON.stringify(this.rt)},"r":[${list.join(',')}]}`)
+    const text = `{"h":${JSON.stringify(this.rt)},"r":[${list.join(',')}]}`
+    this.retained.push(performance.now(), inbox, text)
+    this.out.push(inbox + 'f', '', '', text)
   }
 
   /**
@@ -1221,8 +1222,8 @@ class NatsTransport {
     for (let i = index.upTo; i < kept.length; i += 3) {
       let byBranch = index.get(kept[i + 1])
       if (byBranch === undefined) index.set(kept[i + 1], (byBranch = new Map()))
-      const list = kept[i + 2]
-      for (let j = 0; j < list.length; j++) byBranch.set(Number(list[j].slice(1, list[j].indexOf(','))), [list, j])
+      const items = JSON.parse(kept[i + 2]).r
+      for (let j = 0; j < items.length; j++) byBranch.set(items[j][0], [items, j])
     }
     index.upTo = kept.length
     return index.get(inbox) || new Map()
@@ -1232,13 +1233,10 @@ class NatsTransport {
   _replyAgain(inbox, branch, kept) {
     const found = kept.get(branch)
     if (found === undefined) return false
-    const [list, at] = found
+    const [items, at] = found
     // Its steps may be "as the item before" (0): the item goes alone, with its own.
-    const item = JSON.parse(list[at])
-    for (let j = at - 1; item[2] === 0 && j >= 0; j--) {
-      const before = JSON.parse(list[j])[2]
-      if (before !== 0) item[2] = before
-    }
+    const item = [...items[at]]
+    for (let j = at - 1; item[2] === 0 && j >= 0; j--) if (items[j][2] !== 0) item[2] = items[j][2]
     if (item[2] === 0) item[2] = []
     debug('sending the reply of branch %d to %s again', branch, inbox)
     let replies = this.replies.get(inbox)
