@@ -592,15 +592,84 @@ describe.skipIf(!NATS_URL)('NATS transport: no result lost under load', () => {
       expect(await other.return()).toBe('z'.repeat(10))
       await until(() => /HAPPEN \d+: .*big-a/.test(host.stderr.text()))
       // A batch whose causal contexts make the message too large for the server (the body alone
-      // fits): its entry fails with PAYLOAD_TOO_LARGE at once, not NODE_LOST after a heartbeat.
+      // fits): its entry fails with PAYLOAD_TOO_LARGE, not NODE_LOST after a heartbeat.
       const batch = Array.from({ length: 1000 }, (_, i) => ({ type: 'batch.x', payload: i }))
-      const started = Date.now()
       const settled = await a.send(nodes, batch).return({ settled: true })
       expect(settled['big-a'].status).toBe('rejected')
       expect(settled['big-a'].reason.code).toBe('PAYLOAD_TOO_LARGE')
       expect(settled['big-b'].reason.code).toBe('PAYLOAD_TOO_LARGE')
-      expect(Date.now() - started).toBeLessThan(150)
       expect((await nodes.send({ type: 'echo', payload: 'after' }).return())['big-b'].payload).toBe('after')
+    } finally {
+      await rt.shutdown()
+    }
+  }, 30_000)
+})
+
+// issue 12: every request in flight failed NODE_LOST ~1.9 s after the kill, although the client
+// reconnected 0.9 s after the restart.
+describe.skipIf(!NATS_URL || !hasNatsServer)('NATS transport: in-flight requests across a server restart', () => {
+  afterAll(() => stopAll())
+
+  it('every request to a live process is answered, each flow run once (replies lost with the server are sent again, not re-run)', async () => {
+    const port = await freePort()
+    const url = `nats://127.0.0.1:${port}`
+    let server = await startServer(port)
+    await spawnHost(url, ['restart-a'], 1000)
+    const rt = await initializeHappen(natsConfig(url, { heartbeat: 1000 }))
+    const a = rt.createNode('restart-local')
+    try {
+      await a.send('restart-a', { type: 'echo' }).return() // frames from now on
+      const send = (key, ms) => a.send('restart-a', { type: 'counted', payload: { key, ms } }).return({ settled: true })
+      // Flows that end before, during and after the outage; their replies leave at those times.
+      const before = Array.from({ length: 40 }, (_, i) => send(`before-${i}`, i * 15))
+      // One request lost with the old connection (as in its write buffer when the server died):
+      // its process, alive, says it never got it, and it is sent again.
+      const t = rt._transport
+      const frame = t._frame
+      t._frame = (host, id, waiting) => {
+        t._frame = frame
+        waiting.host = host
+      }
+      before.push(send('lost-request', 0))
+      await sleep(30)
+      await stop(server, 'SIGKILL')
+      const during = Array.from({ length: 10 }, (_, i) => send(`during-${i}`, i * 5))
+      await sleep(400)
+      server = await startServer(port)
+      const outcomes = await Promise.all([...before, ...during])
+      const failed = outcomes.filter((o) => o['restart-a'].status !== 'fulfilled').map((o) => o['restart-a'].reason.message)
+      expect(failed).toEqual([])
+      const runs = await a.send('restart-a', { type: 'runs' }).return()
+      const keys = [...Array.from({ length: 40 }, (_, i) => `before-${i}`), 'lost-request', ...Array.from({ length: 10 }, (_, i) => `during-${i}`)]
+      expect(Object.fromEntries(keys.map((key) => [key, runs[key]]))).toEqual(Object.fromEntries(keys.map((key) => [key, 1])))
+    } finally {
+      await rt.shutdown()
+    }
+  }, 30_000)
+
+  it('a process really gone (killed while the server was down): its entries fail NODE_LOST once the others are back', async () => {
+    const port = await freePort()
+    const url = `nats://127.0.0.1:${port}`
+    let server = await startServer(port)
+    const doomed = await spawnHost(url, ['restart-doomed'])
+    await spawnHost(url, ['restart-alive'])
+    const rt = await initializeHappen(natsConfig(url))
+    const a = rt.createNode('restart-local-2')
+    try {
+      const nodes = createNodeArray([rt.node('restart-doomed'), rt.node('restart-alive')])
+      await nodes.send({ type: 'echo' }).return()
+      const sent = a.send(nodes, { type: 'counted', payload: { key: 'k', ms: 600 } }).return({ settled: true })
+      await sleep(50)
+      await stop(server, 'SIGKILL')
+      await stop(doomed, 'SIGKILL')
+      await sleep(200)
+      server = await startServer(port)
+      const started = Date.now()
+      const settled = await sent
+      expect(settled['restart-alive']).toEqual({ status: 'fulfilled', value: { key: 'k', by: 'restart-alive' } })
+      expect(settled['restart-doomed'].status).toBe('rejected')
+      expect(settled['restart-doomed'].reason.code).toBe('NODE_LOST')
+      expect(Date.now() - started).toBeLessThan(6000)
     } finally {
       await rt.shutdown()
     }

@@ -1,14 +1,18 @@
-// S7 — fan-out to 5 nodes in another process over NATS + return(): happen's NATS transport
+// S7 — fan-out to 5 nodes in other processes over NATS + return(): happen's NATS transport
 // beside a raw nats.js scatter-gather (publish once, collect 5 replies on one inbox) and
-// Moleculer 0.14 with its NATS transporter (mcall to 5 services).
+// Moleculer 0.14 with its NATS transporter (mcall to 5 services), in two topologies in the same
+// run: the 5 receivers in one process, and one receiver per process (the usual deployment).
 //
-//   node bench/nats.mjs [--url nats://127.0.0.1:4222] [--seconds 3] [--procs 1]
+//   node bench/nats.mjs [--url nats://127.0.0.1:4222] [--seconds 3] [--procs 1,5] [--rounds 1]
+//                       [--only happen,raw,moleculer] [--inflight 100]
 //
 // Without --url (or HAPPEN_NATS_URL) it starts a nats-server of its own on a free port.
 // Each implementation gets fresh child processes hosting its 5 receivers (--procs of them, the
 // receivers spread over them); every receiver answers { ok: true, node: id }.
 // Measured per implementation: sequential latency (one fan-out at a time: p50 / p99 in µs)
 // and throughput with 100 fan-outs in flight (fan-outs per second, each = 5 results back).
+// With --rounds > 1 the implementations take turns (the order reversed every other round) and
+// each figure is the median of its rounds; the ratios are of those medians, all from this run.
 import { spawn } from 'node:child_process'
 import { createServer } from 'node:net'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -214,35 +218,59 @@ async function ownServer() {
   return { url: `nats://127.0.0.1:${port}`, stop: () => server.kill() }
 }
 
+const median = (values) => {
+  const sorted = [...values].sort((x, y) => x - y)
+  return sorted[Math.floor((sorted.length - 1) / 2)]
+}
+
+async function measureOnce(kind, url, procs, seconds) {
+  const senders = { happen: happenSender, raw: rawSender, moleculer: moleculerSender }
+  const children = await startChildren(kind, url, procs)
+  const sender = await senders[kind](url)
+  try {
+    return await measure(sender, seconds)
+  } finally {
+    await sender.close()
+    await stopChildren(children)
+  }
+}
+
 async function main() {
   const seconds = Number(arg('seconds', '3'))
-  const procs = Number(arg('procs', '1'))
+  const topologies = arg('procs', '1,5').split(',').map(Number)
+  const rounds = Number(arg('rounds', '1'))
   const only = arg('only', 'happen,raw,moleculer').split(',')
   const given = arg('url', process.env.HAPPEN_NATS_URL)
   const server = given ? { url: given, stop() {} } : await ownServer()
-  const senders = { happen: happenSender, raw: rawSender, moleculer: moleculerSender }
   const names = { happen: 'happen (NATS)', raw: 'raw nats.js scatter-gather', moleculer: 'moleculer 0.14 mcall (NATS)' }
-  const rows = {}
-  console.log(`S7: fan-out to ${RECEIVERS} nodes in ${procs} other process(es) over NATS + return(); ${seconds}s per implementation`)
-  for (const kind of only) {
-    const children = await startChildren(kind, server.url, procs)
-    const sender = await senders[kind](server.url)
-    try {
-      rows[kind] = await measure(sender, seconds)
-    } finally {
-      await sender.close()
-      await stopChildren(children)
+  const results = {}
+  console.log(`S7 on Node ${process.versions.node}: fan-out to ${RECEIVERS} nodes in other processes over NATS + return(); ${seconds}s per implementation, ${rounds} round(s)`)
+  for (const procs of topologies) {
+    const runs = Object.fromEntries(only.map((kind) => [kind, []]))
+    for (let round = 0; round < rounds; round++) {
+      const order = round % 2 === 0 ? only : [...only].reverse()
+      for (const kind of order) runs[kind].push(await measureOnce(kind, server.url, procs, seconds))
     }
-    const r = rows[kind]
-    console.log(
-      `  ${names[kind].padEnd(30)} p50 ${r.p50.toFixed(0).padStart(6)} µs  p99 ${r.p99.toFixed(0).padStart(6)} µs  ` +
-        `${r.perSecond.toFixed(0).padStart(7)} fan-outs/s (${IN_FLIGHT} in flight)`,
-    )
+    const rows = {}
+    const where = procs === 1 ? `${RECEIVERS} nodes in one process` : `${RECEIVERS} nodes in ${procs} processes`
+    console.log(`${where}:`)
+    for (const kind of only) {
+      const r = (rows[kind] = {
+        p50: median(runs[kind].map((x) => x.p50)),
+        p99: median(runs[kind].map((x) => x.p99)),
+        perSecond: median(runs[kind].map((x) => x.perSecond)),
+      })
+      console.log(
+        `  ${names[kind].padEnd(30)} p50 ${r.p50.toFixed(0).padStart(6)} µs  p99 ${r.p99.toFixed(0).padStart(6)} µs  ` +
+          `${r.perSecond.toFixed(0).padStart(7)} fan-outs/s (${IN_FLIGHT} in flight)`,
+      )
+    }
+    if (rows.happen && rows.raw) console.log(`  happen / raw nats.js throughput: ${(rows.happen.perSecond / rows.raw.perSecond).toFixed(2)}x (target >= 1.3)`)
+    if (rows.happen && rows.moleculer) console.log(`  happen / moleculer throughput:   ${(rows.happen.perSecond / rows.moleculer.perSecond).toFixed(2)}x (target >= 3)`)
+    results[procs] = rows
   }
-  if (rows.happen && rows.raw) console.log(`  happen / raw nats.js throughput: ${(rows.happen.perSecond / rows.raw.perSecond).toFixed(2)}x (target >= 1)`)
-  if (rows.happen && rows.moleculer) console.log(`  happen / moleculer throughput:   ${(rows.happen.perSecond / rows.moleculer.perSecond).toFixed(2)}x (target >= 3)`)
   server.stop()
-  return rows
+  return results
 }
 
 // Run directly: measure (or be a child). Imported (bench/index.mjs): just export main().
@@ -254,5 +282,5 @@ if (direct && process.argv[2] === '--child') {
   process.exit(0)
 }
 
-/** Runs S7 and resolves to { happen, raw, moleculer }: { p50, p99 (µs), sequential, perSecond }. */
+/** Runs S7 and resolves to { [procs]: { happen, raw, moleculer } }, each { p50, p99 (µs), perSecond } (medians of the rounds). */
 export { main }

@@ -203,6 +203,21 @@ class NatsTransport {
     this.flushes = new Map()
     this.pings = new Map()
     this.nextToken = 1
+    /**
+     * Reply messages sent lately, oldest first: [sent at, inbox, text]. A reply the server lost
+     * (it restarted) is sent again when its requester asks after it, and its request, sent
+     * again, is not run twice. Kept for `retention` ms; from a disconnection until `recovering`
+     * has passed, everything since the disconnection is kept (see _retain).
+     */
+    this.retained = []
+    this._resetKeptIndex()
+    this.retention = Math.max(1000, this.heartbeat)
+    this.disconnectedAt = -1
+    this.recovering = -Infinity
+    /** Reconnections so far: a request sent before one may have been lost with the old connection. */
+    this.reconnections = 0
+    /** Until then (after a reconnection), a process that does not answer may not be back yet. */
+    this.graceUntil = -Infinity
     /** Outbound messages of this turn: subject, reply, header, body (see nats_send). */
     this.out = []
     this.scheduled = false
@@ -516,7 +531,7 @@ class NatsTransport {
     let direct = null
     for (let i = 0; i < remote.length; i++) {
       const { slot, frame } = remote[i]
-      const waiting = { result, slot, flow: frame, sentAt: now, causal: causalText, body, frame: 0, host: null, pinged: false, broadcast }
+      const waiting = { result, slot, flow: frame, sentAt: now, causal: causalText, body, frame: 0, host: null, pinged: false, broadcast, epoch: this.reconnections, resent: 0 }
       this.waiting.set(frame.branch, waiting)
       const host = this.useFrames ? this.hostOf.get(frame.node.id) : undefined
       if (host === undefined) (direct || (direct = [])).push(waiting)
@@ -526,10 +541,11 @@ class NatsTransport {
     if (direct !== null) for (let i = 0; i < direct.length; i++) this._direct(direct[i], i > 0)
   }
 
-  /** Sends one branch's request on its node's subject. */
-  _direct(waiting, sameBody) {
+  /** Sends one branch's request on its node's subject (`again`: it may have arrived already). */
+  _direct(waiting, sameBody, again = false) {
     waiting.frame = 0
-    this._out(subjectOf(waiting.flow.node.id), this.inbox + waiting.flow.branch, waiting.causal, sameBody ? '\0' : waiting.body)
+    const causal = again ? `${waiting.causal.slice(0, -1)},"again":1}` : waiting.causal
+    this._out(subjectOf(waiting.flow.node.id), this.inbox + waiting.flow.branch, causal, sameBody ? '\0' : waiting.body)
   }
 
   /**
@@ -617,7 +633,9 @@ class NatsTransport {
 
   /** One message of replies to the runtime whose inbox is `inbox`. */
   _sendReplies(inbox, list) {
-    this.out.push(inbox + 'f', '', '', `{"h":${JSON.stringify(this.rt)},"r":[${list.join(',')}]}`)
+    const text = `{"h":${JSON.stringify(this.rt)},"r":[${list.join(',')}]}`
+    this.retained.push(performance.now(), inbox, text)
+    this.out.push(inbox + 'f', '', '', text)
   }
 
   /**
@@ -743,6 +761,13 @@ class NatsTransport {
     if (header === 'status:503') {
       const waiting = this.waiting.get(branch)
       const id = waiting ? waiting.flow.node.id : '?'
+      if (waiting && waiting.epoch < this.reconnections && performance.now() < this.graceUntil) {
+        // Sent again after a reconnection before its process was back: asked again later.
+        waiting.frame = 0
+        waiting.pinged = false
+        waiting.sentAt = performance.now()
+        return
+      }
       // Not (or no longer) hosted anywhere: out of the broadcast list until announced again.
       if (waiting) {
         waiting.flow.node._listed = false
@@ -764,7 +789,16 @@ class NatsTransport {
     if (header === '') return this._onPing(reply, body)
     const cut = reply.lastIndexOf('.') + 1
     const id = this.localBySubject.get(subject)
-    this._serve(reply.slice(0, cut), [Number(reply.slice(cut))], [id], JSON.parse(header), JSON.parse(body), false)
+    const inbox = reply.slice(0, cut)
+    const branch = Number(reply.slice(cut))
+    const wire = JSON.parse(header)
+    if (wire.again === 1) {
+      // Sent again (it may have arrived before): not run twice. Its flow runs here still, or
+      // its kept reply goes again.
+      const serving = this.serving.get(inbox)
+      if ((serving !== undefined && serving.has(branch)) || this._replyAgain(inbox, branch, this._keptReplies(inbox))) return
+    }
+    this._serve(inbox, [branch], [id], wire, JSON.parse(body), false)
   }
 
   /** A frame: entries [node ids, branch ids, event or batch], their causal contexts in the header; without one, a liveness check. */
@@ -1020,9 +1054,16 @@ class NatsTransport {
       this._hold(-1)
       if (event === 'flushed') flush.resolve()
       else flush.reject(new HappenError('CONNECTION_FAILED', `NATS flush failed: ${detail}`))
+    } else if (event === 'disconnected' && this.state === 'connected') {
+      if (this.disconnectedAt < 0) this.disconnectedAt = performance.now()
     } else if (event === 'reconnected' && this.state === 'connected') {
       // Whatever was in flight while the server was away may be lost, liveness pings and their
-      // answers included: check everything again at once.
+      // answers included: check everything again at once. The other processes reconnect too,
+      // each in its own time: one that does not answer yet is asked again for a while.
+      const now = performance.now()
+      this.reconnections++
+      this.graceUntil = now + Math.max(3000, 3 * this.heartbeat)
+      this.recovering = now + Math.max(10_000, 10 * this.heartbeat)
       for (const waiting of this.waiting.values()) {
         waiting.sentAt = -Infinity
         waiting.pinged = false
@@ -1043,6 +1084,7 @@ class NatsTransport {
    * server restarted) or its process restarted. Either fails the branch.
    */
   _checkLiveness() {
+    if (this.retained.length > 0) this._trimRetained()
     if (this.state !== 'connected') return
     if (this.claims.size > 0) this._expireClaims()
     if (this.echoes.size > 0) {
@@ -1065,7 +1107,9 @@ class NatsTransport {
       this.pings.set(key, branches)
       for (const branch of branches) this.waiting.get(branch).pinged = true
       const replies = branches.map((b) => this.inbox + b)
-      this._out(route, this.inbox + key, '', JSON.stringify({ running: replies }))
+      // `after`: some were sent before this connection was replaced; their replies may be lost.
+      const after = branches.some((b) => this.waiting.get(b).epoch < this.reconnections)
+      this._out(route, this.inbox + key, '', JSON.stringify(after ? { running: replies, after } : { running: replies }))
     }
   }
 
@@ -1079,14 +1123,35 @@ class NatsTransport {
     for (const [key, claim] of [...this.claims]) if (claim.sentAt <= due) this._onCheckAnswer(key, null)
   }
 
+  /** Which of the branches `running` names run here; a finished one whose reply is kept gets it again. */
   _onPing(reply, body) {
-    const { running } = JSON.parse(body)
+    const { running, after = false } = JSON.parse(body)
+    // A check comes from one runtime: its kept replies are looked up once.
+    let kept = null
     const lost = running.filter((r) => {
       const cut = r.lastIndexOf('.') + 1
-      const serving = this.serving.get(r.slice(0, cut))
-      return serving === undefined || !serving.has(Number(r.slice(cut)))
+      const inbox = r.slice(0, cut)
+      const branch = Number(r.slice(cut))
+      const serving = this.serving.get(inbox)
+      if (serving !== undefined && serving.has(branch)) return false
+      // A finished branch's reply went before this answer (and arrives first) unless either
+      // side's connection was replaced meanwhile: then it is sent again, if still kept.
+      if (!(after || this.disconnectedAt >= 0) || this.retained.length === 0) return true
+      if (kept === null) kept = this._keptReplies(inbox)
+      return !this._replyAgain(inbox, branch, kept)
     })
     this._out(reply, '', '', JSON.stringify({ lost, rt: this.rt }))
+  }
+
+  /**
+   * A request its (live) process says it never got is sent again when the connection was
+   * replaced since it left (it may have been lost with the old one), or when the process that
+   * answers is the one it was framed to; a few times at most. Otherwise the process that had it
+   * is gone (say, restarted): NODE_LOST.
+   */
+  _resendable(waiting, answer) {
+    if (waiting.resent >= 3) return false
+    return waiting.epoch < this.reconnections || (waiting.host !== null && answer.rt === waiting.host)
   }
 
   _onPingAnswer(key, header, body) {
@@ -1094,17 +1159,30 @@ class NatsTransport {
     if (branches === undefined) return
     this.pings.delete(key)
     const gone = header === 'status:503'
-    const lost = gone ? null : new Set(JSON.parse(body).lost)
+    const answer = gone ? null : JSON.parse(body)
+    const lost = gone ? null : new Set(answer.lost)
     for (const branch of branches) {
       const waiting = this.waiting.get(branch)
       if (waiting === undefined) continue
       const id = waiting.flow.node.id
-      if (gone) {
+      if (gone && performance.now() < this.graceUntil) {
+        // After a reconnection: its process may not be back on the server yet.
+        waiting.pinged = false
+        waiting.sentAt = performance.now()
+      } else if (gone) {
         this._failBranch(
           branch,
           'NODE_LOST',
           `Node '${id}' stopped answering while its flow was running: no process hosts it any more (its process exited or lost its NATS connection)`,
         )
+      } else if (lost.has(this.inbox + branch) && this._resendable(waiting, answer)) {
+        // The process is alive and never got the request (or its reply was lost and is not
+        // kept any more): the request goes again (at least once, see the README).
+        debug('resending the request of branch %d to node %s: lost in transit', branch, id)
+        waiting.resent++
+        waiting.pinged = false
+        waiting.sentAt = performance.now()
+        this._direct(waiting, false, true)
       } else if (lost.has(this.inbox + branch)) {
         this._failBranch(branch, 'NODE_LOST', `Node '${id}' is not running this flow: the event was lost in transit (the NATS server restarted?) or its process restarted`)
       } else {
@@ -1112,6 +1190,62 @@ class NatsTransport {
         waiting.sentAt = performance.now()
       }
     }
+  }
+
+  // --- replies kept for requesters that lost them -------------------------------------------
+
+  /** Drops kept replies past the retention (all since a disconnection while recovering from it). */
+  _trimRetained() {
+    const now = performance.now()
+    if (this.disconnectedAt >= 0 && now > this.recovering && this.state === 'connected') this.disconnectedAt = -1
+    const keepFrom = (this.disconnectedAt >= 0 ? Math.min(this.disconnectedAt, now) : now) - this.retention
+    const kept = this.retained
+    let cut = 0
+    while (cut < kept.length && kept[cut] < keepFrom) cut += 3
+    if (cut === 0) return
+    kept.splice(0, cut)
+    this._resetKeptIndex()
+  }
+
+  _resetKeptIndex() {
+    this.keptIndex = new Map()
+    this.keptIndex.upTo = 0
+  }
+
+  /**
+   * The replies kept for `inbox`: branch -> [items, index], the newest of a branch winning. The
+   * index is built when first asked for and extended with what was kept since.
+   */
+  _keptReplies(inbox) {
+    const kept = this.retained
+    const index = this.keptIndex
+    for (let i = index.upTo; i < kept.length; i += 3) {
+      let byBranch = index.get(kept[i + 1])
+      if (byBranch === undefined) index.set(kept[i + 1], (byBranch = new Map()))
+      const items = JSON.parse(kept[i + 2]).r
+      for (let j = 0; j < items.length; j++) byBranch.set(items[j][0], [items, j])
+    }
+    index.upTo = kept.length
+    return index.get(inbox) || new Map()
+  }
+
+  /** Sends the kept reply of `inbox`'s `branch` again (`kept`: from _keptReplies); false when none is kept. */
+  _replyAgain(inbox, branch, kept) {
+    const found = kept.get(branch)
+    if (found === undefined) return false
+    const [items, at] = found
+    // Its steps may be "as the item before" (0): the item goes alone, with its own.
+    const item = [...items[at]]
+    for (let j = at - 1; item[2] === 0 && j >= 0; j--) if (items[j][2] !== 0) item[2] = items[j][2]
+    if (item[2] === 0) item[2] = []
+    debug('sending the reply of branch %d to %s again', branch, inbox)
+    let replies = this.replies.get(inbox)
+    if (replies === undefined) replies = this._newReplies(inbox)
+    const text = JSON.stringify(item)
+    replies.size += text.length + 1
+    replies.push(text)
+    replies.steps = null
+    return true
   }
 
   // --- end ----------------------------------------------------------------------------------

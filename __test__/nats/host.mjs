@@ -44,6 +44,15 @@ nodes.on('async.echo', async (event, context) => {
   return { by: context.node.id, n: event.payload }
 })
 nodes.on('big.result', (event) => 'z'.repeat(event.payload.bytes))
+// How many times each flow ran, by key: a request sent again must not run twice.
+const runs = new Map()
+nodes.on('counted', async (event, context) => {
+  const { key, ms } = event.payload
+  runs.set(key, (runs.get(key) ?? 0) + 1)
+  await new Promise((resolve) => setTimeout(resolve, ms))
+  return { key, by: context.node.id }
+})
+nodes.on('runs', () => Object.fromEntries(runs))
 
 await happen.ready()
 process.stdout.write('ready\n')
