@@ -22,6 +22,7 @@
 
 const native = require('./native')
 const { HappenError } = require('./errors')
+const debug = require('./debug')
 const { Node } = require('./runtime')
 const { performance, flowStorage } = require('./delivery')
 
@@ -715,6 +716,7 @@ class NatsTransport {
   _onPresence(body) {
     const message = JSON.parse(body)
     if (message.from === this.inbox) return
+    if (debug.enabled && (message.up || message.down)) debug.logTransport('nats', 'nodes up %j, down %j', message.up ?? [], message.down ?? [])
     const runtime = this.runtime
     if (message.hello !== undefined) {
       if (message.hello === this.inbox || runtime._nodesById.size === 0) return
@@ -734,6 +736,7 @@ class NatsTransport {
   }
 
   _onStatus(event, detail) {
+    if (debug.enabled && !event.startsWith('flush')) debug.logTransport('nats', '%s %s', event, detail)
     if (event === 'connected') {
       this.state = 'connected'
       const max = Number(detail)
