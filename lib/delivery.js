@@ -8,6 +8,7 @@ const { performance } = require('node:perf_hooks')
 const { HappenError, errorMessage } = require('./errors')
 const { checkReturnOptions } = require('./validate')
 const { setKey } = require('./keyed')
+const debug = require('./debug')
 
 /** The flow a piece of code runs in, carried across `await` so sends inside it are caused by it. */
 const flowStorage = new AsyncLocalStorage()
@@ -218,6 +219,7 @@ class SendResult {
   _recordFailure(slot, frame, step, error) {
     if (this._hasFailed(slot)) return
     ;(this._failures || (this._failures = [])).push({ slot, node: frame.node.id, type: frame.type, step, error })
+    if (debug.enabled) debug.logFailure(frame.node.id, frame.type, step, errorMessage(error))
     this._runtime._recordFailure(frame.branch, frame.startedAt, `${step}: ${errorMessage(error)}`)
   }
 
@@ -228,6 +230,7 @@ class SendResult {
   // NATS hooks (issue 5): a remote node's flow ended in its process; lib/nats.js reports it.
   _remoteFulfilled(slot, frame, value, matched) {
     this._values[slot] = value
+    if (!matched && debug.enabled) debug.logUnmatched(frame.type, frame.node.id)
     this._runtime._recordOutcome(frame.branch, matched ? FULFILLED : UNMATCHED, frame.startedAt)
     this._targetDone(slot)
   }
@@ -239,6 +242,7 @@ class SendResult {
 
   /** A target where no handler matched: its result is null. */
   _unmatched(slot, frame) {
+    if (debug.enabled) debug.logUnmatched(frame.type, frame.node.id)
     this._runtime._recordOutcome(frame.branch, UNMATCHED, frame.startedAt)
     this._targetDone(slot)
   }

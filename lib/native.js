@@ -21,7 +21,9 @@ function load() {
   }
   const tried = errors.length ? ` (${errors.join('; ')})` : ''
   throw new Error(
-    `happen: no usable native addon in ${root}${tried}. Build it with \`npm run build\` (needs a Rust toolchain: https://rustup.rs).`,
+    `happen: no usable native addon in ${root}${tried}. Build it with \`npm rebuild happen\` in your project ` +
+      '(needs a Rust toolchain: https://rustup.rs; under npm 11 first allow its install script with ' +
+      '`npm install-scripts approve happen`), or with `npm run build` in a checkout of happen.',
   )
 }
 

@@ -23,9 +23,9 @@
 //                      only ever get the server's "no responders"; `.p<n>` answers liveness checks.
 //   happen.presence    who hosts which node ids, so broadcast reaches every node.
 
-const { debuglog } = require('node:util')
 const native = require('./native')
 const { HappenError } = require('./errors')
+const debug = require('./debug')
 const { Node } = require('./runtime')
 const { performance, flowStorage } = require('./delivery')
 
@@ -33,7 +33,6 @@ const PRESENCE = 'happen.presence'
 /** Characters of one outbound frame of requests or replies at most (see messageLimit). */
 const FRAME_LIMIT = 512 * 1024
 /** What the transport could not send, and why (`NODE_DEBUG=happen`). */
-const debug = debuglog('happen')
 /** Entries of a frame served before the replies so far leave (the sender can start on them). */
 const REPLY_EVERY = 16
 
@@ -432,7 +431,7 @@ class NatsTransport {
       'DUPLICATE_NODE',
       `Node '${node.id}' was refused: another process${host === null ? '' : ` (happen runtime ${host})`} already hosts a node with this id on NATS, and keeps it; node ids are unique across the processes of one NATS deployment`,
     )
-    debug('%s', error.message)
+    debug.logTransport('nats', '%s', error.message)
     this.refused.push(error)
     // A node that had already been announced gives way after ready() may have resolved.
     if (late) process.emitWarning(error.message, { code: 'DUPLICATE_NODE' })
@@ -912,7 +911,7 @@ class NatsTransport {
           text = JSON.stringify(value)
           if (text !== undefined && text.length > this.messageLimit) this._fitsReply(text, node.id)
         } catch (error) {
-          debug('the result of node %s cannot be sent to %s: %s', node.id, answer.inbox, error.message)
+          debug.logTransport('nats', 'the result of node %s cannot be sent to %s: %s', node.id, answer.inbox, error.message)
           this._reply(answer.inbox, branch, 0, stepsText, `${JSON.stringify(describeError(error))},"(reply)"`)
           continue
         }
@@ -944,7 +943,7 @@ class NatsTransport {
     const cut = reason.indexOf(' ')
     const code = reason.slice(0, cut)
     const why = reason.slice(cut + 1)
-    debug('could not publish to %s (reply %s): %s', subject, reply || '-', reason)
+    debug.logTransport('nats', 'could not publish to %s (reply %s): %s', subject, reply || '-', reason)
     if (reply.startsWith(this.inbox)) {
       const key = reply.slice(this.inbox.length)
       if (key.charCodeAt(0) === 120 /* x: a frame of requests */) {
@@ -982,6 +981,7 @@ class NatsTransport {
       if (message.first === true) for (const id of message.up) this._heard(id)
       return
     }
+    if (debug.enabled && (message.up || message.down)) debug.logTransport('nats', 'nodes up %j, down %j', message.up ?? [], message.down ?? [])
     const runtime = this.runtime
     if (message.hello !== undefined) {
       if (message.hello === this.inbox || this.subscriptions.size === 0) return
@@ -1023,6 +1023,7 @@ class NatsTransport {
   }
 
   _onStatus(event, detail) {
+    if (debug.enabled && !event.startsWith('flush')) debug.logTransport('nats', '%s %s', event, detail)
     if (event === 'connected') {
       this.state = 'connected'
       const max = Number(detail)
@@ -1178,7 +1179,7 @@ class NatsTransport {
       } else if (lost.has(this.inbox + branch) && this._resendable(waiting, answer)) {
         // The process is alive and never got the request (or its reply was lost and is not
         // kept any more): the request goes again (at least once, see the README).
-        debug('resending the request of branch %d to node %s: lost in transit', branch, id)
+        debug.logTransport('nats', 'resending the request of branch %d to node %s: lost in transit', branch, id)
         waiting.resent++
         waiting.pinged = false
         waiting.sentAt = performance.now()
@@ -1238,7 +1239,7 @@ class NatsTransport {
     const item = [...items[at]]
     for (let j = at - 1; item[2] === 0 && j >= 0; j--) if (items[j][2] !== 0) item[2] = items[j][2]
     if (item[2] === 0) item[2] = []
-    debug('sending the reply of branch %d to %s again', branch, inbox)
+    debug.logTransport('nats', 'sending the reply of branch %d to %s again', branch, inbox)
     let replies = this.replies.get(inbox)
     if (replies === undefined) replies = this._newReplies(inbox)
     const text = JSON.stringify(item)

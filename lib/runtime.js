@@ -15,6 +15,7 @@ const {
 } = require('./validate')
 const { trimTail } = require('./lifecycle')
 const { treeFromWire } = require('./trace')
+const debug = require('./debug')
 const {
   SendResult,
   FlowFrame,
@@ -528,6 +529,7 @@ class Runtime {
     const payload = input.payload
     // What errors and messages call the flow's event: a mixed batch lists its types.
     const type = !batch ? input.type : sharedType ?? [...new Set(input.map((e) => e.type))].join(', ')
+    if (debug.enabled) debug.logSend(senderId, type, id, nodes, count)
     const correlation = correlationSeq > 0 ? correlationSeq : -1
     const startFlows = (syncStart) => {
       const outermost = this._syncDepth++ === 0

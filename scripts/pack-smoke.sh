@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Packs happen, installs the tarball into an empty project, and runs the document's fan-out,
 # fan-in and divergent-flow examples there under vitest (ESM) and jest (CJS, with
-# --detectOpenHandles). Both runners must pass and exit by themselves.
+# --detectOpenHandles). Both runners must pass and exit by themselves. Then installs the same
+# tarball without its prebuilt addon, so the install compiles it: the compile must say so
+# and leave no build folder in node_modules/happen (HAPPEN_PACK_SKIP_COMPILE=1 skips this
+# part, which takes a few minutes).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
@@ -91,4 +94,24 @@ timeout 120 npx jest --detectOpenHandles --testMatch '**/jest.test.js' 2>&1 | te
 if grep -qiE 'open handle|did not exit' jest.log; then echo "jest reported open handles"; exit 1; fi
 echo "--- a plain script exits by itself"
 timeout 20 node -e "require('./examples.js')(require('happen'))().then(() => console.log('script done'))"
+
+if [ "${HAPPEN_PACK_SKIP_COMPILE:-}" = "1" ]; then echo "pack smoke: ok (compile from source skipped)"; exit 0; fi
+echo "--- installed without a prebuilt addon: compiles, leaves no build folder"
+mkdir -p "$work/unpacked" && tar xzf "$tarball" -C "$work/unpacked"
+rm -f "$work/unpacked/package/"*.node
+tar czf "$work/happen-source.tgz" -C "$work/unpacked" package
+mkdir -p "$work/source-app" && cd "$work/source-app"
+npm init -y >/dev/null
+# npm 11 skips dependencies' install scripts until approved; older npm runs them at install.
+npm install --no-audit --no-fund --prefer-offline --foreground-scripts "$work/happen-source.tgz" 2>&1 | tee install.log
+if ! node -e "require('happen')" 2>/dev/null; then
+  npm install-scripts approve happen
+  npm rebuild happen --foreground-scripts 2>&1 | tee -a install.log
+fi
+grep -q "happen: compiling the native addon" install.log || { echo "the compile did not say so"; exit 1; }
+grep -q "about 2 minutes" install.log || { echo "the compile did not say how long it takes"; exit 1; }
+grep -qE "Compiling happen v" install.log || { echo "cargo's progress was not shown"; exit 1; }
+if [ -e node_modules/happen/target ]; then echo "node_modules/happen/target was left behind ($(du -sh node_modules/happen/target | cut -f1))"; exit 1; fi
+ls node_modules/happen/*.node
+node -e "const { createNode } = require('happen'); createNode('n').on('x', () => 'ok'); require('happen').node('n').process({ type: 'x' }).then((v) => { if (v !== 'ok') process.exit(1); console.log('compiled addon works') })"
 echo "pack smoke: ok"
