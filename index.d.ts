@@ -260,10 +260,24 @@ export interface SendResult<T = any, R = any, Id extends string | null = string 
   /**
    * Settles when every target's flow has finished: its result, or the results keyed by node
    * id. A failure rejects with a `HANDLER_FAILED` HappenError that still holds the others'.
+   *
+   * @example
+   * ```ts
+   * const result = await nodes.send({ type: 'verify' })
+   * const all = await result.return()
+   * const outcomes = await result.return({ settled: true, timeout: 500 })
+   * ```
    */
   return(options: ReturnOptions & { settled: true }): Promise<Record<string, SettledEntry<R>>>
   return(options?: ReturnOptions): Promise<T>
-  /** The causal tree of this send; null for an empty batch. */
+  /**
+   * The causal tree of this send; null for an empty batch.
+   *
+   * @example
+   * ```ts
+   * console.log(String(result.trace()))
+   * ```
+   */
   trace(): TraceTree | null
 }
 
@@ -277,8 +291,26 @@ export interface SendResult<T = any, R = any, Id extends string | null = string 
  */
 export interface SendPromise<T = any, R = any, Id extends string | null = string | null>
   extends Promise<SendResult<T, R, Id>> {
+  /**
+   * `(await send(…)).return(options)` in one call.
+   *
+   * @example
+   * ```ts
+   * const results = await nodes.send({ type: 'ping' }).return({ timeout: 1000 })
+   * ```
+   */
   return(options: ReturnOptions & { settled: true }): Promise<Record<string, SettledEntry<R>>>
   return(options?: ReturnOptions): Promise<T>
+  /**
+   * The causal tree of this send (so far).
+   *
+   * @example
+   * ```ts
+   * const sending = node.send({ type: 'ping' })
+   * await sending
+   * console.log(String(sending.trace()))
+   * ```
+   */
   trace(): TraceTree | null
 }
 
@@ -292,10 +324,26 @@ export interface SendPromise<T = any, R = any, Id extends string | null = string
  */
 export type Target = HappenNode | string | NodeArray | readonly HappenNode[]
 
-/** Targets whose results come back keyed by node id. */
+/**
+ * Targets whose results come back keyed by node id.
+ *
+ * @example
+ * ```ts
+ * const keyed: KeyedTarget = [payments, stock]
+ * const results = await orders.send(keyed, { type: 'check' }).return()
+ * ```
+ */
 export type KeyedTarget = NodeArray | readonly HappenNode[]
 
-/** A batch that holds at least one event: its send has an id. */
+/**
+ * A batch that holds at least one event: its send has an id.
+ *
+ * @example
+ * ```ts
+ * const result = await node.send([{ type: 'point', payload: 1 }, { type: 'point', payload: 2 }])
+ * trace(result.id) // result.id: string
+ * ```
+ */
 export type NonEmptyBatch<P = any> = readonly [EventInput<P>, ...EventInput<P>[]]
 
 /**

@@ -105,7 +105,7 @@ pub fn create_node(core: u32, name: String) -> Result<u32> {
     with_core(core, |s| s.core.create_node(&name).map_err(core_error))
 }
 
-// --- NATS transport hooks (issue 5): remote nodes and their steps. Everything else of the
+// --- NATS transport hooks: remote nodes and their steps. Everything else of the
 // --- transport lives in src/nats.rs and lib/nats.js.
 
 /// Registers a node of another process by id; a send plans it as a target without handlers

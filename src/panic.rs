@@ -45,7 +45,9 @@ pub fn install() {
 
 /// The last panic caught on this thread, message and location; taken, so it is told once.
 pub fn take_last() -> Option<String> {
-    LAST.try_with(|last| last.borrow_mut().take()).ok().flatten()
+    LAST.try_with(|last| last.borrow_mut().take())
+        .ok()
+        .flatten()
 }
 
 #[cfg(not(test))]

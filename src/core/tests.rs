@@ -345,8 +345,15 @@ fn a_chain_of_ten_thousand_hops_is_traced_whole() {
         assert_eq!(depth, 10_000);
         assert_eq!(tree.events[at].fields["id"], core.format_id(last.first_seq));
         let text = tree.text();
-        assert_eq!(text.lines().count(), 20_002, "one line per event and per branch");
-        assert!(text.len() < 4_000_000, "text grows with the events, not depth squared");
+        assert_eq!(
+            text.lines().count(),
+            20_002,
+            "one line per event and per branch"
+        );
+        assert!(
+            text.len() < 4_000_000,
+            "text grows with the events, not depth squared"
+        );
         assert!(text.contains("[depth 9999] "));
         let wire = tree.to_wire();
         assert!(wire.len() > 10_000);

@@ -13,7 +13,7 @@ use std::fmt::Write;
 
 use serde_json::{json, Map, Value};
 
-use super::causal::{Cause, CausalStore, Correlation, Delivery, Outcome};
+use super::causal::{CausalStore, Cause, Correlation, Delivery, Outcome};
 use super::ids::{EventIds, EventSeq};
 use super::names::{Interner, SharedNames};
 
@@ -117,9 +117,7 @@ impl TraceBuilder<'_> {
                     .iter()
                     .copied()
                     .filter(|d| match placement(d) {
-                        Cause::Event { seq, .. } => {
-                            !correlated.iter().any(|c| c.contains_seq(seq))
-                        }
+                        Cause::Event { seq, .. } => !correlated.iter().any(|c| c.contains_seq(seq)),
                         _ => true,
                     })
                     .collect()
@@ -268,9 +266,18 @@ fn str_of<'v>(v: &'v Map<String, Value>, key: &str) -> &'v str {
 
 /// What the text writer has left to write.
 enum Line {
-    Event { index: usize, column: usize, depth: usize },
+    Event {
+        index: usize,
+        column: usize,
+        depth: usize,
+    },
     /// `column`: the column of the branch's event; the branch line sits 2 further right.
-    Branch { index: usize, branch: usize, column: usize, depth: usize },
+    Branch {
+        index: usize,
+        branch: usize,
+        column: usize,
+        depth: usize,
+    },
 }
 
 impl Trace {
