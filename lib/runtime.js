@@ -554,7 +554,7 @@ class Runtime {
         ? native.dispatchInbound(this._core, inbound.causeSeq > 0 ? undefined : ids.causationId ?? undefined, ids.correlationId ?? undefined, inbound.causal.id)
         : ids.causationId != null || ids.correlationId != null
         ? native.dispatchWithIds(this._core, ids.causationId ?? undefined, ids.correlationId ?? undefined)
-        : native.dispatch(this._core)
+        : ((native.args[0] = this._core), native.dispatch())
     } catch (error) {
       throw fromNative(error)
     }

@@ -60,6 +60,26 @@ struct Slot {
 
 thread_local! {
     static CORES: RefCell<Slab<Slot>> = const { RefCell::new(Slab::new()) };
+    /// The thread's argument buffer (`bind_args`): the hot calls take no arguments and read
+    /// their core handle here, since napi-rs sets up a borrow scope (a lock and an
+    /// allocation) for every call that has arguments and none for one that has none.
+    static ARGS: RefCell<Option<Float64Array>> = const { RefCell::new(None) };
+}
+
+/// Binds the thread's argument buffer (see `ARGS`).
+#[napi(catch_unwind)]
+pub fn bind_args(args: Float64Array) {
+    ARGS.set(Some(args));
+}
+
+/// The core handle a zero-argument call was given in the argument buffer.
+fn core_arg() -> Result<u32> {
+    ARGS.with_borrow(|args| {
+        args.as_deref()
+            .and_then(|a| a.first().copied())
+            .map(|core| core as u32)
+            .ok_or_else(|| coded("INTERNAL", "no argument buffer bound"))
+    })
 }
 
 fn with_core<T>(handle: u32, f: impl FnOnce(&mut Slot) -> Result<T>) -> Result<T> {
@@ -255,10 +275,10 @@ mod input {
 /// `count` type ids, then `outcomes` triples of finished flows (see `finish_branches`), which
 /// are recorded first. Writes to `io`: the plan header, then per target
 /// `node, handler count, handler ids…`. Returns the plan's length, or its negative when `io` is
-/// too small (fetch it with `take_plan`).
+/// too small (fetch it with `take_plan`). The core is the one named in the argument buffer.
 #[napi(catch_unwind)]
-pub fn dispatch(core: u32) -> Result<i32> {
-    plan_send(core, None, None)
+pub fn dispatch() -> Result<i32> {
+    plan_send(core_arg()?, None, None)
 }
 
 /// `dispatch` for an event whose caller set its own causation or correlation id.
