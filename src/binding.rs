@@ -129,10 +129,9 @@ pub fn bind_buffers(core: u32, io: Float64Array, journal: Float64Array) -> Resul
 /// Runs `f` over the bound `io` and the core.
 fn with_io<T>(core: u32, f: impl FnOnce(&mut Slot, &mut [f64]) -> Result<T>) -> Result<T> {
     with_core(core, |s| {
-        let mut io = s
-            .io
-            .take()
-            .ok_or_else(|| coded("INTERNAL", "no io buffer bound to the core"))?;
+        let mut io =
+            s.io.take()
+                .ok_or_else(|| coded("INTERNAL", "no io buffer bound to the core"))?;
         // SAFETY: the JS layer does not touch `io` while a call into the core runs, and the
         // core holds the array (its reference) for as long as the slice is used here.
         let result = f(s, unsafe { io.as_mut() });
