@@ -15,6 +15,7 @@ const {
 } = require('./validate')
 const { trimTail } = require('./lifecycle')
 const { createTransport } = require('./transport')
+const { AsyncLocalStorage, AsyncResource } = require('node:async_hooks')
 const { SendResult, Flow, BatchContext, flowStorage, runFlow, stepName, performance } = require('./delivery')
 
 const EVERY_NODE = null
@@ -47,6 +48,11 @@ const CLOCK_OFFSET = performance.now() - native.monotonicMs()
  * (setImmediate), so a cycle of sends cannot overflow the stack; about 1.5 KB of stack a level.
  */
 const MAX_SYNC_DEPTH = 64
+/**
+ * Whether AsyncLocalStorage runs on async context frames (Node 24's default): there entering
+ * a store copies the current frame (a Map), so a send avoids entering one just to restore.
+ */
+const CONTEXT_FRAMES = /AsyncContextFrame/.test(AsyncLocalStorage.prototype.enterWith.toString())
 
 /** Runs a call into the core, turning its errors into happen's. */
 function guard(call) {
@@ -635,18 +641,33 @@ class Runtime {
   }
 
   /**
-   * Starts every planned target's flow: each local flow in its own store, entered once; the
-   * caller's store (`prior`) is restored once at the end. Targets that live elsewhere go to
-   * their transports after.
+   * Starts every planned target's flow, then hands the targets that live elsewhere to their
+   * transports. Each local flow runs in its own store, entered once; the caller's is restored
+   * once at the end: with context frames by leaving an AsyncResource scope (which sets the
+   * caller's frame back without copying it), else by entering `prior` again (cheap there).
    */
   _runPlan(result, plan, input, info, inbound, wires, flowOrigin, everyone, prior) {
+    let elsewhere
+    if (CONTEXT_FRAMES) {
+      elsewhere = new AsyncResource('happen.send').runInAsyncScope(this._startFlows, this, result, plan, input, info, inbound)
+    } else {
+      try {
+        elsewhere = this._startFlows(result, plan, input, info, inbound)
+      } finally {
+        flowStorage.enterWith(prior)
+      }
+    }
+    if (elsewhere !== null) this._startElsewhere(result, result._targets, elsewhere, wires, result._causal, info, flowOrigin, everyone)
+  }
+
+  /** The loop of _runPlan: starts the local flows; returns the slots that live elsewhere, or null. */
+  _startFlows(result, plan, input, info, inbound) {
     const nodes = result._targets
     const planned = result._pending
     const batch = info !== null
     const causal = result._causal
     const handlers = this._handlers
     let elsewhere = null
-    let entered = false
     this._syncDepth++
     try {
       for (let slot = 0, at = PLAN_HEADER; slot < planned; slot++) {
@@ -675,7 +696,6 @@ class Runtime {
           // events this flow sends.
           if (inbound !== undefined) flow.origin = inbound.origins[slot]
           flowStorage.enterWith(flow)
-          entered = true
           runFlow(flow, entry.fn)
           continue
         }
@@ -697,15 +717,13 @@ class Runtime {
           flow.order = order
           if (inbound !== undefined) flow.origin = inbound.origins[slot]
           flowStorage.enterWith(flow)
-          entered = true
           runFlow(flow, entries[order].fn)
         }
       }
     } finally {
       this._syncDepth--
-      if (entered) flowStorage.enterWith(prior)
     }
-    if (elsewhere !== null) this._startElsewhere(result, nodes, elsewhere, wires, result._causal, info, flowOrigin, everyone)
+    return elsewhere
   }
 
   /** The buffer bound to the core for a send's inputs and plan, at least `length` long. */
