@@ -466,15 +466,17 @@ pub fn fail_branch(core: u32, branch: f64, duration_ms: f64, message: String) ->
     })
 }
 
-/// The causal tree as JSON text `{ "tree": …, "text": … }`, or null.
+/// The causal tree in its flat wire form (`Trace::to_wire`), or null.
 #[napi(catch_unwind)]
 pub fn trace(core: u32, id: String) -> Result<Option<String>> {
-    with_core(core, |s| {
-        Ok(s.core.trace(&id).map(|tree| {
-            let text = crate::core::trace::render_text(&tree);
-            serde_json::json!({ "tree": tree, "text": text }).to_string()
-        }))
-    })
+    with_core(core, |s| Ok(s.core.trace(&id).map(|tree| tree.to_wire())))
+}
+
+/// The message and place of the last panic caught on this thread (taken: told once), for
+/// the `INTERNAL` error the JS layer raises.
+#[napi(catch_unwind)]
+pub fn last_panic() -> Option<String> {
+    crate::panic::take_last()
 }
 
 /// Test hook: proves that a Rust panic reaches JS as an exception.

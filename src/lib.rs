@@ -5,3 +5,4 @@ mod binding;
 pub mod core;
 #[cfg_attr(test, allow(dead_code))]
 mod nats;
+mod panic;
