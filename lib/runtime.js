@@ -16,20 +16,18 @@ const {
 const { trimTail } = require('./lifecycle')
 const { treeFromWire } = require('./trace')
 const debug = require('./debug')
-const {
-  SendResult,
-  FlowFrame,
-  BatchContext,
-  flowStorage,
-  stepName,
-  performance,
-} = require('./delivery')
+const { createTransport } = require('./transport')
+const { AsyncLocalStorage, AsyncResource } = require('node:async_hooks')
+const { SendResult, Flow, BatchContext, flowStorage, runFlow, stepName, performance } = require('./delivery')
 
 const EVERY_NODE = null
 /** The path of a root event sent from outside any node; root paths are shared and frozen. */
 const NO_PATH = Object.freeze([])
-/** NATS: why a send to a remote node is refused as a rejected promise rather than a throw. */
-const REJECTED_SENDS = new Set(['NOT_SERIALIZABLE', 'CONNECTION_FAILED', 'PAYLOAD_TOO_LARGE'])
+/**
+ * Errors a transport's encode() threw: they reject the send's promise rather than throw from
+ * send(), since the send was valid and only where its targets live refused it.
+ */
+const refusedSends = new WeakSet()
 /**
  * Flow steps and outcomes wait in a journal of [branch, code, value] entries and reach the core
  * with the next send (or trace) instead of costing a call each. Codes: 1 fulfilled, 2 rejected,
@@ -52,6 +50,11 @@ const CLOCK_OFFSET = performance.now() - native.monotonicMs()
  * (setImmediate), so a cycle of sends cannot overflow the stack; about 1.5 KB of stack a level.
  */
 const MAX_SYNC_DEPTH = 64
+/**
+ * Whether AsyncLocalStorage runs on async context frames (Node 24's default): there entering
+ * a store copies the current frame (a Map), so a send avoids entering one just to restore.
+ */
+const CONTEXT_FRAMES = /AsyncContextFrame/.test(AsyncLocalStorage.prototype.enterWith.toString())
 
 /** Runs a call into the core, turning its errors into happen's. */
 function guard(call) {
@@ -157,6 +160,29 @@ class Node {
     return { id: this.id }
   }
 }
+/** A local node runs its handlers here; a handle (RemoteNode) names the transport that reaches it. */
+Object.defineProperty(Node.prototype, '_transport', { value: null })
+
+/** A node that lives elsewhere, reached through its transport: a handle for send(), createNodeArray() and process(). */
+class RemoteNode extends Node {
+  constructor(runtime, id, index, transport) {
+    super(runtime, id, index)
+    Object.defineProperty(this, '_transport', { value: transport })
+  }
+
+  on() {
+    throw new HappenError('REMOTE_NODE', `Cannot on() node '${this.id}': it lives in ${this._transport.place}; register its handlers there`)
+  }
+
+  dispose() {
+    throw new HappenError('REMOTE_NODE', `Cannot dispose() node '${this.id}': it lives in ${this._transport.place}`)
+  }
+
+  toJSON() {
+    return { id: this.id, remote: true }
+  }
+}
+Object.defineProperty(RemoteNode.prototype, '_remote', { value: true })
 
 /** Several nodes as one receiver: `on` registers on each, `send` fans out to all. */
 class NodeArray {
@@ -176,8 +202,8 @@ class NodeArray {
   on(pattern, handler) {
     checkPattern(pattern)
     checkHandler(handler)
-    // NATS: a remote node's handlers are registered in its own process.
-    const removers = this.nodes.filter((node) => node._remote !== true).map((node) => node.on(pattern, handler))
+    // A node that lives elsewhere has its handlers registered there.
+    const removers = this.nodes.filter((node) => node._transport === null).map((node) => node.on(pattern, handler))
     return () => removers.forEach((remove) => remove())
   }
 
@@ -195,21 +221,84 @@ class NodeArray {
   }
 }
 
+/** What a transport sees of its runtime (the `host` of lib/transport.js). */
+class TransportHost {
+  constructor(runtime, transport) {
+    this._runtime = runtime
+    this._transport = transport
+    this.prefix = runtime._prefix
+  }
+
+  get closed() {
+    return this._runtime._closed
+  }
+
+  localNode(id) {
+    return this._runtime._nodesById.get(id)
+  }
+
+  localIds() {
+    return this._runtime._nodesById.keys()
+  }
+
+  createHandle(id) {
+    const runtime = this._runtime
+    const index = guard(() => native.createRemoteNode(runtime._core, id))
+    const node = new RemoteNode(runtime, id, index, this._transport)
+    runtime._nodesByIndex[index] = node
+    return node
+  }
+
+  dropHandle(node) {
+    if (node._index < 0) return
+    const runtime = this._runtime
+    try {
+      native.disposeNode(runtime._core, node._index)
+    } catch {}
+    runtime._nodesByIndex[node._index] = undefined
+    trimTail(runtime._nodesByIndex)
+    node._index = -1
+  }
+
+  receive(message) {
+    return this._runtime._receive(message)
+  }
+
+  flushJournal() {
+    this._runtime._flushJournal()
+  }
+
+  stepsOf(result) {
+    return guard(() => native.branchStepsJson(this._runtime._core, result._firstBranch, result._targets.length))
+  }
+
+  addSteps(json) {
+    guard(() => native.addRemoteSteps(this._runtime._core, json))
+  }
+}
+
 class Runtime {
   constructor(config) {
     const { historySize, transport } = checkConfig(config)
     this._core = native.createCore(historySize)
     this._prefix = native.idPrefix(this._core) + '-'
     releaseWhenCollected.register(this, this._core, this)
-    this._io = new Float64Array(1024)
+    /** Plan buffers by depth of synchronously nested sends (see _planBuffer). */
+    this._plans = []
     this._journal = new Float64Array(JOURNAL_SIZE)
+    // `_io` carries a send's inputs to the core and its plan back; it and the journal are bound
+    // to the core once, so calls pass no arrays.
+    this._io = new Float64Array(1024)
+    native.bindBuffers(this._core, this._io, this._journal)
     this._journalLength = 0
-    // While a send starts its flows, the outcome of a flow that finishes at once waits in the
-    // journal without a duration; the loop gives it one when the flow's target is done
-    // (_settleSince). `_journalResets` counts the journal's emptyings, so a mark stays valid.
+    /** How many sends are starting their flows on the stack right now. */
     this._syncDepth = 0
-    this._syncStart = 0
-    this._journalResets = 0
+    /**
+     * The latest clock reading while a send starts its flows: the send's start, then each
+     * synchronously finished flow's end, which is where the next flow starts. So one reading
+     * per finished flow gives every branch its own duration.
+     */
+    this._clockAt = 0
     this._handlers = []
     this._nodesByIndex = []
     this._nodesById = new Map()
@@ -219,19 +308,20 @@ class Runtime {
     // robustness (issue 3): a counter stamped on each handler so a send runs only handlers
     // registered before it.
     this._handlerGen = 0
-    // NATS transport hook (issue 5): everything about it lives in lib/nats.js.
-    this._transport = null
-    if (transport.type === 'nats') {
-      const { NatsTransport } = require('./nats')
-      this._transport = new NatsTransport(this, transport, historySize)
-      // `await initializeHappen({ transport: nats })` waits for the connection and rejects
-      // promptly (CONNECTION_FAILED) when the server is unreachable; the thenable goes away
-      // once settled, so the runtime itself is what the await gives.
+    // The transports that reach nodes living elsewhere (lib/transport.js); `_transport` is the
+    // one the config names, null for the in-memory runtime.
+    this._transports = []
+    this._transport = createTransport(transport, historySize)
+    if (this._transport !== null) {
+      this._addTransport(this._transport)
+      // `await initializeHappen({ transport })` waits until the transport is ready and rejects
+      // promptly when it cannot be (say, CONNECTION_FAILED); the thenable goes away once
+      // settled, so the runtime itself is what the await gives.
       Object.defineProperty(this, 'then', {
         configurable: true,
         writable: true,
         value: (onFulfilled, onRejected) =>
-          this._transport.flush().then(() => {
+          this.ready().then(() => {
             delete this.then
             return this
           }, (error) => {
@@ -248,13 +338,13 @@ class Runtime {
     this._assertOpen('createNode')
     checkNodeId(id)
     checkNodeOptions(options)
-    // NATS hook: a node of this id known in another process (it moved here) stops being remote.
-    if (this._transport !== null) this._transport.beforeCreate(id)
+    const transports = this._transports
+    for (let i = 0; i < transports.length; i++) transports[i].beforeCreate(id)
     const index = guard(() => native.createNode(this._core, id))
     const node = new Node(this, id, index)
     this._nodesByIndex[index] = node
     this._nodesById.set(id, node)
-    if (this._transport !== null) this._transport.nodeCreated(node)
+    for (let i = 0; i < transports.length; i++) transports[i].nodeCreated(node)
     return node
   }
 
@@ -262,38 +352,56 @@ class Runtime {
     return createNodeArray(nodes)
   }
 
-  /** The node with this id (a local node is itself its handle; under NATS, any other id is a remote handle). */
+  /** The node with this id: a local node is itself its handle; else a transport's handle of it. */
   node(id) {
     this._assertOpen('node')
     checkNodeId(id)
-    const node = this._nodesById.get(id)
-    if (node === undefined) {
-      if (this._transport !== null) return this._transport.remoteNode(id)
-      throw new HappenError('UNKNOWN_NODE', `No node with id '${id}' in this runtime`)
-    }
+    const node = this._find(id)
+    if (node === undefined) throw new HappenError('UNKNOWN_NODE', `No node with id '${id}' in this runtime`)
     return node
   }
 
+  /** The local node of this id, else the handle a transport knows it by. */
+  _find(id) {
+    const node = this._nodesById.get(id)
+    if (node !== undefined) return node
+    const transports = this._transports
+    for (let i = 0; i < transports.length; i++) {
+      const handle = transports[i].resolve(id)
+      if (handle !== undefined) return handle
+    }
+    return undefined
+  }
+
   /**
-   * Resolves once the transport is connected and every node created so far is reachable from
-   * other processes (NATS); at once for the memory transport.
+   * Resolves once every transport is ready and every node created so far is reachable from
+   * where they reach (other processes, threads); at once for the in-memory runtime.
    */
   ready() {
-    return this._transport === null ? Promise.resolve() : this._transport.flush()
+    const transports = this._transports
+    if (transports.length === 0) return Promise.resolve()
+    if (transports.length === 1) return transports[0].ready()
+    return Promise.all(transports.map((t) => t.ready())).then(() => {})
+  }
+
+  /** Adds a transport: from now on the nodes it reaches are addressable from this runtime. */
+  _addTransport(transport) {
+    this._transports.push(transport)
+    transport.attach(new TransportHost(this, transport))
   }
 
   /** The causal tree of an event id or correlation id, or null when the history holds neither. */
   trace(id) {
     if (typeof id !== 'string' || id.length === 0) throw invalidArg('id', 'a non-empty event or correlation id string', id)
     this._flushJournal()
-    if (this._transport !== null) this._transport.flushSteps()
+    for (const transport of this._transports) transport.flushSteps()
     const json = guard(() => native.trace(this._core, id))
     return json == null ? null : treeFromWire(json)
   }
 
   async shutdown() {
     if (this._closed) return
-    if (this._transport !== null) await this._transport.close()
+    for (const transport of this._transports) await transport.close()
     this._flushJournal()
     for (const node of this._nodesById.values()) this._dispose(node)
     // The core stays until the runtime is collected, so trace() still reads the history.
@@ -347,7 +455,7 @@ class Runtime {
     trimTail(this._nodesByIndex)
     this._nodesById.delete(node.id)
     node._index = -1
-    if (this._transport !== null) this._transport.nodeDisposed(node)
+    for (const transport of this._transports) transport.nodeDisposed(node)
   }
 
   /** Turns a send target into the nodes it names; `keyed` when results come back keyed by node id. */
@@ -356,8 +464,7 @@ class Runtime {
     if (target instanceof Node) return { nodes: [this._own(target, 'target')], keyed: false }
     if (typeof target === 'string') {
       if (target.length === 0) throw invalidArg('target', 'a node, a node id, a NodeArray or an array of nodes', target)
-      let node = this._nodesById.get(target)
-      if (node === undefined && this._transport !== null) node = this._transport.remoteNode(target)
+      const node = this._find(target)
       if (node === undefined) throw new HappenError('UNKNOWN_NODE', `No node with id '${target}' in this runtime`)
       return { nodes: [node], keyed: false }
     }
@@ -388,8 +495,9 @@ class Runtime {
     try {
       result = this._deliver(origin, targets, keyed, input)
     } catch (error) {
-      // NATS: a payload JSON cannot carry, one too large, or a failed connection rejects the send.
-      if (!(error instanceof HappenError) || !REJECTED_SENDS.has(error.code)) throw error
+      // A transport refused the input (a payload it cannot carry, one too large, a failed
+      // connection): the send rejects.
+      if (error === null || typeof error !== 'object' || !refusedSends.has(error)) throw error
       const rejected = Promise.reject(error)
       // Awaiting it still rejects; a send nobody awaits (fire and forget) must not crash the
       // process with an unhandled rejection.
@@ -409,9 +517,9 @@ class Runtime {
    * then start every target's flow. Nothing is delivered when anything is refused.
    */
   _deliver(origin, targets, keyed, input, inbound) {
-    this._assertOpen('send')
+    if (this._closed) this._assertOpen('send')
     if (origin !== null && origin._index < 0) throw new HappenError('DISPOSED', `Cannot send from node '${origin.id}': it has been disposed`)
-    // A NodeArray may hold a node disposed since (robustness, issue 3).
+    // A NodeArray may hold a node disposed since.
     if (targets !== EVERY_NODE) checkLiveTargets(targets, 'send')
     const batch = Array.isArray(input)
     const sharedType = batch ? checkBatch(input, 'events') : (checkEvent(input, 'event'), input.type)
@@ -420,26 +528,24 @@ class Runtime {
     const frame = current !== undefined && current.runtime === this && inbound === undefined ? current : null
     const sender = frame !== null ? frame.node : origin
     if (batch && input.length === 0) return this._emptyResult(targets, keyed)
-    // NATS hook: a broadcast goes to the local nodes and those other processes announced;
-    // remote targets need the events as JSON, made (and refused) before dispatch.
-    const transport = this._transport
-    let wireBody = null
+    // With transports, a broadcast goes to the local nodes and those the transports reach;
+    // targets that live elsewhere need the input encoded (and maybe refused) before dispatch.
+    let wires = null
     const everyone = targets === EVERY_NODE
-    if (transport !== null) {
-      if (everyone) targets = transport.everyone()
-      if (targets.some((n) => n._remote === true)) wireBody = transport.encode(input)
+    if (this._transports.length > 0) {
+      if (everyone) targets = this._everyone()
+      wires = this._encodeFor(targets, input)
     }
 
     const count = batch ? input.length : 1
     const targetCount = targets === EVERY_NODE ? -1 : targets.length
     const typesAt = INPUT_HEADER + Math.max(targetCount, 0)
     const outcomesAt = typesAt + (sharedType === null ? count : 0)
-    if (this._syncDepth > 0) this._settleDurations()
     const outcomes = this._journalLength
-    const io = this._reserve(outcomesAt + outcomes)
+    let io = this._exchange(outcomesAt + outcomes)
     io[0] = sender === null ? -1 : sender._index
-    // NATS hook: an event a remote flow sends back here is caused by the branch this runtime
-    // gave that remote node (so traces nest it there).
+    // An event from elsewhere that a flow there sent while serving one of our branches is
+    // caused by that branch (so traces nest it there).
     io[1] = frame !== null ? frame.seq : inbound !== undefined ? inbound.causeSeq : -1
     io[2] = frame !== null ? frame.branch : inbound !== undefined ? inbound.causeBranch : -1
     io[3] = frame === null ? -1 : frame.correlationSeq
@@ -449,41 +555,44 @@ class Runtime {
     io[7] = outcomes / 3
     for (let i = 0; i < targetCount; i++) io[INPUT_HEADER + i] = targets[i]._index
     if (sharedType === null) for (let i = 0; i < count; i++) io[typesAt + i] = this._typeId(input[i].type)
-    for (let i = 0; i < outcomes; i++) io[outcomesAt + i] = this._journal[i]
+    const journal = this._journal
+    for (let i = 0; i < outcomes; i++) io[outcomesAt + i] = journal[i]
     this._journalLength = 0
-    this._journalResets++
 
     const first = batch ? input[0] : input
-    // NATS hook: an event from another process keeps its causation and correlation ids, and
-    // (dispatchInbound) its own id in this runtime's traces.
+    // An event from elsewhere keeps its causation and correlation ids, and (dispatchInbound)
+    // its own id in this runtime's traces.
     const ids = inbound === undefined ? first : inbound.causal
     const explicitIds = ids.causationId != null || ids.correlationId != null
     let length
     try {
       length = inbound !== undefined
-        ? native.dispatchInbound(this._core, io, inbound.causeSeq > 0 ? undefined : ids.causationId ?? undefined, ids.correlationId ?? undefined, inbound.causal.id)
+        ? native.dispatchInbound(this._core, inbound.causeSeq > 0 ? undefined : ids.causationId ?? undefined, ids.correlationId ?? undefined, inbound.causal.id)
         : explicitIds
-        ? native.dispatchWithIds(this._core, io, ids.causationId ?? undefined, ids.correlationId ?? undefined)
-        : native.dispatch(this._core, io)
+        ? native.dispatchWithIds(this._core, ids.causationId ?? undefined, ids.correlationId ?? undefined)
+        : ((native.args[0] = this._core), native.dispatch())
     } catch (error) {
       throw fromNative(error)
     }
-    let plan = this._io
     if (length < 0) {
       length = -length
-      plan = this._reserve(length)
-      guard(() => native.takePlan(this._core, plan))
+      io = this._exchange(length)
+      guard(() => native.takePlan(this._core))
     }
+    // Each level of synchronously nested sends keeps its plan in its own buffer, so the plan
+    // stays readable while its handlers send.
+    const depth = this._syncDepth
+    const plan = this._planBuffer(depth, length)
+    for (let i = 0; i < length; i++) plan[i] = io[i]
 
     const seq = plan[0]
-    const firstBranch = plan[1]
     const correlationSeq = plan[3]
     const planned = plan[4]
     const id = this._prefix + seq
     const senderId = sender === null ? null : sender.id
     // Every target of a fan-out sees this one causal context: frozen, so no node's writes reach
     // another (each target gets its own event object around it, cheaper than freezing that).
-    // NATS hook: an event from another process comes with its causal context.
+    // An event from elsewhere comes with its causal context.
     const causal = inbound !== undefined ? inbound.causal : Object.freeze({
       id,
       sender: senderId,
@@ -499,14 +608,14 @@ class Runtime {
       timestamp: plan[2],
     })
 
-    // Read the whole plan before any handler runs: a handler that sends reuses `io`.
-    const nodes = new Array(planned)
-    const handlers = new Array(planned)
-    for (let slot = 0, at = PLAN_HEADER; slot < planned; slot++) {
-      nodes[slot] = this._nodesByIndex[plan[at]]
-      const n = plan[at + 1]
-      handlers[slot] = n === 0 ? null : n === 1 ? plan[at + 2] : Array.from(plan.subarray(at + 2, at + 2 + n))
-      at += 2 + n
+    // The core plans explicit targets in their order, one slot each.
+    let nodes = targets
+    if (targetCount < 0) {
+      nodes = new Array(planned)
+      for (let slot = 0, at = PLAN_HEADER; slot < planned; slot++) {
+        nodes[slot] = this._nodesByIndex[plan[at]]
+        at += 2 + plan[at + 1]
+      }
     }
 
     let info = null
@@ -520,69 +629,201 @@ class Runtime {
         }
       }
     }
-    const eventIds = batch ? () => Array.from({ length: count }, (_, i) => this._prefix + (seq + i)) : null
-    const result = new SendResult(this, nodes, keyed, id, eventIds)
-    result._firstBranch = firstBranch
-    result._pending = planned
-    const startedAt = plan[5] + CLOCK_OFFSET
-    const eventType = input.type
-    const payload = input.payload
+    const result = new SendResult(this, nodes, keyed, id, null, planned)
+    if (batch) result._ids = count === 1 ? null : () => Array.from({ length: count }, (_, i) => this._prefix + (seq + i))
+    result._seq = seq
+    result._firstBranch = plan[1]
+    result._causal = causal
+    result._correlation = correlationSeq > 0 ? correlationSeq : -1
+    result._startedAt = plan[5] + CLOCK_OFFSET
     // What errors and messages call the flow's event: a mixed batch lists its types.
-    const type = !batch ? input.type : sharedType ?? [...new Set(input.map((e) => e.type))].join(', ')
-    if (debug.enabled) debug.logSend(senderId, type, id, nodes, count)
-    const correlation = correlationSeq > 0 ? correlationSeq : -1
-    const startFlows = (syncStart) => {
-      const outermost = this._syncDepth++ === 0
-      if (outermost) this._syncStart = syncStart
-      let remote = null
-      let flowStart = syncStart
-      let mark = -1
-      try {
-        for (let slot = 0; slot < planned; slot++) {
-          if (mark >= 0) flowStart = this._settleSince(mark, flowStart)
-          mark = this._journalMark()
-          const node = nodes[slot]
-          const flow = new FlowFrame(this, node, firstBranch + slot, seq, causal, correlation, type)
-          flow.startedAt = flowStart
-          // NATS hook: a flow serving another runtime knows that runtime's branch for it.
-          if (inbound !== undefined) flow.origin = inbound.origins[slot]
-          if (node._remote === true) {
-            // NATS hook: a node of another process; the transport sends once for all of them.
-            ;(remote || (remote = [])).push({ slot, frame: flow })
-            continue
-          }
-          if (handlers[slot] === null) {
-            result._unmatched(slot, flow)
-            continue
-          }
-          if (batch) result._start(slot, flow, handlers[slot], input.slice(), new BatchContext(info, node), info)
-          else result._start(slot, flow, handlers[slot], { type: eventType, payload, context: { causal } }, { causal, node }, null)
-        }
-      } finally {
-        if (mark >= 0) this._settleSince(mark, flowStart)
-        this._syncDepth--
-        if (outermost) this._settleDurations()
-      }
-      if (remote !== null) transport.start(result, remote, wireBody, causal, info, everyone)
+    result._type = !batch ? input.type : sharedType ?? [...new Set(input.map((e) => e.type))].join(', ')
+    if (debug.enabled) debug.logSend(senderId, result._type, id, nodes, count)
+    if (inbound !== undefined) result._onTarget = inbound.onTarget
+    const flowOrigin = frame === null ? undefined : frame.origin
+    // Past MAX_SYNC_DEPTH sends nested synchronously (handlers sending in a cycle), the flows
+    // start on a fresh stack instead of overflowing this one.
+    if (depth >= MAX_SYNC_DEPTH) {
+      const copy = plan.slice(0, length)
+      setImmediate(() => this._runPlan(result, copy, input, info, inbound, wires, flowOrigin, everyone, flowStorage.getStore()))
+    } else {
+      this._runPlan(result, plan, input, info, inbound, wires, flowOrigin, everyone, current)
     }
-    // robustness (issue 3): past MAX_SYNC_DEPTH sends nested synchronously (handlers sending
-    // in a cycle), the flows start on a fresh stack instead of overflowing this one.
-    if (this._syncDepth >= MAX_SYNC_DEPTH) setImmediate(() => startFlows(performance.now()))
-    else startFlows(startedAt)
     return result
   }
 
-  _emptyResult(targets, keyed) {
-    return new SendResult(this, targets, keyed, null, [])
+  /**
+   * Starts every planned target's flow, then hands the targets that live elsewhere to their
+   * transports. Each local flow runs in its own store, entered once; the caller's is restored
+   * once at the end: with context frames by leaving an AsyncResource scope (which sets the
+   * caller's frame back without copying it), else by entering `prior` again (cheap there).
+   */
+  _runPlan(result, plan, input, info, inbound, wires, flowOrigin, everyone, prior) {
+    let elsewhere
+    if (CONTEXT_FRAMES) {
+      elsewhere = new AsyncResource('happen.send').runInAsyncScope(this._startFlows, this, result, plan, input, info, inbound)
+    } else {
+      try {
+        elsewhere = this._startFlows(result, plan, input, info, inbound)
+      } finally {
+        flowStorage.enterWith(prior)
+      }
+    }
+    if (elsewhere !== null) this._startElsewhere(result, result._targets, elsewhere, wires, result._causal, info, flowOrigin, everyone)
   }
 
-  _reserve(length) {
-    if (this._io.length < length) {
-      let size = this._io.length
-      while (size < length) size *= 2
-      this._io = new Float64Array(size)
+  /** The loop of _runPlan: starts the local flows; returns the slots that live elsewhere, or null. */
+  _startFlows(result, plan, input, info, inbound) {
+    const nodes = result._targets
+    const planned = result._pending
+    const batch = info !== null
+    const causal = result._causal
+    const handlers = this._handlers
+    let elsewhere = null
+    this._syncDepth++
+    this._clockAt = result._startedAt
+    try {
+      for (let slot = 0, at = PLAN_HEADER; slot < planned; slot++) {
+        const node = nodes[slot]
+        const n = plan[at + 1]
+        const firstHandler = at + 2
+        at = firstHandler + n
+        if (node._transport !== null) {
+          // Its transport starts all of this send's flows it reaches at once, below.
+          ;(elsewhere || (elsewhere = [])).push(slot)
+          continue
+        }
+        if (n === 0) {
+          result._unmatched(slot)
+          continue
+        }
+        const event = batch ? (planned === 1 ? input : input.slice()) : { type: input.type, payload: input.payload, context: { causal } }
+        if (n === 1) {
+          const entry = handlers[plan[firstHandler]]
+          if (!result._runnable(slot, entry, event)) {
+            result._unmatched(slot)
+            continue
+          }
+          const flow = new Flow(result, slot, node, event, batch ? new BatchContext(info, node) : { causal, node }, entry.name, null)
+          // A flow serving an event from elsewhere carries what its sender needs to nest the
+          // events this flow sends.
+          if (inbound !== undefined) flow.origin = inbound.origins[slot]
+          flowStorage.enterWith(flow)
+          runFlow(flow, entry.fn)
+          continue
+        }
+        // Several handlers: choose every handler first and count their flows before
+        // any runs, so a first flow that finishes at once cannot end the target early.
+        const entries = []
+        for (let i = 0; i < n; i++) {
+          const entry = handlers[plan[firstHandler + i]]
+          if (result._runnable(slot, entry, event)) entries.push(entry)
+        }
+        if (entries.length === 0) {
+          result._unmatched(slot)
+          continue
+        }
+        const group = entries.length > 1 ? { left: entries.length, value: undefined } : null
+        for (let order = 0; order < entries.length; order++) {
+          const context = batch ? new BatchContext(info, node) : { causal, node }
+          const flow = new Flow(result, slot, node, event, context, entries[order].name, group)
+          flow.order = order
+          if (inbound !== undefined) flow.origin = inbound.origins[slot]
+          flowStorage.enterWith(flow)
+          runFlow(flow, entries[order].fn)
+        }
+      }
+    } finally {
+      this._syncDepth--
     }
+    return elsewhere
+  }
+
+  /** The buffer bound to the core for a send's inputs and plan, at least `length` long. */
+  _exchange(length) {
+    if (this._io.length >= length) return this._io
+    let size = this._io.length
+    while (size < length) size *= 2
+    this._io = new Float64Array(size)
+    guard(() => native.bindBuffers(this._core, this._io, this._journal))
     return this._io
+  }
+
+  /** The plan buffer of sends nested `depth` deep, at least `length` long. */
+  _planBuffer(depth, length) {
+    let buffer = this._plans[depth]
+    if (buffer === undefined || buffer.length < length) {
+      let size = buffer === undefined ? 1024 : buffer.length
+      while (size < length) size *= 2
+      buffer = this._plans[depth] = new Float64Array(size)
+    }
+    return buffer
+  }
+
+  /** Every node a broadcast reaches: the local ones and those the transports reach. */
+  _everyone() {
+    const nodes = [...this._nodesById.values()]
+    for (const transport of this._transports) {
+      const handles = transport.everyone()
+      for (let i = 0; i < handles.length; i++) nodes.push(handles[i])
+    }
+    return nodes
+  }
+
+  /** The input as each transport that owns one of `targets` carries it, or null when all are local. */
+  _encodeFor(targets, input) {
+    let wires = null
+    for (let i = 0; i < targets.length; i++) {
+      const transport = targets[i]._transport
+      if (transport === null || (wires !== null && wires.has(transport))) continue
+      let wire
+      try {
+        wire = transport.encode(input)
+      } catch (error) {
+        if (error !== null && typeof error === 'object') refusedSends.add(error)
+        throw error
+      }
+      ;(wires || (wires = new Map())).set(transport, wire)
+    }
+    return wires
+  }
+
+  /** Hands each transport the planned targets of one send that it owns, in one start() call. */
+  _startElsewhere(result, nodes, slots, wires, causal, batch, origin, broadcast) {
+    const firstBranch = result._firstBranch
+    let transport = nodes[slots[0]]._transport
+    let group = []
+    const start = () => transport.start({ result, slots: group, wire: wires.get(transport), causal, batch, origin, broadcast })
+    let rest = null
+    for (let i = 0; i < slots.length; i++) {
+      const slot = slots[i]
+      const node = nodes[slot]
+      const target = { slot, branch: firstBranch + slot, node }
+      if (node._transport === transport) group.push(target)
+      else (rest || (rest = new Map())).has(node._transport) ? rest.get(node._transport).push(target) : rest.set(node._transport, [target])
+    }
+    start()
+    if (rest !== null) for ([transport, group] of rest) start()
+  }
+
+  /** An event from elsewhere (a transport's one way in): planned and run like a local send. */
+  _receive(message) {
+    const { sender, nodes, input, causal, cause, batch, origins, onTarget } = message
+    const inbound = {
+      causal,
+      batch,
+      causeSeq: cause === null ? -1 : cause.seq,
+      causeBranch: cause === null ? -1 : cause.branch,
+      origins,
+      onTarget,
+    }
+    return this._deliver(sender, nodes, true, input, inbound)
+  }
+
+  _emptyResult(targets, keyed) {
+    const result = new SendResult(this, targets, keyed, null, [], 0)
+    result._values.fill(null)
+    return result
   }
 
   _typeId(type) {
@@ -594,19 +835,20 @@ class Runtime {
     return id
   }
 
-  _recordStep(frame, fn, stepsSoFar) {
-    if (stepsSoFar >= MAX_FLOW_STEPS) {
+  /** Records a flow's further step `name`; a flow past MAX_FLOW_STEPS fails instead. */
+  _recordStep(flow, name) {
+    if (flow.steps >= MAX_FLOW_STEPS) {
       throw new HappenError(
         'FLOW_TOO_LONG',
-        `The flow in node '${frame.node.id}' ran more than ${MAX_FLOW_STEPS} steps for event '${frame.type}'`,
+        `The flow in node '${flow.node.id}' ran more than ${MAX_FLOW_STEPS} steps for event '${flow.type}'`,
       )
     }
-    this._log(frame.branch, STEP, this._stepId(stepName(fn)))
+    this._log(flow.branch, STEP, this._stepId(name))
   }
 
   /** Records that a predicate handler runs in this branch. */
-  _recordHandlerStep(frame, entry) {
-    this._log(frame.branch, STEP, entry.stepId)
+  _recordHandlerStep(branch, entry) {
+    this._log(branch, STEP, entry.stepId)
   }
 
   _stepId(name) {
@@ -618,8 +860,11 @@ class Runtime {
     return id
   }
 
+  /** A flow's end: its duration is one clock reading, now, against its start. */
   _recordOutcome(branch, code, startedAt) {
-    this._log(branch, code, this._syncDepth > 0 ? NaN : performance.now() - startedAt)
+    const now = performance.now()
+    this._clockAt = now
+    this._log(branch, code, now - startedAt)
   }
 
   _log(branch, code, value) {
@@ -635,52 +880,17 @@ class Runtime {
     this._journalLength = n + 3
   }
 
-  /** Where the journal ends now, valid across its emptyings. */
-  _journalMark() {
-    return this._journalResets * JOURNAL_SIZE + this._journalLength
-  }
-
-  /**
-   * Gives the flows that finished at once since `mark` (one target's) their own duration,
-   * from `startedAt` to now; returns now, the next target's start (or `startedAt` when no flow
-   * finished, saving a clock read).
-   */
-  _settleSince(mark, startedAt) {
-    const journal = this._journal
-    const from = Math.floor(mark / JOURNAL_SIZE) === this._journalResets ? mark % JOURNAL_SIZE : 0
-    let now = -1
-    for (let i = from + 2; i < this._journalLength; i += 3) {
-      if (journal[i] !== journal[i]) {
-        if (now < 0) now = performance.now()
-        journal[i] = now - startedAt
-      }
-    }
-    return now < 0 ? startedAt : now
-  }
-
-  /** Gives any flow still without a duration one: up to now. */
-  _settleDurations() {
-    const journal = this._journal
-    let elapsed = -1
-    for (let i = 2; i < this._journalLength; i += 3) {
-      if (journal[i] !== journal[i]) {
-        if (elapsed < 0) elapsed = performance.now() - this._syncStart
-        journal[i] = elapsed
-      }
-    }
-  }
-
   _recordFailure(branch, startedAt, message) {
-    guard(() => native.failBranch(this._core, branch, performance.now() - startedAt, message))
+    const now = performance.now()
+    this._clockAt = now
+    guard(() => native.failBranch(this._core, branch, now - startedAt, message))
   }
 
   _flushJournal() {
     if (this._journalLength === 0) return
-    this._settleDurations()
     const count = this._journalLength / 3
     this._journalLength = 0
-    this._journalResets++
-    guard(() => native.finishBranches(this._core, this._journal, count))
+    guard(() => native.finishBranches(this._core, count))
   }
 }
 
@@ -705,4 +915,4 @@ function initializeHappen(config) {
   return new Runtime(config)
 }
 
-module.exports = { initializeHappen, createNodeArray, Runtime, Node, NodeArray, HappenError }
+module.exports = { initializeHappen, createNodeArray, Runtime, Node, RemoteNode, NodeArray, HappenError }

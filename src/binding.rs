@@ -1,9 +1,10 @@
 //! The N-API face of `crate::core::Core`.
 //!
-//! Calls carry plain numbers and one shared `Float64Array` (`io`): the JS layer writes a send's
-//! targets (and per-event types, and the outcomes of finished flows) into it, and `dispatch`
-//! overwrites it with the plan. That keeps a fan-out to a single boundary crossing with no
-//! objects built on the Rust side.
+//! Calls carry plain numbers and two `Float64Array`s bound to the core once (`bind_buffers`):
+//! `io`, where the JS layer writes a send's targets (and per-event types, and the outcomes of
+//! finished flows) and `dispatch` overwrites them with the plan, and the flow `journal`. That
+//! keeps a fan-out to a single boundary crossing with no objects built on the Rust side, and
+//! no typed array to unwrap on each call (that costs more than the rest of a call's glue).
 //!
 //! The functions are free functions over a per-thread table of cores addressed by a small
 //! integer: a napi-rs class method costs about 250 ns a call on this machine (it unwraps and
@@ -17,7 +18,7 @@ use std::cell::RefCell;
 
 use crate::core::slab::Slab;
 
-use napi::bindgen_prelude::Float64ArraySlice;
+use napi::bindgen_prelude::Float64Array;
 use napi::{Error, Result, Status};
 use napi_derive::napi;
 
@@ -52,10 +53,33 @@ struct Slot {
     types: Vec<NameId>,
     /// A plan too large for `io`, kept until the JS layer fetches it with a larger array.
     plan: Vec<f64>,
+    /// The JS layer's buffers (`bind_buffers`); held here, so they live as long as the core.
+    io: Option<Float64Array>,
+    journal: Option<Float64Array>,
 }
 
 thread_local! {
     static CORES: RefCell<Slab<Slot>> = const { RefCell::new(Slab::new()) };
+    /// The thread's argument buffer (`bind_args`): the hot calls take no arguments and read
+    /// their core handle here, since napi-rs sets up a borrow scope (a lock and an
+    /// allocation) for every call that has arguments and none for one that has none.
+    static ARGS: RefCell<Option<Float64Array>> = const { RefCell::new(None) };
+}
+
+/// Binds the thread's argument buffer (see `ARGS`).
+#[napi(catch_unwind)]
+pub fn bind_args(args: Float64Array) {
+    ARGS.set(Some(args));
+}
+
+/// The core handle a zero-argument call was given in the argument buffer.
+fn core_arg() -> Result<u32> {
+    ARGS.with_borrow(|args| {
+        args.as_deref()
+            .and_then(|a| a.first().copied())
+            .map(|core| core as u32)
+            .ok_or_else(|| coded("INTERNAL", "no argument buffer bound"))
+    })
 }
 
 fn with_core<T>(handle: u32, f: impl FnOnce(&mut Slot) -> Result<T>) -> Result<T> {
@@ -73,6 +97,8 @@ pub fn create_core(history_size: u32) -> u32 {
         targets: Vec::new(),
         types: Vec::new(),
         plan: Vec::new(),
+        io: None,
+        journal: None,
     };
     CORES.with_borrow_mut(|cores| cores.insert(slot))
 }
@@ -87,6 +113,31 @@ pub fn monotonic_ms() -> f64 {
         .elapsed()
         .as_secs_f64()
         * 1000.0
+}
+
+/// Binds the buffers later calls read and write: `io` (send inputs and plans) and `journal`
+/// (finished flows). Binding again replaces them (a larger `io` for a large send).
+#[napi(catch_unwind)]
+pub fn bind_buffers(core: u32, io: Float64Array, journal: Float64Array) -> Result<()> {
+    with_core(core, |s| {
+        s.io = Some(io);
+        s.journal = Some(journal);
+        Ok(())
+    })
+}
+
+/// Runs `f` over the bound `io` and the core.
+fn with_io<T>(core: u32, f: impl FnOnce(&mut Slot, &mut [f64]) -> Result<T>) -> Result<T> {
+    with_core(core, |s| {
+        let mut io =
+            s.io.take()
+                .ok_or_else(|| coded("INTERNAL", "no io buffer bound to the core"))?;
+        // SAFETY: the JS layer does not touch `io` while a call into the core runs, and the
+        // core holds the array (its reference) for as long as the slice is used here.
+        let result = f(s, unsafe { io.as_mut() });
+        s.io = Some(io);
+        result
+    })
 }
 
 /// Frees a core and everything it holds (nodes, handlers, history).
@@ -136,12 +187,11 @@ pub fn branch_steps_json(core: u32, first_branch: f64, count: u32) -> Result<Vec
 #[napi(catch_unwind)]
 pub fn dispatch_inbound(
     core: u32,
-    io: Float64ArraySlice,
     causation_id: Option<String>,
     correlation_id: Option<String>,
     alias: String,
 ) -> Result<i32> {
-    let length = plan_send(core, io, causation_id.as_deref(), correlation_id.as_deref())?;
+    let length = plan_send(core, causation_id.as_deref(), correlation_id.as_deref())?;
     with_core(core, |s| {
         let seq = s.plan[0] as EventSeq;
         s.core.set_event_alias(seq, &alias);
@@ -224,32 +274,24 @@ mod input {
 /// `count` type ids, then `outcomes` triples of finished flows (see `finish_branches`), which
 /// are recorded first. Writes to `io`: the plan header, then per target
 /// `node, handler count, handler ids…`. Returns the plan's length, or its negative when `io` is
-/// too small (fetch it with `take_plan`).
+/// too small (fetch it with `take_plan`). The core is the one named in the argument buffer.
 #[napi(catch_unwind)]
-pub fn dispatch(core: u32, io: Float64ArraySlice) -> Result<i32> {
-    plan_send(core, io, None, None)
+pub fn dispatch() -> Result<i32> {
+    plan_send(core_arg()?, None, None)
 }
 
 /// `dispatch` for an event whose caller set its own causation or correlation id.
 #[napi(catch_unwind)]
 pub fn dispatch_with_ids(
     core: u32,
-    io: Float64ArraySlice,
     causation_id: Option<String>,
     correlation_id: Option<String>,
 ) -> Result<i32> {
-    plan_send(core, io, causation_id.as_deref(), correlation_id.as_deref())
+    plan_send(core, causation_id.as_deref(), correlation_id.as_deref())
 }
 
-fn plan_send(
-    core: u32,
-    mut io: Float64ArraySlice,
-    causation: Option<&str>,
-    correlation: Option<&str>,
-) -> Result<i32> {
-    // SAFETY: the JS layer owns `io` and does not touch it while this call runs.
-    let io = unsafe { io.as_mut() };
-    with_core(core, |slot| {
+fn plan_send(core: u32, causation: Option<&str>, correlation: Option<&str>) -> Result<i32> {
+    with_io(core, |slot, io| {
         let header = io
             .get(..input::LEN)
             .ok_or_else(|| coded("INTERNAL", "io array too small for the send"))?;
@@ -338,10 +380,8 @@ fn plan_send(
 
 /// Copies a plan that did not fit into the `io` given to `dispatch`.
 #[napi(catch_unwind)]
-pub fn take_plan(core: u32, mut io: Float64ArraySlice) -> Result<()> {
-    // SAFETY: as in `dispatch`.
-    let io = unsafe { io.as_mut() };
-    with_core(core, |s| {
+pub fn take_plan(core: u32) -> Result<()> {
+    with_io(core, |s, io| {
         let plan = std::mem::take(&mut s.plan);
         let target = io
             .get_mut(..plan.len())
@@ -386,11 +426,15 @@ pub fn max_flow_steps() -> u32 {
 /// fulfilled, 2 rejected, 3 unmatched carry the duration in ms; code 4 a further step's name
 /// id. Errors go one by one through `fail_branch`, so this path carries numbers only.
 #[napi(catch_unwind)]
-pub fn finish_branches(core: u32, io: Float64ArraySlice, count: u32) -> Result<()> {
+pub fn finish_branches(core: u32, count: u32) -> Result<()> {
     with_core(core, |s| {
-        let entries = io
+        let journal = s
+            .journal
+            .as_deref()
+            .ok_or_else(|| coded("INTERNAL", "no journal bound to the core"))?;
+        let entries = journal
             .get(..count as usize * 3)
-            .ok_or_else(|| coded("INTERNAL", "io array too small"))?;
+            .ok_or_else(|| coded("INTERNAL", "journal too small"))?;
         finish(&mut s.core, entries);
         Ok(())
     })
