@@ -5,15 +5,16 @@
 //! overwrites it with the plan. That keeps a fan-out to a single boundary crossing with no
 //! objects built on the Rust side.
 //!
-//! The functions are free functions over a per-thread table of cores addressed by a small
+//! The functions are free functions over one process-wide table of cores addressed by a small
 //! integer: a napi-rs class method costs about 250 ns a call on this machine (it unwraps and
-//! checks `this`), a free function about 35 ns. Each JS thread (main or worker) loads its own
-//! table.
+//! checks `this`), a free function about 35 ns. The table is behind a mutex, so a core handle
+//! is valid on every thread of the process (worker threads join their parent's core, see
+//! `crate::threads`); uncontended, the lock costs a few ns a call.
 //!
 //! Every function is `catch_unwind`: a panic becomes a JS exception, never an abort. Errors
 //! carry their happen code as a `[CODE] ` prefix that the JS layer turns into a `HappenError`.
 
-use std::cell::RefCell;
+use std::sync::{Mutex, MutexGuard};
 
 use crate::core::slab::Slab;
 
@@ -26,17 +27,18 @@ use crate::core::{
     Targets,
 };
 
-fn coded(code: &str, message: impl std::fmt::Display) -> Error {
+pub(crate) fn coded(code: &str, message: impl std::fmt::Display) -> Error {
     Error::new(Status::GenericFailure, format!("[{code}] {message}"))
 }
 
-fn core_error(e: CoreError) -> Error {
+pub(crate) fn core_error(e: CoreError) -> Error {
     use crate::core::RegistryError::*;
     let code = match &e {
         CoreError::Registry(DuplicateNode(_)) => "DUPLICATE_NODE",
         CoreError::Registry(UnknownNode(_)) => "UNKNOWN_NODE",
         CoreError::Registry(UnknownHandler(_)) => "UNKNOWN_HANDLER",
         CoreError::Pattern(_) => "INVALID_PATTERN",
+        CoreError::ClosedPlace(_) => "NODE_LOST",
     };
     coded(code, e)
 }
@@ -46,23 +48,28 @@ fn core_error(e: CoreError) -> Error {
 const PLAN_HEADER: usize = 6;
 
 /// One core and the scratch buffers its dispatches reuse.
-struct Slot {
-    core: Core,
+pub(crate) struct Slot {
+    pub(crate) core: Core,
     targets: Vec<NodeIndex>,
     types: Vec<NameId>,
     /// A plan too large for `io`, kept until the JS layer fetches it with a larger array.
     plan: Vec<f64>,
 }
 
-thread_local! {
-    static CORES: RefCell<Slab<Slot>> = const { RefCell::new(Slab::new()) };
+static CORES: Mutex<Slab<Slot>> = Mutex::new(Slab::new());
+
+/// The table; a panic while it was held (caught at the boundary) leaves it usable.
+fn cores() -> MutexGuard<'static, Slab<Slot>> {
+    CORES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn with_core<T>(handle: u32, f: impl FnOnce(&mut Slot) -> Result<T>) -> Result<T> {
-    CORES.with_borrow_mut(|cores| match cores.get_mut(handle) {
+pub(crate) fn with_core<T>(handle: u32, f: impl FnOnce(&mut Slot) -> Result<T>) -> Result<T> {
+    match cores().get_mut(handle) {
         Some(slot) => f(slot),
         None => Err(coded("SHUTDOWN", "this happen runtime has been shut down")),
-    })
+    }
 }
 
 /// Creates a core; returns its handle.
@@ -74,7 +81,7 @@ pub fn create_core(history_size: u32) -> u32 {
         types: Vec::new(),
         plan: Vec::new(),
     };
-    CORES.with_borrow_mut(|cores| cores.insert(slot))
+    cores().insert(slot)
 }
 
 /// Milliseconds on a monotonic clock since the addon's first use; the JS layer calibrates it
@@ -92,7 +99,9 @@ pub fn monotonic_ms() -> f64 {
 /// Frees a core and everything it holds (nodes, handlers, history).
 #[napi(catch_unwind)]
 pub fn drop_core(handle: u32) {
-    CORES.with_borrow_mut(|cores| cores.remove(handle));
+    let dropped = cores().remove(handle);
+    // Dropped outside the lock: freeing a large history takes a while.
+    drop(dropped);
 }
 
 #[napi(catch_unwind)]

@@ -5,3 +5,5 @@ mod binding;
 pub mod core;
 #[cfg_attr(test, allow(dead_code))]
 mod nats;
+#[cfg_attr(test, allow(dead_code))]
+mod threads;
