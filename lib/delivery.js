@@ -76,8 +76,10 @@ class SendResult {
     this._startedAt = 0
     // robustness (issue 3): handlers registered after this send was planned do not run for it.
     this._gen = runtime._handlerGen
-    /** NATS hook: told of each target whose flow ended (answers a remote sender per node). */
+    /** Told of each target whose flow ended (a transport answering the sender elsewhere per node). */
     this._onTarget = null
+    /** What failure messages call the send's event (set by the runtime). */
+    this._type = ''
     this.id = firstId
     this._ids = ids
   }
@@ -223,16 +225,31 @@ class SendResult {
     return this._failures !== null && this._failures.some((f) => f.slot === slot)
   }
 
-  // NATS hooks (issue 5): a remote node's flow ended in its process; lib/nats.js reports it.
-  _remoteFulfilled(slot, frame, value, matched) {
-    this._values[slot] = value
-    this._runtime._recordOutcome(frame.branch, matched ? FULFILLED : UNMATCHED, this._startedAt)
+  /**
+   * A target that lives elsewhere finished there: `outcome` is { ok, value, matched } or
+   * { ok: false, error, step }. Its transport calls this once per target; later calls are ignored.
+   */
+  settleTarget(slot, outcome) {
+    if (this.isDone(slot)) return
+    if (outcome.ok) {
+      this._values[slot] = outcome.value
+      this._runtime._recordOutcome(this._firstBranch + slot, outcome.matched ? FULFILLED : UNMATCHED, this._startedAt)
+    } else {
+      const frame = { node: this._targets[slot], type: this._type, branch: this._firstBranch + slot }
+      this._recordFailure(slot, frame, outcome.step, outcome.error)
+    }
     this._targetDone(slot)
   }
 
-  _remoteFailed(slot, frame, step, error) {
-    this._recordFailure(slot, frame, step, error)
-    this._targetDone(slot)
+  /** A finished target's outcome: { ok: true, value } or { ok: false, error, step }. */
+  outcome(slot) {
+    const failure = this._failures === null ? undefined : this._failures.find((f) => f.slot === slot)
+    return failure === undefined ? { ok: true, value: this._values[slot] } : { ok: false, error: failure.error, step: failure.step }
+  }
+
+  /** Whether the target's flow has finished. */
+  isDone(slot) {
+    return this._isDone(slot)
   }
 
   /** A target where no handler matched: its result is null. */

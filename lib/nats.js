@@ -22,8 +22,7 @@
 
 const native = require('./native')
 const { HappenError } = require('./errors')
-const { Node } = require('./runtime')
-const { performance, flowStorage } = require('./delivery')
+const { performance } = require('node:perf_hooks')
 
 const PRESENCE = 'happen.presence'
 const FRAME_LIMIT = 512 * 1024
@@ -129,22 +128,6 @@ function describeError(error) {
   return { message: typeof error === 'string' ? error : `non-Error value thrown: ${String(error)}`, code: null, name: 'Error' }
 }
 
-/** A node of another process: a handle for send(), createNodeArray() and process(). */
-class RemoteNode extends Node {
-  on() {
-    throw new HappenError('REMOTE_NODE', `Cannot on() node '${this.id}': it lives in another process; register its handlers there`)
-  }
-
-  dispose() {
-    throw new HappenError('REMOTE_NODE', `Cannot dispose() node '${this.id}': it lives in another process`)
-  }
-
-  toJSON() {
-    return { id: this.id, remote: true }
-  }
-}
-Object.defineProperty(RemoteNode.prototype, '_remote', { value: true })
-
 /** The causal contexts of a batch that came over the wire (what BatchInfo gives locally). */
 class WireBatch {
   constructor(events, first, ids) {
@@ -162,12 +145,21 @@ class WireBatch {
   }
 }
 
+/** The NATS transport (lib/transport.js): nodes of other processes, reached by id. */
 class NatsTransport {
-  constructor(runtime, options, historySize = 10_000) {
-    this.runtime = runtime
+  constructor(options, historySize = 10_000) {
+    this.options = options
+    this.historySize = historySize
+    this.host = null
+  }
+
+  /** Connects, as the runtime `host` (its id prefix names this runtime's subjects). */
+  attach(host) {
+    const { options, historySize } = this
+    this.host = host
     this.servers = options.servers
     this.heartbeat = options.heartbeat ?? 1000
-    this.rt = runtime._prefix.slice(0, -1)
+    this.rt = host.prefix.slice(0, -1)
     this.inbox = `_HAPPEN.${this.rt}.`
     /** Which runtime hosts a remote node id (learnt from presence and replies). */
     this.hostOf = new Map()
@@ -227,11 +219,11 @@ class NatsTransport {
     /** `frames: false` sends every request on its node's subject (for comparison and tests). */
     this.useFrames = frames !== false
     this.handle = native.natsConnect(connect, () => this._drain())
-    this.ready = new Promise((resolve, reject) => {
+    this.connected = new Promise((resolve, reject) => {
       this._connected = resolve
       this._failed = reject
     })
-    this.ready.catch(() => {})
+    this.connected.catch(() => {})
     native.natsSubscribe(this.handle, this.inbox + '*', 'r')
     native.natsSubscribe(this.handle, PRESENCE, 'p')
     native.natsSubscribe(this.handle, `happen.rt.${this.rt}`, 'f')
@@ -246,9 +238,9 @@ class NatsTransport {
   }
 
   /** Resolves once connected and everything sent so far (subscriptions of new nodes too) reached the server. */
-  flush() {
+  ready() {
     if (this.closed) return Promise.resolve()
-    return this.ready.then(
+    return this.connected.then(
       () =>
         new Promise((resolve, reject) => {
           const token = String(this.nextToken++)
@@ -278,12 +270,7 @@ class NatsTransport {
   _forget(id, node) {
     this.remotes.delete(id)
     this.hostOf.delete(id)
-    if (node._index < 0) return
-    try {
-      native.disposeNode(this.runtime._core, node._index)
-    } catch {}
-    this.runtime._nodesByIndex[node._index] = undefined
-    node._index = -1
+    this.host.dropHandle(node)
   }
 
   nodeCreated(node) {
@@ -306,22 +293,24 @@ class NatsTransport {
     this._out(PRESENCE, '', '', JSON.stringify({ down: [node.id], from: this.inbox, rt: this.rt }))
   }
 
+  /** Any id that is not a local node's names a node of another process. */
+  resolve(id) {
+    return this.remoteNode(id)
+  }
+
   /** The handle of a node of another process (made once per id). */
   remoteNode(id) {
     let node = this.remotes.get(id)
     if (node === undefined || node._index < 0) {
-      const runtime = this.runtime
-      const index = native.createRemoteNode(runtime._core, id)
-      node = new RemoteNode(runtime, id, index)
-      runtime._nodesByIndex[index] = node
+      node = this.host.createHandle(id)
       this.remotes.set(id, node)
     }
     return node
   }
 
-  /** A broadcast's targets: every local node, and every node other processes announced. */
+  /** What a broadcast reaches here: every node other processes announced. */
   everyone() {
-    const nodes = [...this.runtime._nodesById.values()]
+    const nodes = []
     for (const node of this.remotes.values()) if (node._listed === true && node._index >= 0) nodes.push(node)
     return nodes
   }
@@ -365,12 +354,12 @@ class NatsTransport {
     return body
   }
 
-  /** Sends the planned event to the remote targets of one dispatch; replies finish their branches. */
-  start(result, remote, body, causal, info, broadcast = false) {
+  /** Sends the planned event to the remote targets of one dispatch; replies settle their targets. */
+  start(delivery) {
+    const { result, slots: remote, wire: body, causal, batch: info, origin, broadcast } = delivery
     const header = { ...causal }
     // A flow serving another runtime's branch: that runtime nests what it sends there.
-    const current = flowStorage.getStore()
-    if (current !== undefined && current.origin !== undefined) header.origin = current.origin
+    if (origin !== undefined) header.origin = origin
     if (info !== null) {
       header.batch = Array.from({ length: info.count }, (_, i) => {
         const c = i === 0 ? info.first : info.causalAt(i)
@@ -381,12 +370,12 @@ class NatsTransport {
     const now = performance.now()
     let direct = null
     for (let i = 0; i < remote.length; i++) {
-      const { slot, frame } = remote[i]
-      const waiting = { result, slot, flow: frame, sentAt: now, causal: causalText, body, frame: 0, pinged: false, broadcast }
-      this.waiting.set(frame.branch, waiting)
-      const host = this.useFrames ? this.hostOf.get(frame.node.id) : undefined
+      const { slot, branch, node } = remote[i]
+      const waiting = { result, slot, branch, node, sentAt: now, causal: causalText, body, frame: 0, pinged: false, broadcast }
+      this.waiting.set(branch, waiting)
+      const host = this.useFrames ? this.hostOf.get(node.id) : undefined
       if (host === undefined) (direct || (direct = [])).push(waiting)
-      else this._frame(host, frame.node.id, waiting)
+      else this._frame(host, node.id, waiting)
     }
     this._hold(remote.length)
     if (direct !== null) for (let i = 0; i < direct.length; i++) this._direct(direct[i], i > 0)
@@ -395,7 +384,7 @@ class NatsTransport {
   /** Sends one branch's request on its node's subject. */
   _direct(waiting, sameBody) {
     waiting.frame = 0
-    this._out(subjectOf(waiting.flow.node.id), this.inbox + waiting.flow.branch, waiting.causal, sameBody ? '\0' : waiting.body)
+    this._out(subjectOf(waiting.node.id), this.inbox + waiting.branch, waiting.causal, sameBody ? '\0' : waiting.body)
   }
 
   /** Adds one branch's request to this turn's frame for runtime `host`. */
@@ -411,11 +400,11 @@ class NatsTransport {
     const last = frame.last
     if (last !== null && last.causal === waiting.causal) {
       last.ids.push(id)
-      last.branches.push(waiting.flow.branch)
+      last.branches.push(waiting.branch)
       return
     }
     frame.causals.push(waiting.causal)
-    frame.last = { causal: waiting.causal, body: waiting.body, ids: [id], branches: [waiting.flow.branch] }
+    frame.last = { causal: waiting.causal, body: waiting.body, ids: [id], branches: [waiting.branch] }
     frame.entries.push(frame.last)
     frame.size += waiting.causal.length + waiting.body.length
     if (frame.size > Math.min(FRAME_LIMIT, this.maxPayload / 2)) this._sendFrame(host, frame)
@@ -457,24 +446,24 @@ class NatsTransport {
     const waiting = this.waiting.get(branch)
     if (waiting === undefined) return
     if (retry === true) {
-      this.hostOf.delete(waiting.flow.node.id)
+      this.hostOf.delete(waiting.node.id)
       return this._direct(waiting, false)
     }
-    if (host !== undefined && waiting.frame === 0 && this.useFrames) this.hostOf.set(waiting.flow.node.id, host)
+    if (host !== undefined && waiting.frame === 0 && this.useFrames) this.hostOf.set(waiting.node.id, host)
     this.waiting.delete(branch)
     this._hold(-1)
-    const { result, slot, flow: frame } = waiting
+    const { result, slot } = waiting
     const ran = steps !== undefined && steps.length > 0
     if (ran) {
       // A ring: past its size the oldest entries are overwritten.
       const ring = this.steps
-      ring.branches[ring.next] = frame.branch
+      ring.branches[ring.next] = waiting.branch
       ring.names[ring.next] = steps
       ring.next = ring.next + 1 === ring.names.length ? 0 : ring.next + 1
       if (ring.count < ring.names.length) ring.count++
     }
-    if (ok) result._remoteFulfilled(slot, frame, payload, ran)
-    else result._remoteFailed(slot, frame, step || '(remote)', remoteError(frame.node.id, payload))
+    if (ok) result.settleTarget(slot, { ok: true, value: payload, matched: ran })
+    else result.settleTarget(slot, { ok: false, step: step || '(remote)', error: remoteError(waiting.node.id, payload) })
   }
 
 
@@ -490,7 +479,7 @@ class NatsTransport {
     }
     steps.count = 0
     try {
-      native.addRemoteSteps(this.runtime._core, JSON.stringify(pairs))
+      this.host.addSteps(JSON.stringify(pairs))
     } catch {}
   }
 
@@ -560,7 +549,7 @@ class NatsTransport {
       const no = Number(key.slice(1))
       for (const waiting of this.waiting.values()) {
         if (waiting.frame !== no) continue
-        this.hostOf.delete(waiting.flow.node.id)
+        this.hostOf.delete(waiting.node.id)
         this._direct(waiting, false)
       }
       return
@@ -568,10 +557,10 @@ class NatsTransport {
     const branch = Number(key)
     if (header === 'status:503') {
       const waiting = this.waiting.get(branch)
-      const id = waiting ? waiting.flow.node.id : '?'
+      const id = waiting ? waiting.node.id : '?'
       // Not (or no longer) hosted anywhere: out of the broadcast list until announced again.
       if (waiting) {
-        waiting.flow.node._listed = false
+        waiting.node._listed = false
         this.hostOf.delete(id)
         // A broadcast reaches the nodes that exist: one whose process went away without a
         // word (killed, or exited without shutdown()) answers like a node with no handler.
@@ -612,14 +601,14 @@ class NatsTransport {
    * sender's branch for `ids[i]`.
    */
   _serve(inbox, branches, ids, wire, input, framed) {
-    const runtime = this.runtime
-    let nodes = ids.map((id) => (id === undefined ? undefined : runtime._nodesById.get(id)))
-    if (runtime._closed || nodes.includes(undefined)) {
+    const host = this.host
+    let nodes = ids.map((id) => (id === undefined ? undefined : host.localNode(id)))
+    if (host.closed || nodes.includes(undefined)) {
       const error = (id) => ({ name: 'HappenError', code: 'NO_RESPONDERS', message: `Node '${id}' is no longer served by this process` })
       const keep = []
       nodes.forEach((node, i) => {
         // A frame's sender resends these on the node's subject (it may live elsewhere now).
-        if (node === undefined || runtime._closed) this._reply(inbox, branches[i], 0, '[]', `${JSON.stringify(error(ids[i]))},"(transport)",${framed ? 1 : 0}`)
+        if (node === undefined || host.closed) this._reply(inbox, branches[i], 0, '[]', `${JSON.stringify(error(ids[i]))},"(transport)",${framed ? 1 : 0}`)
         else keep.push(i)
       })
       if (keep.length === 0) return
@@ -636,32 +625,32 @@ class NatsTransport {
     }
     // Sent by a flow that serves one of this runtime's branches: caused by that branch.
     const origin = wire.origin
-    const mine = origin !== undefined && origin[0] === this.rt && typeof causal.causationId === 'string' && causal.causationId.startsWith(runtime._prefix)
+    const mine = origin !== undefined && origin[0] === this.rt && typeof causal.causationId === 'string' && causal.causationId.startsWith(host.prefix)
     const senderRt = inbox.slice(8, -1)
-    const inbound = {
-      causal,
-      batch: Array.isArray(input) ? new WireBatch(input, causal, wire.batch) : null,
-      causeSeq: mine ? Number(causal.causationId.slice(runtime._prefix.length)) : -1,
-      causeBranch: mine ? origin[1] : -1,
-      origins: branches.map((branch) => [senderRt, branch]),
-    }
-    const sender = wire.sender === null ? null : runtime._nodesById.get(wire.sender) ?? this.remoteNode(wire.sender)
+    let serving = this.serving.get(inbox)
+    if (serving === undefined) this.serving.set(inbox, (serving = new Set()))
+    for (const branch of branches) serving.add(branch)
+    const answer = { result: null, nodes, inbox, branches, serving }
     let result
     try {
-      result = runtime._deliver(sender, nodes, true, input, inbound)
+      result = host.receive({
+        sender: wire.sender === null ? null : host.localNode(wire.sender) ?? this.remoteNode(wire.sender),
+        nodes,
+        input,
+        causal,
+        cause: mine ? { seq: Number(causal.causationId.slice(host.prefix.length)), branch: origin[1] } : null,
+        batch: Array.isArray(input) ? new WireBatch(input, causal, wire.batch) : null,
+        origins: branches.map((branch) => [senderRt, branch]),
+        onTarget: (slot) => this._finished(answer, slot),
+      })
     } catch (error) {
+      for (const branch of branches) serving.delete(branch)
+      if (serving.size === 0 && this.serving.get(inbox) === serving) this.serving.delete(inbox)
       const text = `${JSON.stringify(describeError(error))},"(delivery)"`
       for (const branch of branches) this._reply(inbox, branch, 0, '[]', text)
       return
     }
-    let serving = this.serving.get(inbox)
-    if (serving === undefined) this.serving.set(inbox, (serving = new Set()))
-    const answer = { result, inbox, branches, serving, count: 0 }
-    for (let slot = 0; slot < nodes.length; slot++) {
-      if (result._isDone(slot)) this._finished(answer, slot)
-      else serving.add(branches[slot])
-    }
-    if (answer.count < nodes.length) result._onTarget = (slot) => this._finished(answer, slot)
+    answer.result = result
   }
 
   /** A served node's flow ended: its answer leaves with this turn's replies. */
@@ -669,7 +658,6 @@ class NatsTransport {
     answer.serving.delete(answer.branches[slot])
     // Peers come and go (each process has its own inbox): drop a peer's empty set.
     if (answer.serving.size === 0 && this.serving.get(answer.inbox) === answer.serving) this.serving.delete(answer.inbox)
-    answer.count++
     this.answers.push(answer, slot)
     this._schedule()
   }
@@ -679,8 +667,7 @@ class NatsTransport {
     const list = this.answers
     this.answers = []
     // Steps the flows ran are in the runtime's journal until it reaches the core.
-    this.runtime._flushJournal()
-    const core = this.runtime._core
+    this.host.flushJournal()
     let last = null
     let steps = null
     for (let i = 0; i < list.length; i += 2) {
@@ -689,14 +676,14 @@ class NatsTransport {
       const result = answer.result
       if (answer !== last) {
         last = answer
-        steps = native.branchStepsJson(core, result._firstBranch, result._targets.length)
+        steps = this.host.stepsOf(result)
       }
       const stepsText = steps[slot]
-      const node = result._targets[slot]
-      const failure = result._failures === null ? undefined : result._failures.find((f) => f.slot === slot)
+      const node = answer.nodes[slot]
+      const outcome = result.outcome(slot)
       const branch = answer.branches[slot]
-      if (failure === undefined) {
-        const value = result._values[slot]
+      if (outcome.ok) {
+        const value = outcome.value
         let text
         try {
           checkJson(value, 'result', `The result of node '${node.id}'`)
@@ -707,7 +694,7 @@ class NatsTransport {
         }
         this._reply(answer.inbox, branch, 1, stepsText, text === undefined ? '' : text)
       } else {
-        this._reply(answer.inbox, branch, 0, stepsText, `${JSON.stringify(describeError(failure.error))},${JSON.stringify(failure.step)}`)
+        this._reply(answer.inbox, branch, 0, stepsText, `${JSON.stringify(describeError(outcome.error))},${JSON.stringify(outcome.step)}`)
       }
     }
   }
@@ -715,14 +702,16 @@ class NatsTransport {
   _onPresence(body) {
     const message = JSON.parse(body)
     if (message.from === this.inbox) return
-    const runtime = this.runtime
+    const host = this.host
     if (message.hello !== undefined) {
-      if (message.hello === this.inbox || runtime._nodesById.size === 0) return
-      this._out(PRESENCE, '', '', JSON.stringify({ up: [...runtime._nodesById.keys()], from: this.inbox, rt: this.rt }))
+      if (message.hello === this.inbox) return
+      const up = [...host.localIds()]
+      if (up.length === 0) return
+      this._out(PRESENCE, '', '', JSON.stringify({ up, from: this.inbox, rt: this.rt }))
       return
     }
     for (const id of message.up || []) {
-      if (runtime._nodesById.has(id)) continue
+      if (host.localNode(id) !== undefined) continue
       this.remoteNode(id)._listed = true
       if (message.rt !== undefined) this.hostOf.set(id, message.rt)
     }
@@ -784,7 +773,7 @@ class NatsTransport {
     const byNode = new Map()
     for (const [branch, waiting] of this.waiting) {
       if (waiting.sentAt > due || waiting.pinged) continue
-      const id = waiting.flow.node.id
+      const id = waiting.node.id
       let list = byNode.get(id)
       if (list === undefined) byNode.set(id, (list = []))
       list.push(branch)
@@ -843,7 +832,7 @@ class NatsTransport {
       if (this.subscriptions.size > 0) {
         this._out(PRESENCE, '', '', JSON.stringify({ down: [...this.subscriptions.keys()], from: this.inbox, rt: this.rt }))
       }
-      await this.flush().catch(() => {})
+      await this.ready().catch(() => {})
     }
     for (const branch of [...this.waiting.keys()]) this._failBranch(branch, 'SHUTDOWN', 'the happen runtime was shut down before the remote node answered')
     this.closed = true
@@ -853,4 +842,7 @@ class NatsTransport {
   }
 }
 
-module.exports = { NatsTransport, RemoteNode, subjectOf, unserialisable }
+NatsTransport.prototype.type = 'nats'
+NatsTransport.prototype.place = 'another process'
+
+module.exports = { NatsTransport, subjectOf, unserialisable }

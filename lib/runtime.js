@@ -14,6 +14,7 @@ const {
   checkLiveMembers,
 } = require('./validate')
 const { trimTail } = require('./lifecycle')
+const { createTransport } = require('./transport')
 const {
   SendResult,
   FlowFrame,
@@ -26,8 +27,11 @@ const {
 const EVERY_NODE = null
 /** The path of a root event sent from outside any node; root paths are shared and frozen. */
 const NO_PATH = Object.freeze([])
-/** NATS: why a send to a remote node is refused as a rejected promise rather than a throw. */
-const REJECTED_SENDS = new Set(['NOT_SERIALIZABLE', 'CONNECTION_FAILED', 'PAYLOAD_TOO_LARGE'])
+/**
+ * Errors a transport's encode() threw: they reject the send's promise rather than throw from
+ * send(), since the send was valid and only where its targets live refused it.
+ */
+const refusedSends = new WeakSet()
 /**
  * Flow steps and outcomes wait in a journal of [branch, code, value] entries and reach the core
  * with the next send (or trace) instead of costing a call each. Codes: 1 fulfilled, 2 rejected,
@@ -151,6 +155,29 @@ class Node {
     return { id: this.id }
   }
 }
+/** A local node runs its handlers here; a handle (RemoteNode) names the transport that reaches it. */
+Object.defineProperty(Node.prototype, '_transport', { value: null })
+
+/** A node that lives elsewhere, reached through its transport: a handle for send(), createNodeArray() and process(). */
+class RemoteNode extends Node {
+  constructor(runtime, id, index, transport) {
+    super(runtime, id, index)
+    Object.defineProperty(this, '_transport', { value: transport })
+  }
+
+  on() {
+    throw new HappenError('REMOTE_NODE', `Cannot on() node '${this.id}': it lives in ${this._transport.place}; register its handlers there`)
+  }
+
+  dispose() {
+    throw new HappenError('REMOTE_NODE', `Cannot dispose() node '${this.id}': it lives in ${this._transport.place}`)
+  }
+
+  toJSON() {
+    return { id: this.id, remote: true }
+  }
+}
+Object.defineProperty(RemoteNode.prototype, '_remote', { value: true })
 
 /** Several nodes as one receiver: `on` registers on each, `send` fans out to all. */
 class NodeArray {
@@ -170,8 +197,8 @@ class NodeArray {
   on(pattern, handler) {
     checkPattern(pattern)
     checkHandler(handler)
-    // NATS: a remote node's handlers are registered in its own process.
-    const removers = this.nodes.filter((node) => node._remote !== true).map((node) => node.on(pattern, handler))
+    // A node that lives elsewhere has its handlers registered there.
+    const removers = this.nodes.filter((node) => node._transport === null).map((node) => node.on(pattern, handler))
     return () => removers.forEach((remove) => remove())
   }
 
@@ -186,6 +213,62 @@ class NodeArray {
     } catch (error) {
       return Promise.reject(error)
     }
+  }
+}
+
+/** What a transport sees of its runtime (the `host` of lib/transport.js). */
+class TransportHost {
+  constructor(runtime, transport) {
+    this._runtime = runtime
+    this._transport = transport
+    this.prefix = runtime._prefix
+  }
+
+  get closed() {
+    return this._runtime._closed
+  }
+
+  localNode(id) {
+    return this._runtime._nodesById.get(id)
+  }
+
+  localIds() {
+    return this._runtime._nodesById.keys()
+  }
+
+  createHandle(id) {
+    const runtime = this._runtime
+    const index = guard(() => native.createRemoteNode(runtime._core, id))
+    const node = new RemoteNode(runtime, id, index, this._transport)
+    runtime._nodesByIndex[index] = node
+    return node
+  }
+
+  dropHandle(node) {
+    if (node._index < 0) return
+    const runtime = this._runtime
+    try {
+      native.disposeNode(runtime._core, node._index)
+    } catch {}
+    runtime._nodesByIndex[node._index] = undefined
+    trimTail(runtime._nodesByIndex)
+    node._index = -1
+  }
+
+  receive(message) {
+    return this._runtime._receive(message)
+  }
+
+  flushJournal() {
+    this._runtime._flushJournal()
+  }
+
+  stepsOf(result) {
+    return guard(() => native.branchStepsJson(this._runtime._core, result._firstBranch, result._targets.length))
+  }
+
+  addSteps(json) {
+    guard(() => native.addRemoteSteps(this._runtime._core, json))
   }
 }
 
@@ -211,19 +294,20 @@ class Runtime {
     // robustness (issue 3): a counter stamped on each handler so a send runs only handlers
     // registered before it.
     this._handlerGen = 0
-    // NATS transport hook (issue 5): everything about it lives in lib/nats.js.
-    this._transport = null
-    if (transport.type === 'nats') {
-      const { NatsTransport } = require('./nats')
-      this._transport = new NatsTransport(this, transport, historySize)
-      // `await initializeHappen({ transport: nats })` waits for the connection and rejects
-      // promptly (CONNECTION_FAILED) when the server is unreachable; the thenable goes away
-      // once settled, so the runtime itself is what the await gives.
+    // The transports that reach nodes living elsewhere (lib/transport.js); `_transport` is the
+    // one the config names, null for the in-memory runtime.
+    this._transports = []
+    this._transport = createTransport(transport, historySize)
+    if (this._transport !== null) {
+      this._addTransport(this._transport)
+      // `await initializeHappen({ transport })` waits until the transport is ready and rejects
+      // promptly when it cannot be (say, CONNECTION_FAILED); the thenable goes away once
+      // settled, so the runtime itself is what the await gives.
       Object.defineProperty(this, 'then', {
         configurable: true,
         writable: true,
         value: (onFulfilled, onRejected) =>
-          this._transport.flush().then(() => {
+          this.ready().then(() => {
             delete this.then
             return this
           }, (error) => {
@@ -240,13 +324,13 @@ class Runtime {
     this._assertOpen('createNode')
     checkNodeId(id)
     checkNodeOptions(options)
-    // NATS hook: a node of this id known in another process (it moved here) stops being remote.
-    if (this._transport !== null) this._transport.beforeCreate(id)
+    const transports = this._transports
+    for (let i = 0; i < transports.length; i++) transports[i].beforeCreate(id)
     const index = guard(() => native.createNode(this._core, id))
     const node = new Node(this, id, index)
     this._nodesByIndex[index] = node
     this._nodesById.set(id, node)
-    if (this._transport !== null) this._transport.nodeCreated(node)
+    for (let i = 0; i < transports.length; i++) transports[i].nodeCreated(node)
     return node
   }
 
@@ -254,31 +338,49 @@ class Runtime {
     return createNodeArray(nodes)
   }
 
-  /** The node with this id (a local node is itself its handle; under NATS, any other id is a remote handle). */
+  /** The node with this id: a local node is itself its handle; else a transport's handle of it. */
   node(id) {
     this._assertOpen('node')
     checkNodeId(id)
-    const node = this._nodesById.get(id)
-    if (node === undefined) {
-      if (this._transport !== null) return this._transport.remoteNode(id)
-      throw new HappenError('UNKNOWN_NODE', `No node with id '${id}' in this runtime`)
-    }
+    const node = this._find(id)
+    if (node === undefined) throw new HappenError('UNKNOWN_NODE', `No node with id '${id}' in this runtime`)
     return node
   }
 
+  /** The local node of this id, else the handle a transport knows it by. */
+  _find(id) {
+    const node = this._nodesById.get(id)
+    if (node !== undefined) return node
+    const transports = this._transports
+    for (let i = 0; i < transports.length; i++) {
+      const handle = transports[i].resolve(id)
+      if (handle !== undefined) return handle
+    }
+    return undefined
+  }
+
   /**
-   * Resolves once the transport is connected and every node created so far is reachable from
-   * other processes (NATS); at once for the memory transport.
+   * Resolves once every transport is ready and every node created so far is reachable from
+   * where they reach (other processes, threads); at once for the in-memory runtime.
    */
   ready() {
-    return this._transport === null ? Promise.resolve() : this._transport.flush()
+    const transports = this._transports
+    if (transports.length === 0) return Promise.resolve()
+    if (transports.length === 1) return transports[0].ready()
+    return Promise.all(transports.map((t) => t.ready())).then(() => {})
+  }
+
+  /** Adds a transport: from now on the nodes it reaches are addressable from this runtime. */
+  _addTransport(transport) {
+    this._transports.push(transport)
+    transport.attach(new TransportHost(this, transport))
   }
 
   /** The causal tree of an event id or correlation id, or null when the history holds neither. */
   trace(id) {
     if (typeof id !== 'string' || id.length === 0) throw invalidArg('id', 'a non-empty event or correlation id string', id)
     this._flushJournal()
-    if (this._transport !== null) this._transport.flushSteps()
+    for (const transport of this._transports) transport.flushSteps()
     const json = guard(() => native.trace(this._core, id))
     if (json == null) return null
     const { tree, text } = JSON.parse(json)
@@ -288,7 +390,7 @@ class Runtime {
 
   async shutdown() {
     if (this._closed) return
-    if (this._transport !== null) await this._transport.close()
+    for (const transport of this._transports) await transport.close()
     this._flushJournal()
     for (const node of this._nodesById.values()) this._dispose(node)
     // The core stays until the runtime is collected, so trace() still reads the history.
@@ -342,7 +444,7 @@ class Runtime {
     trimTail(this._nodesByIndex)
     this._nodesById.delete(node.id)
     node._index = -1
-    if (this._transport !== null) this._transport.nodeDisposed(node)
+    for (const transport of this._transports) transport.nodeDisposed(node)
   }
 
   /** Turns a send target into the nodes it names; `keyed` when results come back keyed by node id. */
@@ -351,8 +453,7 @@ class Runtime {
     if (target instanceof Node) return { nodes: [this._own(target, 'target')], keyed: false }
     if (typeof target === 'string') {
       if (target.length === 0) throw invalidArg('target', 'a node, a node id, a NodeArray or an array of nodes', target)
-      let node = this._nodesById.get(target)
-      if (node === undefined && this._transport !== null) node = this._transport.remoteNode(target)
+      const node = this._find(target)
       if (node === undefined) throw new HappenError('UNKNOWN_NODE', `No node with id '${target}' in this runtime`)
       return { nodes: [node], keyed: false }
     }
@@ -383,8 +484,9 @@ class Runtime {
     try {
       result = this._deliver(origin, targets, keyed, input)
     } catch (error) {
-      // NATS: a payload JSON cannot carry, one too large, or a failed connection rejects the send.
-      if (!(error instanceof HappenError) || !REJECTED_SENDS.has(error.code)) throw error
+      // A transport refused the input (a payload it cannot carry, one too large, a failed
+      // connection): the send rejects.
+      if (error === null || typeof error !== 'object' || !refusedSends.has(error)) throw error
       const rejected = Promise.reject(error)
       // Awaiting it still rejects; a send nobody awaits (fire and forget) must not crash the
       // process with an unhandled rejection.
@@ -415,14 +517,13 @@ class Runtime {
     const frame = current !== undefined && current.runtime === this && inbound === undefined ? current : null
     const sender = frame !== null ? frame.node : origin
     if (batch && input.length === 0) return this._emptyResult(targets, keyed)
-    // NATS hook: a broadcast goes to the local nodes and those other processes announced;
-    // remote targets need the events as JSON, made (and refused) before dispatch.
-    const transport = this._transport
-    let wireBody = null
+    // With transports, a broadcast goes to the local nodes and those the transports reach;
+    // targets that live elsewhere need the input encoded (and maybe refused) before dispatch.
+    let wires = null
     const everyone = targets === EVERY_NODE
-    if (transport !== null) {
-      if (everyone) targets = transport.everyone()
-      if (targets.some((n) => n._remote === true)) wireBody = transport.encode(input)
+    if (this._transports.length > 0) {
+      if (everyone) targets = this._everyone()
+      wires = this._encodeFor(targets, input)
     }
 
     const count = batch ? input.length : 1
@@ -433,8 +534,8 @@ class Runtime {
     const outcomes = this._journalLength
     const io = this._reserve(outcomesAt + outcomes)
     io[0] = sender === null ? -1 : sender._index
-    // NATS hook: an event a remote flow sends back here is caused by the branch this runtime
-    // gave that remote node (so traces nest it there).
+    // An event from elsewhere that a flow there sent while serving one of our branches is
+    // caused by that branch (so traces nest it there).
     io[1] = frame !== null ? frame.seq : inbound !== undefined ? inbound.causeSeq : -1
     io[2] = frame !== null ? frame.branch : inbound !== undefined ? inbound.causeBranch : -1
     io[3] = frame === null ? -1 : frame.correlationSeq
@@ -448,8 +549,8 @@ class Runtime {
     this._journalLength = 0
 
     const first = batch ? input[0] : input
-    // NATS hook: an event from another process keeps its causation and correlation ids, and
-    // (dispatchInbound) its own id in this runtime's traces.
+    // An event from elsewhere keeps its causation and correlation ids, and (dispatchInbound)
+    // its own id in this runtime's traces.
     const ids = inbound === undefined ? first : inbound.causal
     const explicitIds = ids.causationId != null || ids.correlationId != null
     let length
@@ -477,7 +578,7 @@ class Runtime {
     const senderId = sender === null ? null : sender.id
     // Every target of a fan-out sees this one causal context: frozen, so no node's writes reach
     // another (each target gets its own event object around it, cheaper than freezing that).
-    // NATS hook: an event from another process comes with its causal context.
+    // An event from elsewhere comes with its causal context.
     const causal = inbound !== undefined ? inbound.causal : Object.freeze({
       id,
       sender: senderId,
@@ -523,21 +624,25 @@ class Runtime {
     // What errors and messages call the flow's event: a mixed batch lists its types.
     const type = !batch ? input.type : sharedType ?? [...new Set(input.map((e) => e.type))].join(', ')
     const correlation = correlationSeq > 0 ? correlationSeq : -1
+    result._type = type
+    if (inbound !== undefined) result._onTarget = inbound.onTarget
+    const flowOrigin = frame === null ? undefined : frame.origin
     const startFlows = (syncStart) => {
       const outermost = this._syncDepth++ === 0
       if (outermost) this._syncStart = syncStart
-      let remote = null
+      let elsewhere = null
       try {
         for (let slot = 0; slot < planned; slot++) {
           const node = nodes[slot]
-          const flow = new FlowFrame(this, node, firstBranch + slot, seq, causal, correlation, type)
-          // NATS hook: a flow serving another runtime knows that runtime's branch for it.
-          if (inbound !== undefined) flow.origin = inbound.origins[slot]
-          if (node._remote === true) {
-            // NATS hook: a node of another process; the transport sends once for all of them.
-            ;(remote || (remote = [])).push({ slot, frame: flow })
+          if (node._transport !== null) {
+            // Its transport starts all of this send's flows it reaches at once, below.
+            ;(elsewhere || (elsewhere = [])).push(slot)
             continue
           }
+          const flow = new FlowFrame(this, node, firstBranch + slot, seq, causal, correlation, type)
+          // A flow serving an event from elsewhere carries what its sender needs to nest the
+          // events this flow sends.
+          if (inbound !== undefined) flow.origin = inbound.origins[slot]
           if (handlers[slot] === null) {
             result._unmatched(slot, flow)
             continue
@@ -549,13 +654,73 @@ class Runtime {
         this._syncDepth--
         if (outermost) this._settleDurations()
       }
-      if (remote !== null) transport.start(result, remote, wireBody, causal, info, everyone)
+      if (elsewhere !== null) this._startElsewhere(result, nodes, elsewhere, wires, causal, info, flowOrigin, everyone)
     }
     // robustness (issue 3): past MAX_SYNC_DEPTH sends nested synchronously (handlers sending
     // in a cycle), the flows start on a fresh stack instead of overflowing this one.
     if (this._syncDepth >= MAX_SYNC_DEPTH) setImmediate(() => startFlows(performance.now()))
     else startFlows(startedAt)
     return result
+  }
+
+  /** Every node a broadcast reaches: the local ones and those the transports reach. */
+  _everyone() {
+    const nodes = [...this._nodesById.values()]
+    for (const transport of this._transports) {
+      const handles = transport.everyone()
+      for (let i = 0; i < handles.length; i++) nodes.push(handles[i])
+    }
+    return nodes
+  }
+
+  /** The input as each transport that owns one of `targets` carries it, or null when all are local. */
+  _encodeFor(targets, input) {
+    let wires = null
+    for (let i = 0; i < targets.length; i++) {
+      const transport = targets[i]._transport
+      if (transport === null || (wires !== null && wires.has(transport))) continue
+      let wire
+      try {
+        wire = transport.encode(input)
+      } catch (error) {
+        if (error !== null && typeof error === 'object') refusedSends.add(error)
+        throw error
+      }
+      ;(wires || (wires = new Map())).set(transport, wire)
+    }
+    return wires
+  }
+
+  /** Hands each transport the planned targets of one send that it owns, in one start() call. */
+  _startElsewhere(result, nodes, slots, wires, causal, batch, origin, broadcast) {
+    const firstBranch = result._firstBranch
+    let transport = nodes[slots[0]]._transport
+    let group = []
+    const start = () => transport.start({ result, slots: group, wire: wires.get(transport), causal, batch, origin, broadcast })
+    let rest = null
+    for (let i = 0; i < slots.length; i++) {
+      const slot = slots[i]
+      const node = nodes[slot]
+      const target = { slot, branch: firstBranch + slot, node }
+      if (node._transport === transport) group.push(target)
+      else (rest || (rest = new Map())).has(node._transport) ? rest.get(node._transport).push(target) : rest.set(node._transport, [target])
+    }
+    start()
+    if (rest !== null) for ([transport, group] of rest) start()
+  }
+
+  /** An event from elsewhere (a transport's one way in): planned and run like a local send. */
+  _receive(message) {
+    const { sender, nodes, input, causal, cause, batch, origins, onTarget } = message
+    const inbound = {
+      causal,
+      batch,
+      causeSeq: cause === null ? -1 : cause.seq,
+      causeBranch: cause === null ? -1 : cause.branch,
+      origins,
+      onTarget,
+    }
+    return this._deliver(sender, nodes, true, input, inbound)
   }
 
   _emptyResult(targets, keyed) {
@@ -667,4 +832,4 @@ function initializeHappen(config) {
   return new Runtime(config)
 }
 
-module.exports = { initializeHappen, createNodeArray, Runtime, Node, NodeArray, HappenError }
+module.exports = { initializeHappen, createNodeArray, Runtime, Node, RemoteNode, NodeArray, HappenError }

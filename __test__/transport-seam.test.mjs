@@ -1,0 +1,182 @@
+// The transport seam (lib/transport.js): what the send path promises any transport, checked
+// with a fake one that "hosts" the nodes whose ids start with 'far-'.
+import { describe, expect, it } from 'vitest';
+import { HappenError, initializeHappen } from 'happen';
+import { rejection, thrown } from './helpers.mjs';
+
+/** A transport whose nodes answer, one tick later, with what they were sent. */
+function fakeTransport({ listed = [] } = {}) {
+  const handles = new Map();
+  const transport = {
+    type: 'fake',
+    place: 'a fake place',
+    host: null,
+    starts: [],
+    encoded: 0,
+    created: [],
+    disposed: [],
+    attach(host) {
+      this.host = host;
+    },
+    resolve(id) {
+      if (!id.startsWith('far-')) return undefined;
+      if (!handles.has(id)) handles.set(id, this.host.createHandle(id));
+      return handles.get(id);
+    },
+    everyone() {
+      return listed.map((id) => this.resolve(id));
+    },
+    beforeCreate(id) {
+      if (id.startsWith('far-')) throw new HappenError('DUPLICATE_NODE', `'${id}' lives in a fake place`);
+    },
+    nodeCreated(node) {
+      this.created.push(node.id);
+    },
+    nodeDisposed(node) {
+      this.disposed.push(node.id);
+    },
+    encode(input) {
+      this.encoded++;
+      if (!Array.isArray(input) && input.payload && input.payload.refuse) throw new HappenError('NOT_SERIALIZABLE', 'refused by the fake');
+      return JSON.stringify(input);
+    },
+    start(delivery) {
+      this.starts.push(delivery);
+      setImmediate(() => {
+        for (const { slot, node } of delivery.slots) {
+          const event = JSON.parse(delivery.wire);
+          if (event.payload === 'fail') delivery.result.settleTarget(slot, { ok: false, step: 'far step', error: new Error(`${node.id} failed`) });
+          else delivery.result.settleTarget(slot, { ok: true, value: { by: node.id, payload: event.payload }, matched: true });
+        }
+      });
+    },
+    flushSteps() {},
+    ready: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+  };
+  return transport;
+}
+
+function world(options) {
+  const rt = initializeHappen();
+  const transport = fakeTransport(options);
+  rt._addTransport(transport);
+  return { rt, transport };
+}
+
+describe('transport seam', () => {
+  it('a send to local and far nodes starts the far ones with one start() for the transport, results keyed by id', async () => {
+    const { rt, transport } = world();
+    const a = rt.createNode('a');
+    a.on('ping', (event) => ({ by: 'a', payload: event.payload }));
+    const far1 = rt.node('far-1');
+    const far2 = rt.node('far-2');
+    const nodes = rt.createNodeArray([a, far1, far2]);
+    const sent = await nodes.send({ type: 'ping', payload: 7 });
+    const results = await sent.return();
+    expect(results).toEqual({ a: { by: 'a', payload: 7 }, 'far-1': { by: 'far-1', payload: 7 }, 'far-2': { by: 'far-2', payload: 7 } });
+    expect(transport.starts).toHaveLength(1);
+    expect(transport.encoded).toBe(1);
+    const [delivery] = transport.starts;
+    expect(delivery.slots.map((s) => s.node.id)).toEqual(['far-1', 'far-2']);
+    expect(delivery.causal.id).toBe(sent.id);
+    expect(delivery.slots.map((s) => s.slot)).toEqual([1, 2]);
+    expect(delivery.broadcast).toBe(false);
+  });
+
+  it('a far target stays running in the history until its transport settles it; failures stay in their entry', async () => {
+    const { rt } = world();
+    const a = rt.createNode('a');
+    a.on('*', () => 'local');
+    const sent = await rt.createNodeArray([a, rt.node('far-x')]).send({ type: 'job', payload: 'fail' });
+    const settled = await sent.return({ settled: true });
+    expect(settled.a).toEqual({ status: 'fulfilled', value: 'local' });
+    expect(settled['far-x'].status).toBe('rejected');
+    expect(settled['far-x'].reason.message).toBe('far-x failed');
+    const branches = sent.trace().branches;
+    expect(branches.map((b) => [b.node, b.outcome])).toEqual([['a', 'fulfilled'], ['far-x', 'rejected']]);
+  });
+
+  it("a transport's refusal in encode() rejects the send before any local handler runs", async () => {
+    const { rt } = world();
+    const a = rt.createNode('a');
+    let ran = 0;
+    a.on('*', () => ran++);
+    const error = await rejection(rt.createNodeArray([a, rt.node('far-1')]).send({ type: 'x', payload: { refuse: true } }));
+    expect(error.code).toBe('NOT_SERIALIZABLE');
+    expect(ran).toBe(0);
+  });
+
+  it('broadcast reaches the nodes the transport lists, in the same one start()', async () => {
+    const { rt, transport } = world({ listed: ['far-a', 'far-b'] });
+    const a = rt.createNode('a');
+    a.on('*', () => 'a');
+    const results = await a.broadcast({ type: 'all', payload: 1 }).return();
+    expect(results).toEqual({ a: 'a', 'far-a': { by: 'far-a', payload: 1 }, 'far-b': { by: 'far-b', payload: 1 } });
+    expect(transport.starts).toHaveLength(1);
+    expect(transport.starts[0].broadcast).toBe(true);
+  });
+
+  it('host.receive() runs local flows for an event from elsewhere and reports each target as it ends', async () => {
+    const { rt, transport } = world();
+    const a = rt.createNode('a');
+    const b = rt.createNode('b');
+    let release;
+    a.on('*', (event, context) => ({ a: event.payload, cause: context.causal.causationId }));
+    b.on('*', () => new Promise((resolve) => (release = resolve)));
+    const ended = [];
+    const causal = { id: 'elsewhere-1', sender: 'far-s', causationId: null, correlationId: 'elsewhere-1', path: ['far-s'], timestamp: Date.now() };
+    const result = transport.host.receive({
+      sender: rt.node('far-s'),
+      nodes: [a, b],
+      input: { type: 'in', payload: 5 },
+      causal,
+      cause: null,
+      batch: null,
+      origins: ['o-a', 'o-b'],
+      onTarget: (slot) => ended.push(slot),
+    });
+    expect(ended).toEqual([0]);
+    expect(result.outcome(0)).toEqual({ ok: true, value: { a: 5, cause: null } });
+    expect(result.isDone(1)).toBe(false);
+    release('b done');
+    await new Promise((r) => setImmediate(r));
+    expect(ended).toEqual([0, 1]);
+    expect(result.outcome(1)).toEqual({ ok: true, value: 'b done' });
+    expect(rt.trace('elsewhere-1').branches.map((br) => br.node)).toEqual(['a', 'b']);
+  });
+
+  it('a send from a flow serving an event from elsewhere hands its origin to the transport', async () => {
+    const { rt, transport } = world();
+    const a = rt.createNode('a');
+    a.on('*', async (event, context) => {
+      await null;
+      return context.node.send('far-next', { type: 'onward' }).then((s) => s.return());
+    });
+    const causal = { id: 'elsewhere-2', sender: null, causationId: null, correlationId: 'elsewhere-2', path: [], timestamp: Date.now() };
+    const ended = [];
+    const result = transport.host.receive({
+      sender: null, nodes: [a], input: { type: 'in' }, causal, cause: null, batch: null, origins: ['origin-of-a'], onTarget: (slot) => ended.push(slot),
+    });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(ended).toEqual([0]);
+    expect(transport.starts).toHaveLength(1);
+    expect(transport.starts[0].origin).toBe('origin-of-a');
+    expect(transport.starts[0].causal.causationId).toBe('elsewhere-2'); // the id it has where it came from
+    expect(result.isDone(0)).toBe(true);
+  });
+
+  it('handles: on() and dispose() refuse naming where the node lives; createNode of a far id may be refused; created/disposed are told', () => {
+    const { rt, transport } = world();
+    const handle = rt.node('far-1');
+    expect(thrown(() => handle.on('x', () => {})).code).toBe('REMOTE_NODE');
+    expect(thrown(() => handle.on('x', () => {})).message).toContain('a fake place');
+    expect(thrown(() => handle.dispose()).code).toBe('REMOTE_NODE');
+    expect(thrown(() => rt.createNode('far-1')).code).toBe('DUPLICATE_NODE');
+    const a = rt.createNode('a');
+    a.dispose();
+    expect(transport.created).toEqual(['a']);
+    expect(transport.disposed).toEqual(['a']);
+    expect(thrown(() => rt.node('nowhere')).code).toBe('UNKNOWN_NODE');
+  });
+});

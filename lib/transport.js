@@ -1,0 +1,79 @@
+'use strict'
+
+// The transport seam: how a runtime reaches nodes whose handlers run somewhere else (another
+// process, another thread), without its send path knowing which transport that is.
+//
+// What holds:
+// - Every node the runtime can address is either local (its handlers run in this runtime) or
+//   a *handle* owned by exactly one transport: a Node whose `_transport` is that transport.
+//   Ids, causality, dispatch plans and the causal history stay the core's, for both kinds.
+// - A send validates its input, asks every transport that owns one of its targets to encode the
+//   input (`encode`), and only then lets the core plan it: a transport's refusal refuses the
+//   whole send (it rejects) before anything is delivered anywhere.
+// - One send calls `start(delivery)` at most once per transport, after the local targets'
+//   flows have started, with every planned target that transport owns.
+// - A remote target's branch stays running in the history until the transport settles it with
+//   `delivery.result.settleTarget(slot, outcome)`; its outcome joins the send's result like a
+//   local one (keyed by node id, failures isolated to their entry).
+// - Events from elsewhere enter through one door, `host.receive(message)`: they are planned
+//   by the core and run like a local send, and every served target's end is reported to the
+//   transport (`message.onTarget(slot)`) so it can answer per node.
+//
+// A transport is an object with:
+//   type                          its config name ("nats", ...)
+//   attach(host)                  once, before anything else: `host` is the runtime's side (below)
+//   resolve(id) -> handle|undefined   the handle of a node known to live elsewhere
+//   everyone() -> handle[]        the nodes elsewhere that a broadcast reaches
+//   beforeCreate(id)              a local node of this id is about to be created (may throw)
+//   nodeCreated(node) / nodeDisposed(node)   a local node appeared / went away
+//   encode(input) -> wire         the send's event or batch as this transport carries it;
+//                                 throws (NOT_SERIALIZABLE, PAYLOAD_TOO_LARGE, ...) to refuse it
+//   start(delivery)               runs the flows of this send's targets it owns; `delivery` is
+//                                 { result, slots: [{ slot, branch, node }], wire, causal,
+//                                   batch, origin, broadcast }: `causal` the send's causal
+//                                 context, `batch` the batch's contexts (causalAt(i)) or null,
+//                                 `origin` what the sending flow's own inbound message carried
+//                                 (see receive) or undefined, `broadcast` true for broadcast()
+//   flushSteps()                  before a trace: steps recorded elsewhere reach the core
+//   ready() -> Promise            connected, and every node created so far reachable
+//   close() -> Promise            shutdown(): settle what waits, release everything
+//   place                         words for where its nodes live ("another process"), for errors
+//
+// The runtime's side, `host`, given to attach():
+//   prefix                        this runtime's event id prefix (ids are prefix + '-' + seq)
+//   closed                        whether the runtime was shut down
+//   localNode(id) / localIds()    the local node of an id / every local node's id
+//   createHandle(id) -> handle    a node of this id that the transport owns (planned by the core
+//                                 as a target without handlers here)
+//   dropHandle(handle)            the handle leaves the core; sends to it say DISPOSED
+//   receive(message) -> result    an event from elsewhere: message is { sender (a node or
+//                                 null), nodes (local nodes), input, causal, cause ({ seq,
+//                                 branch } of this runtime's flow that caused it, or null),
+//                                 batch, origins (per target: opaque, seen again as
+//                                 delivery.origin by sends those flows make), onTarget(slot) }
+//   flushJournal()                local flows' steps and outcomes reach the core now
+//   stepsOf(result) -> string[]   per target, the JSON array of step names its flow ran
+//   addSteps(json)                records steps that flows elsewhere ran on this runtime's branches
+//
+// On a result (SendResult): settleTarget(slot, outcome) with outcome { ok, value | error,
+// step, matched }, outcome(slot) -> { ok, value | error, step } of a finished target,
+// isDone(slot), targets (the nodes, by slot).
+
+/** Transport factories by config type (lib/transports/index.js fills it). */
+const factories = new Map()
+
+/** Makes `create(options, historySize)` the transport of config `{ type }`. */
+function registerTransport(type, create) {
+  factories.set(type, create)
+}
+
+/** A new transport for the config `options` ({ type, ...}), or null for the in-memory one. */
+function createTransport(options, historySize) {
+  if (options.type === 'memory') return null
+  if (!factories.has(options.type)) require('./transports')
+  const create = factories.get(options.type)
+  if (create === undefined) throw new Error(`happen: no transport of type '${options.type}'`)
+  return create(options, historySize)
+}
+
+module.exports = { registerTransport, createTransport }
