@@ -259,6 +259,44 @@ class TransportHost {
     return this._runtime._receive(message)
   }
 
+  /** The core this runtime uses, and its place there (0: the core is its own). */
+  get core() {
+    return this._runtime._core
+  }
+
+  get place() {
+    return this._runtime._place
+  }
+
+  /** A handle for a node the (shared) core already holds at `index`, whose handlers run elsewhere. */
+  handleAt(index, id) {
+    const runtime = this._runtime
+    const node = new RemoteNode(runtime, id, index, this._transport)
+    runtime._nodesByIndex[index] = node
+    return node
+  }
+
+  /** Forgets a handle made by handleAt (its node has left the core); sends to it say DISPOSED. */
+  releaseHandle(node) {
+    if (node._index < 0) return
+    const runtime = this._runtime
+    if (runtime._nodesByIndex[node._index] === node) {
+      runtime._nodesByIndex[node._index] = undefined
+      trimTail(runtime._nodesByIndex)
+    }
+    node._index = -1
+  }
+
+  /**
+   * Runs flows the shared core already planned on another thread (no new dispatch: the
+   * branches exist): message is { nodes (local, by target), branches, handlers (as planned),
+   * input, causal, batchRoot (a batch: whether it is a root batch; else null), seq,
+   * correlation, type, startedAt (performance.now() of this thread), onTarget(slot) }.
+   */
+  runPlanned(message) {
+    return this._runtime._runPlanned(message)
+  }
+
   flushJournal() {
     this._runtime._flushJournal()
   }
@@ -273,11 +311,16 @@ class TransportHost {
 }
 
 class Runtime {
-  constructor(config) {
+  /**
+   * `shared`: { core, place } to join a core another runtime of this process made (and keeps),
+   * as the runtime of `place`; its nodes run their handlers in this runtime.
+   */
+  constructor(config, shared) {
     const { historySize, transport } = checkConfig(config)
-    this._core = native.createCore(historySize)
+    this._core = shared === undefined ? native.createCore(historySize) : shared.core
+    this._place = shared === undefined ? 0 : shared.place
     this._prefix = native.idPrefix(this._core) + '-'
-    releaseWhenCollected.register(this, this._core, this)
+    if (shared === undefined) releaseWhenCollected.register(this, this._core, this)
     this._io = new Float64Array(1024)
     this._journal = new Float64Array(JOURNAL_SIZE)
     this._journalLength = 0
@@ -326,7 +369,7 @@ class Runtime {
     checkNodeOptions(options)
     const transports = this._transports
     for (let i = 0; i < transports.length; i++) transports[i].beforeCreate(id)
-    const index = guard(() => native.createNode(this._core, id))
+    const index = guard(() => this._place === 0 ? native.createNode(this._core, id) : native.createNodeIn(this._core, id, this._place))
     const node = new Node(this, id, index)
     this._nodesByIndex[index] = node
     this._nodesById.set(id, node)
@@ -654,7 +697,7 @@ class Runtime {
         this._syncDepth--
         if (outermost) this._settleDurations()
       }
-      if (elsewhere !== null) this._startElsewhere(result, nodes, elsewhere, wires, causal, info, flowOrigin, everyone)
+      if (elsewhere !== null) this._startElsewhere(result, nodes, elsewhere, wires, causal, info, flowOrigin, everyone, { seq, correlation, handlers })
     }
     // robustness (issue 3): past MAX_SYNC_DEPTH sends nested synchronously (handlers sending
     // in a cycle), the flows start on a fresh stack instead of overflowing this one.
@@ -692,21 +735,49 @@ class Runtime {
   }
 
   /** Hands each transport the planned targets of one send that it owns, in one start() call. */
-  _startElsewhere(result, nodes, slots, wires, causal, batch, origin, broadcast) {
+  _startElsewhere(result, nodes, slots, wires, causal, batch, origin, broadcast, plan) {
     const firstBranch = result._firstBranch
     let transport = nodes[slots[0]]._transport
     let group = []
-    const start = () => transport.start({ result, slots: group, wire: wires.get(transport), causal, batch, origin, broadcast })
+    const { seq, correlation, handlers } = plan
+    const start = () => transport.start({ result, slots: group, wire: wires.get(transport), causal, batch, origin, broadcast, seq, correlation, type: result._type, startedAt: result._startedAt })
     let rest = null
     for (let i = 0; i < slots.length; i++) {
       const slot = slots[i]
       const node = nodes[slot]
-      const target = { slot, branch: firstBranch + slot, node }
+      const target = { slot, branch: firstBranch + slot, node, handlers: handlers[slot] }
       if (node._transport === transport) group.push(target)
       else (rest || (rest = new Map())).has(node._transport) ? rest.get(node._transport).push(target) : rest.set(node._transport, [target])
     }
     start()
     if (rest !== null) for ([transport, group] of rest) start()
+  }
+
+  /** See TransportHost.runPlanned. */
+  _runPlanned(message) {
+    const { nodes, branches, handlers, input, causal, batchRoot, seq, correlation, type, startedAt, onTarget } = message
+    const batch = Array.isArray(input)
+    const info = batch ? new BatchInfo(this, seq, input, causal, batchRoot) : null
+    const result = new SendResult(this, nodes, true, causal.id, null)
+    result._pending = nodes.length
+    result._startedAt = startedAt
+    result._type = type
+    result._onTarget = onTarget
+    const outermost = this._syncDepth++ === 0
+    if (outermost) this._syncStart = startedAt
+    try {
+      for (let slot = 0; slot < nodes.length; slot++) {
+        const node = nodes[slot]
+        const flow = new FlowFrame(this, node, branches[slot], seq, causal, correlation, type)
+        if (handlers[slot] === null) result._unmatched(slot, flow)
+        else if (batch) result._start(slot, flow, handlers[slot], input.slice(), new BatchContext(info, node), info)
+        else result._start(slot, flow, handlers[slot], { type: input.type, payload: input.payload, context: { causal } }, { causal, node }, null)
+      }
+    } finally {
+      this._syncDepth--
+      if (outermost) this._settleDurations()
+    }
+    return result
   }
 
   /** An event from elsewhere (a transport's one way in): planned and run like a local send. */

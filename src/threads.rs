@@ -86,6 +86,13 @@ pub fn leave_place(core: u32, place: u32) -> Result<Vec<u32>> {
     with_core(core, |s| Ok(s.core.leave_place(place)))
 }
 
+/// Closes the inbox of `place` (nothing more reaches it), leaving its nodes in the core.
+#[napi(catch_unwind)]
+pub fn close_inbox(core: u32, place: u32) {
+    let inbox = inboxes().remove(&(core, place));
+    drop(inbox);
+}
+
 /// Queues `bytes` for `place`'s thread; false when that place has no open inbox.
 #[napi(catch_unwind)]
 pub fn post(core: u32, place: u32, bytes: Buffer) -> bool {
@@ -144,4 +151,22 @@ pub fn locate_node(core: u32, name: String) -> Result<Option<Vec<u32>>> {
 #[napi(catch_unwind)]
 pub fn node_name(core: u32, index: u32) -> Result<Option<String>> {
     with_core(core, |s| Ok(s.core.node_name(index).map(str::to_string)))
+}
+
+/// The nodes whose handlers run anywhere but `place`: `[index, place, index, place, …]`.
+#[napi(catch_unwind)]
+pub fn nodes_elsewhere(core: u32, place: u32) -> Result<Vec<u32>> {
+    with_core(core, |s| {
+        Ok(s.core
+            .nodes_elsewhere(place)
+            .into_iter()
+            .flat_map(|(node, owner)| [node, owner])
+            .collect())
+    })
+}
+
+/// Every open place of `core`.
+#[napi(catch_unwind)]
+pub fn open_places(core: u32) -> Result<Vec<u32>> {
+    with_core(core, |s| Ok(s.core.open_places()))
 }

@@ -170,6 +170,20 @@ impl Core {
         self.nodes.get(node).map(|_| self.places.owner(node))
     }
 
+    /// Every open place of this core.
+    pub fn open_places(&self) -> Vec<PlaceId> {
+        self.places.open().collect()
+    }
+
+    /// The live nodes whose handlers run anywhere but `place`, with the place of each.
+    pub fn nodes_elsewhere(&self, place: PlaceId) -> Vec<(NodeIndex, PlaceId)> {
+        self.nodes
+            .live_nodes()
+            .map(|node| (node, self.places.owner(node)))
+            .filter(|&(_, owner)| owner != place)
+            .collect()
+    }
+
     /// Closes a place and disposes every node it owned; returns those nodes' indices.
     pub fn leave_place(&mut self, place: PlaceId) -> Vec<NodeIndex> {
         let lost = self.places.leave(place, self.nodes.live_nodes());

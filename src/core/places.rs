@@ -61,6 +61,11 @@ impl Places {
         live.filter(|&node| self.owner(node) == place).collect()
     }
 
+    /// Every open place, in order.
+    pub fn open(&self) -> impl Iterator<Item = PlaceId> + '_ {
+        self.open.iter().copied()
+    }
+
     /// Records that `node` (just created) runs on `place`.
     pub fn assign(&mut self, node: NodeIndex, place: PlaceId) {
         let at = node as usize;
@@ -167,7 +172,11 @@ mod core_tests {
         );
         assert_eq!(planned, vec![(main, vec![]), (far, vec![handler])]);
 
+        assert_eq!(core.nodes_elsewhere(HOME), vec![(far, worker)]);
+        assert_eq!(core.nodes_elsewhere(worker), vec![(main, HOME)]);
+        assert_eq!(core.open_places(), vec![HOME, worker]);
         assert_eq!(core.leave_place(worker), vec![far]);
+        assert_eq!(core.open_places(), vec![HOME]);
         assert_eq!(core.find_node("far"), None);
         assert_eq!(core.node_place(far), None);
         assert_eq!(core.node_place(main), Some(HOME));
