@@ -173,7 +173,6 @@ class ThreadTransport {
     }
     if (nodes.length === 0) return
     const holder = { result: null, from, id, positions }
-    const ended = this.ended
     holder.result = this.host.runPlanned({
       nodes,
       branches,
@@ -186,17 +185,21 @@ class ThreadTransport {
       type: message.type,
       startedAt: message.started + CLOCK_OFFSET,
       onTarget: (slot) => {
-        ended.push(holder, slot)
+        this.ended.push(holder, slot)
         this._schedule()
       },
     })
   }
 
   _answer(place, answer) {
+    this._queueAnswer(place, answer)
+    this._schedule()
+  }
+
+  _queueAnswer(place, answer) {
     const list = this.answers.get(place)
     if (list === undefined) this.answers.set(place, [answer])
     else list.push(answer)
-    this._schedule()
   }
 
   _schedule() {
@@ -215,11 +218,10 @@ class ThreadTransport {
       const slot = ended[i + 1]
       const outcome = holder.result.outcome(slot)
       const position = holder.positions[slot]
-      this._answer(holder.from, outcome.ok
+      this._queueAnswer(holder.from, outcome.ok
         ? [holder.id, position, true, outcome.value, null]
         : [holder.id, position, false, describeError(outcome.error), outcome.step ?? null])
     }
-    this.scheduled = false
     if (this.answers.size === 0) return
     this.host.flushJournal()
     for (const [place, answers] of this.answers) {
