@@ -34,7 +34,7 @@ describe('worker-thread nodes', () => {
     const { rt, worker } = await withWorker();
     expect(worker.threadId).toBeGreaterThan(0);
     expect(worker.threadId).not.toBe(mainThreadId);
-    expect(worker.nodes).toEqual(['a-x', 'a-y']);
+    expect(worker.nodes).toEqual(['a-x', 'a-y', 'a-disposer']);
     expect(typeof worker.terminate).toBe('function');
     expect(rt.node('a-x').id).toBe('a-x');
   });
@@ -72,7 +72,8 @@ describe('worker-thread nodes', () => {
   it('broadcast reaches the nodes of every thread', async () => {
     const { rt, main, worker } = await withWorker();
     const results = await main.broadcast({ type: 'crunch', payload: 'everyone' }).return();
-    expect(Object.keys(results).sort()).toEqual(['a-x', 'a-y', 'main']);
+    expect(Object.keys(results).sort()).toEqual(['a-disposer', 'a-x', 'a-y', 'main']);
+    expect(results['a-disposer']).toBeNull(); // no 'crunch' handler there
     expect(results['a-x'].threadId).toBe(worker.threadId);
   });
 
@@ -208,6 +209,18 @@ describe('worker-thread nodes', () => {
     expect(Buffer.isBuffer(got.bytes)).toBe(true);
     expect(got.bytes.toString()).toBe('hi');
     expect(got.big).toBe(10n);
+  });
+
+  it('a node disposed in its worker: other threads\' handles of it say DISPOSED, its id is unknown', async () => {
+    const { rt } = await withWorker();
+    const handle = rt.node('a-x');
+    await expect(rt.node('a-disposer').send({ type: 'dispose', payload: { id: 'a-x' } }).return()).resolves.toBe('disposed');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(() => handle.send({ type: 'crunch' })).toThrow(expect.objectContaining({ code: 'DISPOSED' }));
+    expect(() => rt.node('a-x')).toThrow(expect.objectContaining({ code: 'UNKNOWN_NODE' }));
+    // A new node may take the id (here on the main thread): sends reach it, not the old one.
+    rt.createNode('a-x').on('crunch', () => 'the new a-x');
+    await expect(rt.node('a-x').send({ type: 'crunch' }).return()).resolves.toBe('the new a-x');
   });
 
   it('a worker that dies mid-flow fails only its own entries with NODE_LOST, promptly; its nodes leave', async () => {

@@ -22,6 +22,7 @@
 //        targets: [[node index, node id, branch, handlers]], input: the encoded event(s)
 //   DONE { k, answers: [[run id, target position, ok, value | error, step]] }
 //   LOST { k, place }  a place has left: fail what waits on it, forget its handles
+//   GONE { k, ids }    nodes of the sender's thread were disposed: forget their handles
 
 const native = require('../../native')
 const { HappenError } = require('../../errors')
@@ -31,6 +32,7 @@ const { serialize, deserialize, describeError, rebuildError } = require('./wire'
 const RUN = 1
 const DONE = 2
 const LOST = 3
+const GONE = 4
 
 /** This thread's performance.now() against the core's monotonic clock (one clock for all threads). */
 const CLOCK_OFFSET = performance.now() - native.monotonicMs()
@@ -55,7 +57,10 @@ class ThreadTransport {
     /** Workers this runtime started, by place, and how many RUNs wait on each. */
     this.workers = new Map()
     this.closed = false
+    /** Ids of this thread's nodes disposed this turn, told to the other threads in one message. */
+    this.gone = null
     this._flush = () => this._sendAnswers()
+    this._tellGone = () => this._announceGone()
   }
 
   attach(host) {
@@ -94,7 +99,22 @@ class ThreadTransport {
 
   nodeCreated() {}
 
-  nodeDisposed() {}
+  nodeDisposed(node) {
+    if (this.closed) return
+    if (this.gone === null) {
+      this.gone = []
+      queueMicrotask(this._tellGone)
+    }
+    this.gone.push(node.id)
+  }
+
+  _announceGone() {
+    const ids = this.gone
+    this.gone = null
+    if (this.closed || ids === null) return
+    const bytes = serialize({ k: GONE, ids }, 'message', 'A notice')
+    for (const other of native.openPlaces(this.core)) if (other !== this.here) native.post(this.core, other, bytes)
+  }
 
   encode(input) {
     return Array.isArray(input) ? serialize(input, 'events', 'The batch') : serialize(input, 'event', 'The event')
@@ -148,6 +168,7 @@ class ThreadTransport {
       if (message.k === RUN) this._serve(message)
       else if (message.k === DONE) this._settle(message.answers)
       else if (message.k === LOST) this.placeLost(message.place, message.reason)
+      else if (message.k === GONE) this._forgetIds(message.ids)
     }
   }
 
@@ -271,6 +292,13 @@ class ThreadTransport {
     const bytes = serialize({ k: LOST, place, reason: reason === null ? null : String(reason) }, 'message', 'A notice')
     for (const other of native.openPlaces(this.core)) {
       if (other !== this.here && other !== place) native.post(this.core, other, bytes)
+    }
+  }
+
+  _forgetIds(ids) {
+    for (const id of ids) {
+      const handle = this.handles.get(id)
+      if (handle !== undefined) this._forget(handle)
     }
   }
 
