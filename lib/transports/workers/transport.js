@@ -17,17 +17,19 @@
 // - Nothing here keeps a thread alive: inboxes are weak, and a worker this runtime started is
 //   ref'd only while this runtime waits for answers from it.
 //
-// Messages (v8.serialize'd objects, posted with native.post to a place's inbox):
-//   RUN  { k, id, from, seq, correlation, type, causal, batchRoot, started, targets, input }
-//        targets: [[node index, node id, branch, handlers]], input: the encoded event(s)
-//   DONE { k, answers: [[run id, target position, ok, value | error, step]] }
+// Messages (frames of wire.js: a JSON header and a structured-clone body, posted with
+// native.post to a place's inbox):
+//   RUN  { k, id, from, seq, correlation, type, causal, batchRoot, started, targets }
+//        targets: [[node index, node id, branch, handlers]]; body: the encoded event(s)
+//   DONE { k, answers: [[run id, target position, ok, step]] }; body: per answer its value or
+//        the error's description
 //   LOST { k, place }  a place has left: fail what waits on it, forget its handles
 //   GONE { k, ids }    nodes of the sender's thread were disposed: forget their handles
 
 const native = require('../../native')
 const { HappenError } = require('../../errors')
 const { performance } = require('node:perf_hooks')
-const { serialize, deserialize, describeError, rebuildError } = require('./wire')
+const { serialize, frame, headerOf, bodyOf, describeError, rebuildError } = require('./wire')
 
 const RUN = 1
 const DONE = 2
@@ -112,7 +114,7 @@ class ThreadTransport {
     const ids = this.gone
     this.gone = null
     if (this.closed || ids === null) return
-    const bytes = serialize({ k: GONE, ids }, 'message', 'A notice')
+    const bytes = frame({ k: GONE, ids }, null)
     for (const other of native.openPlaces(this.core)) if (other !== this.here) native.post(this.core, other, bytes)
   }
 
@@ -151,9 +153,8 @@ class ThreadTransport {
       batchRoot: batch === null ? null : batch.root,
       started: startedAt - CLOCK_OFFSET,
       targets: group.map((t) => [t.node._index, t.node.id, t.branch, t.handlers]),
-      input: wire,
     }
-    if (this.closed || !native.post(this.core, place, serialize(message, 'message', 'The delivery'))) {
+    if (this.closed || !native.post(this.core, place, frame(message, wire))) {
       for (const target of group) result.settleTarget(target.slot, lost(target.node, 'before the event reached it'))
       return
     }
@@ -164,18 +165,19 @@ class ThreadTransport {
   /** Messages posted to this thread, oldest first. */
   _receive(messages) {
     for (let i = 0; i < messages.length; i++) {
-      const message = deserialize(messages[i])
-      if (message.k === RUN) this._serve(message)
-      else if (message.k === DONE) this._settle(message.answers)
+      const bytes = messages[i]
+      const message = headerOf(bytes)
+      if (message.k === RUN) this._serve(message, bytes)
+      else if (message.k === DONE) this._settle(message.answers, bodyOf(bytes))
       else if (message.k === LOST) this.placeLost(message.place, message.reason)
       else if (message.k === GONE) this._forgetIds(message.ids)
     }
   }
 
   /** Runs the flows a RUN names on this thread's nodes. */
-  _serve(message) {
+  _serve(message, bytes) {
     const { targets, from, id } = message
-    const input = deserialize(message.input)
+    const input = bodyOf(bytes)
     const nodes = []
     const branches = []
     const handlers = []
@@ -184,7 +186,7 @@ class ThreadTransport {
       const [index, nodeId, branch, planned] = targets[i]
       const node = this.host.localNode(nodeId)
       if (node === undefined || node._index !== index) {
-        this._answer(from, [id, i, false, describeError(new HappenError('NODE_LOST', `Node '${nodeId}' left its thread before the event reached it`)), '(delivery)'])
+        this._answer(from, [id, i, false, '(delivery)'], describeError(new HappenError('NODE_LOST', `Node '${nodeId}' left its thread before the event reached it`)))
         continue
       }
       nodes.push(node)
@@ -212,15 +214,19 @@ class ThreadTransport {
     })
   }
 
-  _answer(place, answer) {
-    this._queueAnswer(place, answer)
+  _answer(place, answer, value) {
+    this._queueAnswer(place, answer, value)
     this._schedule()
   }
 
-  _queueAnswer(place, answer) {
+  /** Queues an answer [run id, position, ok, step] and its value (or error description). */
+  _queueAnswer(place, answer, value) {
     const list = this.answers.get(place)
-    if (list === undefined) this.answers.set(place, [answer])
-    else list.push(answer)
+    if (list === undefined) this.answers.set(place, { answers: [answer], values: [value] })
+    else {
+      list.answers.push(answer)
+      list.values.push(value)
+    }
   }
 
   _schedule() {
@@ -239,27 +245,28 @@ class ThreadTransport {
       const slot = ended[i + 1]
       const outcome = holder.result.outcome(slot)
       const position = holder.positions[slot]
-      this._queueAnswer(holder.from, outcome.ok
-        ? [holder.id, position, true, outcome.value, null]
-        : [holder.id, position, false, describeError(outcome.error), outcome.step ?? null])
+      if (outcome.ok) this._queueAnswer(holder.from, [holder.id, position, true, null], outcome.value)
+      else this._queueAnswer(holder.from, [holder.id, position, false, outcome.step ?? null], describeError(outcome.error))
     }
     if (this.answers.size === 0) return
     this.host.flushJournal()
-    for (const [place, answers] of this.answers) {
-      let bytes
+    for (const [place, { answers, values }] of this.answers) {
+      let body
       try {
-        bytes = serialize({ k: DONE, answers }, 'result', 'A result')
+        body = serialize(values, 'result', 'A result')
       } catch {
-        bytes = serialize({ k: DONE, answers: answers.map(cloneableAnswer) }, 'result', 'A result')
+        for (let i = 0; i < answers.length; i++) cloneable(answers[i], values, i)
+        body = serialize(values, 'result', 'A result')
       }
-      native.post(this.core, place, bytes)
+      native.post(this.core, place, frame({ k: DONE, answers }, body))
     }
     this.answers.clear()
   }
 
-  _settle(answers) {
+  _settle(answers, values) {
     for (let i = 0; i < answers.length; i++) {
-      const [id, position, ok, value, step] = answers[i]
+      const [id, position, ok, step] = answers[i]
+      const value = values[i]
       const run = this.waiting.get(id)
       if (run === undefined) continue
       const target = run.group[position]
@@ -289,7 +296,7 @@ class ThreadTransport {
 
   /** Tells every other open place that `place` has left. */
   announceLost(place, reason = null) {
-    const bytes = serialize({ k: LOST, place, reason: reason === null ? null : String(reason) }, 'message', 'A notice')
+    const bytes = frame({ k: LOST, place, reason: reason === null ? null : String(reason) }, null)
     for (const other of native.openPlaces(this.core)) {
       if (other !== this.here && other !== place) native.post(this.core, other, bytes)
     }
@@ -366,14 +373,14 @@ function lost(node, when, reason = null) {
 }
 
 /** An answer whose value structured clone cannot carry becomes that target's failure. */
-function cloneableAnswer(answer) {
-  const [id, position, ok, value] = answer
-  if (!ok) return answer
+function cloneable(answer, values, i) {
+  if (!answer[2]) return
   try {
-    serialize(value, 'result', 'The result')
-    return answer
+    serialize(values[i], 'result', 'The result')
   } catch (error) {
-    return [id, position, false, describeError(error), '(result)']
+    answer[2] = false
+    answer[3] = '(result)'
+    values[i] = describeError(error)
   }
 }
 
