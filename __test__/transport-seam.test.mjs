@@ -180,3 +180,60 @@ describe('transport seam', () => {
     expect(thrown(() => rt.node('nowhere')).code).toBe('UNKNOWN_NODE');
   });
 });
+
+describe('causality with one store per flow', () => {
+  it("a sync handler's scheduled callbacks (timer, microtask, immediate) in a multi-target send know their own node and cause", async () => {
+    const rt = initializeHappen();
+    const [a, b, c, sink] = ['a', 'b', 'c', 'sink'].map((id) => rt.createNode(id));
+    const seen = [];
+    sink.on('*', (event) => {
+      seen.push({ type: event.type, sender: event.context.causal.sender, cause: event.context.causal.causationId, path: event.context.causal.path });
+    });
+    const done = [];
+    for (const node of [a, b, c]) {
+      node.on('go', (event, context) => {
+        const me = context.node.id;
+        done.push(new Promise((resolve) => setTimeout(() => resolve(context.node.send(sink, { type: `timer-${me}` })), 1)));
+        done.push(new Promise((resolve) => queueMicrotask(() => resolve(context.node.send(sink, { type: `micro-${me}` })))));
+        done.push(new Promise((resolve) => setImmediate(() => resolve(rt.node('sink').send({ type: `immediate-${me}` })))));
+        return me; // sync: the flow ends before any callback runs
+      });
+    }
+    const sent = await rt.createNodeArray([a, b, c]).send({ type: 'go' });
+    // Outside any flow again: the caller's own send is a root without a node sender.
+    const after = await rt.createNodeArray([sink]).send({ type: 'after' });
+    await Promise.all((await Promise.all(done)).map((s) => s.return()));
+    await after.return();
+    for (const me of ['a', 'b', 'c']) {
+      for (const kind of ['timer', 'micro', 'immediate']) {
+        const got = seen.find((s) => s.type === `${kind}-${me}`);
+        expect(got, `${kind}-${me}`).toEqual({ type: `${kind}-${me}`, sender: me, cause: sent.id, path: [me] });
+      }
+    }
+    expect(seen.find((s) => s.type === 'after')).toEqual({ type: 'after', sender: null, cause: null, path: [] });
+  });
+
+  it('a send after awaits, timers and microtasks inside a flow knows its cause and sender; the caller after the send does not', async () => {
+    const rt = initializeHappen();
+    const [a, b, sink] = ['a', 'b', 'sink'].map((id) => rt.createNode(id));
+    const seen = [];
+    sink.on('*', (event) => seen.push([event.type, event.context.causal.sender, event.context.causal.causationId]));
+    const flow = async (event, context) => {
+      await null;
+      await new Promise((r) => setTimeout(r, 1));
+      await new Promise((r) => queueMicrotask(r));
+      const step = async () => {
+        await new Promise((r) => setImmediate(r));
+        return (await context.node.send(sink, { type: `late-${context.node.id}` })).return();
+      };
+      return step;
+    };
+    a.on('go', flow);
+    b.on('go', flow);
+    const sent = await rt.createNodeArray([a, b]).send({ type: 'go' });
+    await a.send(sink, { type: 'outside' });
+    await sent.return();
+    expect(seen).toEqual(expect.arrayContaining([['late-a', 'a', sent.id], ['late-b', 'b', sent.id], ['outside', 'a', null]]));
+    expect(seen).toHaveLength(3);
+  });
+});

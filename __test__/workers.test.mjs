@@ -115,6 +115,21 @@ describe('worker-thread nodes', () => {
     expect(crunched.causal.sender).toBe('p-1');
   });
 
+  it('threads dispatching through the shared core at the same time keep their plans apart', async () => {
+    const { rt, main } = await withWorker();
+    const doubler = rt.createNode('doubler');
+    doubler.on('double', (event) => 2 * event.payload);
+    const burst = rt.node('a-x').send({ type: 'burst', payload: { to: 'doubler', count: 300 } }).return();
+    const fromMain = [];
+    for (let i = 0; i < 300; i++) fromMain.push(main.send('a-y', { type: 'crunch', payload: i }).return());
+    // A wide fan-out too: its plan is larger than the first io buffer.
+    const many = Array.from({ length: 300 }, (_, i) => rt.createNode(`wide-${i}`));
+    const wide = rt.createNodeArray([...many, rt.node('a-y')]).send({ type: 'crunch', payload: 'wide' }).return();
+    expect(await burst).toEqual({ wrong: 0 });
+    expect((await Promise.all(fromMain)).map((r) => r.got)).toEqual(Array.from({ length: 300 }, (_, i) => i));
+    expect((await wide)['a-y'].got).toBe('wide');
+  });
+
   it('a batch reaches a worker node as one array, each event with its own causal context', async () => {
     const { rt } = await withWorker();
     const sent = await rt.node('a-y').send([{ type: 'batch' }, { type: 'batch' }, { type: 'batch' }]);

@@ -146,7 +146,27 @@ export async function flowPeers() {
     await s2(e, ctx);
     return await s3(e, ctx);
   };
-  return { cases: [{ name: 'hand-written async steps', fn: handWritten }], teardown() {} };
+  // Moleculer: the same three awaited steps inside one action.
+  const broker = await startBroker([
+    {
+      name: 'flow',
+      actions: {
+        async update(ctx) {
+          const state = { node: { id: 'flow' } };
+          await s1(ctx.params, state);
+          await s2(ctx.params, state);
+          return await s3(ctx.params, state);
+        },
+      },
+    },
+  ]);
+  return {
+    cases: [
+      { name: 'hand-written async steps', fn: handWritten },
+      { name: 'moleculer call (3 awaited steps)', fn: () => broker.call('flow.update', makeEvent()) },
+    ],
+    teardown: () => broker.stop(),
+  };
 }
 
 // ---------------------------------------------------------------- S5 single event
@@ -161,9 +181,18 @@ export async function singlePeers() {
     for (let i = 0; i < IN_FLIGHT; i++) ps[i] = fn(makeEvent());
     return Promise.all(ps);
   };
+  const broker = await startBroker([
+    { name: 'single', actions: { async update() { return { ok: true, node: 'single' }; } } },
+  ]);
+  const call = () => broker.call('single.update', makeEvent());
+  const callMany = () => {
+    const ps = new Array(IN_FLIGHT);
+    for (let i = 0; i < IN_FLIGHT; i++) ps[i] = call();
+    return Promise.all(ps);
+  };
   return {
-    seq: [{ name: 'plain await async fn', fn: seq }],
-    thr: [{ name: 'Promise.all async fn', fn: thr }],
-    teardown() {},
+    seq: [{ name: 'plain await async fn', fn: seq }, { name: 'moleculer call', fn: call }],
+    thr: [{ name: 'Promise.all async fn', fn: thr }, { name: 'moleculer call x1000', fn: callMany }],
+    teardown: () => broker.stop(),
   };
 }

@@ -1,7 +1,19 @@
 'use strict'
 
-// One send in flight: runs the flows the core's plan names and collects every target's outcome.
-// Values stay JS values here; the core records ids, steps and outcomes.
+// One send in flight: the flows the core's plan names, and every target's outcome.
+//
+// What holds:
+// - Every flow (one handler of one target for one send) is its own AsyncLocalStorage store
+//   while its functions run, across `await`s, timers and microtasks: a send made anywhere in
+//   it knows its node (the sender), its branch and its event (the cause). The runtime enters a
+//   flow's store once when the flow starts and restores the caller's once per send; the steps
+//   of a flow run in the store they inherited, without entering it again.
+// - A flow's steps are followed by one loop (`advance`): a function is the next step, a Promise
+//   is waited for, anything else ends the flow and is its value.
+// - A target's outcome is its first handler's value, or its first failure; later failures of
+//   the same target add nothing. The send's result settles when every target has finished.
+// Values stay JS values here; the core records ids, steps and outcomes (through the runtime's
+// journal: one clock reading per finished flow gives its duration).
 
 const { AsyncLocalStorage } = require('node:async_hooks')
 const { performance } = require('node:perf_hooks')
@@ -14,19 +26,121 @@ const flowStorage = new AsyncLocalStorage()
 // Outcome codes of the flow journal (a failure goes to the core with its message instead).
 const FULFILLED = 1
 const UNMATCHED = 3
+/** What a target's value holds until the target has finished. */
+const PENDING = Symbol('pending')
+const promiseThen = Promise.prototype.then
 
 const stepName = (fn) => fn.name || '(anonymous)'
 
-/** What a flow knows about where it runs: the node, its branch in the history, its cause. */
-class FlowFrame {
-  constructor(runtime, node, branch, seq, causal, correlationSeq, type) {
-    this.runtime = runtime
+/**
+ * One flow, and the store sends inside it read: `runtime`, `node` (the sender), `branch`,
+ * `seq`, `causal`, `correlationSeq` (the cause), `origin` (what a transport gave for it).
+ */
+class Flow {
+  constructor(result, slot, node, event, context, step, group) {
+    this.result = result
+    this.runtime = result._runtime
     this.node = node
-    this.branch = branch
-    this.seq = seq
-    this.causal = causal
-    this.correlationSeq = correlationSeq
-    this.type = type
+    this.slot = slot
+    this.branch = result._firstBranch + slot
+    this.event = event
+    this.context = context
+    /** The name of the step that runs or ran last, and how many ran. */
+    this.step = step
+    this.steps = 1
+    /** null, or what the flows of one target's several handlers share: { left, value }. */
+    this.group = group
+    this.order = 0
+    this.origin = undefined
+  }
+
+  get seq() {
+    return this.result._seq
+  }
+
+  get causal() {
+    return this.result._causal
+  }
+
+  get correlationSeq() {
+    return this.result._correlation
+  }
+
+  get type() {
+    return this.result._type
+  }
+}
+
+/** Runs the first step of `flow`, whose store the caller has entered, and follows it. */
+function runFlow(flow, fn) {
+  let value
+  try {
+    value = fn(flow.event, flow.context)
+  } catch (error) {
+    return flow.result._flowFailed(flow, error)
+  }
+  advance(flow, value)
+}
+
+/** A flow's awaited Promise fulfilled: its continuation runs in the flow's store. */
+function resumeFlow(value) {
+  advance(flowStorage.getStore(), value)
+}
+
+function failFlow(error) {
+  const flow = flowStorage.getStore()
+  flow.result._flowFailed(flow, error)
+}
+
+/** Follows a flow: a function is the next step, a Promise is waited for, anything else ends it. */
+function advance(flow, value) {
+  for (;;) {
+    if (typeof value === 'function') {
+      const name = stepName(value)
+      try {
+        flow.runtime._recordStep(flow, name)
+      } catch (error) {
+        flow.step = name
+        return flow.result._flowFailed(flow, error)
+      }
+      flow.step = name
+      flow.steps++
+      try {
+        value = value(flow.event, flow.context)
+      } catch (error) {
+        return flow.result._flowFailed(flow, error)
+      }
+      continue
+    }
+    if (value !== null && typeof value === 'object') {
+      let then
+      try {
+        then = value.then
+      } catch (error) {
+        return flow.result._flowFailed(flow, error)
+      }
+      if (then === promiseThen) {
+        // A real Promise calls back once, in the store current now: this flow's.
+        promiseThen.call(value, resumeFlow, failFlow)
+        return
+      }
+      if (typeof then === 'function') return awaitThenable(flow, value, then)
+    }
+    return flow.result._flowDone(flow, value)
+  }
+}
+
+/** A hand-written thenable may call back more than once, or throw: only its first word counts. */
+function awaitThenable(flow, value, then) {
+  let answered = false
+  try {
+    then.call(
+      value,
+      (next) => answered || ((answered = true), advance(flow, next)),
+      (error) => answered || ((answered = true), flow.result._flowFailed(flow, error)),
+    )
+  } catch (error) {
+    if (!answered) (answered = true), flow.result._flowFailed(flow, error)
   }
 }
 
@@ -56,29 +170,31 @@ class BatchContext {
   }
 }
 
-function createContext(frame, batch) {
-  return batch === null ? { causal: frame.causal, node: frame.node } : new BatchContext(batch, frame.node)
-}
-
 class SendResult {
-  constructor(runtime, targets, keyed, firstId, ids) {
+  /**
+   * `targets`: the nodes by slot. The runtime sets the send's plan data (`_seq`, `_causal`,
+   * `_firstBranch`, ...) before any flow starts.
+   */
+  constructor(runtime, targets, keyed, firstId, ids, pending) {
     this._runtime = runtime
     this._targets = targets
     this._keyed = keyed
     const n = targets.length
-    this._values = n === 1 ? [null] : new Array(n).fill(null)
-    // Which targets have finished; a single target is done when nothing is pending.
-    this._done = n === 1 ? null : new Array(n).fill(false)
+    /** Per slot: the target's value once finished, PENDING until then. */
+    this._values = n === 1 ? [PENDING] : new Array(n).fill(PENDING)
     this._failures = null
-    this._flowsLeft = null
-    this._pending = 0
+    this._pending = pending
     this._waiters = null
     this._startedAt = 0
-    // robustness (issue 3): handlers registered after this send was planned do not run for it.
+    // Handlers registered after this send was planned do not run for it.
     this._gen = runtime._handlerGen
     /** Told of each target whose flow ended (a transport answering the sender elsewhere per node). */
     this._onTarget = null
-    /** What failure messages call the send's event (set by the runtime). */
+    this._seq = 0
+    this._firstBranch = 0
+    this._causal = null
+    this._correlation = -1
+    /** What failure messages call the send's event. */
     this._type = ''
     this.id = firstId
     this._ids = ids
@@ -91,134 +207,54 @@ class SendResult {
     return this._ids
   }
 
-  /**
-   * Starts the flows of one target. `handlers` is what the core planned, in registration
-   * order: one handler id, or an array of them.
-   */
-  _start(slot, frame, handlers, event, context, batch) {
-    if (typeof handlers === 'number') {
-      const entry = this._runtime._handlers[handlers]
-      if (this._runnable(slot, frame, entry, event)) return this._run(slot, 0, frame, entry, event, context)
-    } else {
-      // robustness (issue 3): choose every handler first and count their flows before any runs;
-      // counting as they ran let a first flow that finished synchronously end the target
-      // (and record it fulfilled) before a later handler of the same node had run or failed.
-      const entries = []
-      for (let i = 0; i < handlers.length; i++) {
-        const entry = this._runtime._handlers[handlers[i]]
-        if (this._runnable(slot, frame, entry, event)) entries.push(entry)
-      }
-      if (entries.length > 1) {
-        if (this._flowsLeft === null) this._flowsLeft = new Array(this._targets.length).fill(1)
-        this._flowsLeft[slot] = entries.length
-      }
-      for (let order = 0; order < entries.length; order++) {
-        this._run(slot, order, frame, entries[order], event, order === 0 ? context : createContext(frame, batch))
-      }
-      if (entries.length > 0) return
-    }
-    if (this._hasFailed(slot)) this._targetDone(slot)
-    else this._unmatched(slot, frame)
-  }
-
   /** Whether a planned handler runs: still registered, not newer than this send, its predicate agrees. */
-  _runnable(slot, frame, entry, event) {
-    // Removed since the plan, or a newer handler that reused a removed one's id (issue 3).
+  _runnable(slot, entry, event) {
+    // Removed since the plan, or a newer handler that reused a removed one's id.
     if (entry === undefined || entry.gen > this._gen) return false
     if (entry.predicate === null) return true
-    if (!this._predicateAccepts(slot, frame, entry, event)) return false
-    this._runtime._recordHandlerStep(frame, entry)
+    if (!this._predicateAccepts(slot, entry, event)) return false
+    this._runtime._recordHandlerStep(this._firstBranch + slot, entry)
     return true
   }
 
-  _predicateAccepts(slot, frame, entry, event) {
+  _predicateAccepts(slot, entry, event) {
     try {
       if (!Array.isArray(event)) return Boolean(entry.predicate(event.type))
       for (let i = 0; i < event.length; i++) if (!entry.predicate(event[i].type)) return false
       return true
     } catch (error) {
-      this._recordFailure(slot, frame, '(pattern predicate)', error)
+      this._recordFailure(slot, '(pattern predicate)', error)
       return false
     }
   }
 
-  _run(slot, order, frame, handler, event, context) {
-    let value
-    try {
-      value = flowStorage.run(frame, handler.fn, event, context)
-    } catch (error) {
-      return this._flowFailed(slot, order, frame, handler.name, error)
+  _flowDone(flow, value) {
+    const group = flow.group
+    if (group !== null) {
+      if (flow.order === 0) group.value = value
+      if (--group.left > 0) return
+      value = group.value
     }
-    this._advance(slot, order, frame, handler.name, event, context, value, 1)
-  }
-
-  /**
-   * Follows a flow: a function is the next step, a Promise is waited for, anything else ends it.
-   * `lastStep` is the name of the step that produced `value`.
-   */
-  _advance(slot, order, frame, lastStep, event, context, value, steps) {
-    for (;;) {
-      if (typeof value === 'function') {
-        try {
-          this._runtime._recordStep(frame, value, steps)
-        } catch (error) {
-          return this._flowFailed(slot, order, frame, stepName(value), error)
-        }
-        lastStep = stepName(value)
-        steps++
-        try {
-          value = flowStorage.run(frame, value, event, context)
-        } catch (error) {
-          return this._flowFailed(slot, order, frame, lastStep, error)
-        }
-        continue
-      }
-      if (value !== null && typeof value === 'object') {
-        let then
-        try {
-          then = value.then
-        } catch (error) {
-          return this._flowFailed(slot, order, frame, lastStep, error)
-        }
-        if (typeof then === 'function') {
-          // A hand-written thenable may call back more than once, or throw: only the first
-          // word counts, as with a real Promise.
-          const step = lastStep
-          let answered = false
-          try {
-            then.call(
-              value,
-              (next) => answered || ((answered = true), this._advance(slot, order, frame, step, event, context, next, steps)),
-              (error) => answered || ((answered = true), this._flowFailed(slot, order, frame, step, error)),
-            )
-          } catch (error) {
-            if (!answered) (answered = true), this._flowFailed(slot, order, frame, step, error)
-          }
-          return
-        }
-      }
-      return this._flowDone(slot, order, frame, value)
+    const slot = flow.slot
+    if (!this._hasFailed(slot)) {
+      this._values[slot] = value
+      this._runtime._recordOutcome(flow.branch, FULFILLED, this._startedAt)
     }
-  }
-
-  _flowDone(slot, order, frame, value) {
-    if (order === 0) this._values[slot] = value
-    if (this._flowsLeft !== null && --this._flowsLeft[slot] > 0) return
-    if (!this._hasFailed(slot)) this._runtime._recordOutcome(frame.branch, FULFILLED, this._startedAt)
     this._targetDone(slot)
   }
 
-  _flowFailed(slot, order, frame, step, error) {
-    this._recordFailure(slot, frame, step, error)
-    if (this._flowsLeft !== null && --this._flowsLeft[slot] > 0) return
-    this._targetDone(slot)
+  _flowFailed(flow, error) {
+    this._recordFailure(flow.slot, flow.step, error)
+    if (flow.group !== null && --flow.group.left > 0) return
+    this._targetDone(flow.slot)
   }
 
   /** The first failure of a target is its outcome; later ones of the same target add nothing. */
-  _recordFailure(slot, frame, step, error) {
+  _recordFailure(slot, step, error) {
     if (this._hasFailed(slot)) return
-    ;(this._failures || (this._failures = [])).push({ slot, node: frame.node.id, type: frame.type, step, error })
-    this._runtime._recordFailure(frame.branch, this._startedAt, `${step}: ${errorMessage(error)}`)
+    const node = this._targets[slot]
+    ;(this._failures || (this._failures = [])).push({ slot, node: node.id, type: this._type, step, error })
+    this._runtime._recordFailure(this._firstBranch + slot, this._startedAt, `${step}: ${errorMessage(error)}`)
   }
 
   _hasFailed(slot) {
@@ -241,8 +277,7 @@ class SendResult {
       this._values[slot] = outcome.value
       this._runtime._recordOutcome(this._firstBranch + slot, outcome.matched ? FULFILLED : UNMATCHED, this._startedAt)
     } else {
-      const frame = { node: this._targets[slot], type: this._type, branch: this._firstBranch + slot }
-      this._recordFailure(slot, frame, outcome.step, outcome.error)
+      this._recordFailure(slot, outcome.step, outcome.error)
     }
     this._targetDone(slot)
   }
@@ -255,17 +290,18 @@ class SendResult {
 
   /** Whether the target's flow has finished. */
   isDone(slot) {
-    return this._isDone(slot)
+    return this._values[slot] !== PENDING
   }
 
-  /** A target where no handler matched: its result is null. */
-  _unmatched(slot, frame) {
-    this._runtime._recordOutcome(frame.branch, UNMATCHED, this._startedAt)
+  /** A target where no handler matched (or none runs any more): its result is null. */
+  _unmatched(slot) {
+    if (this._hasFailed(slot)) return this._targetDone(slot)
+    this._runtime._recordOutcome(this._firstBranch + slot, UNMATCHED, this._startedAt)
     this._targetDone(slot)
   }
 
   _targetDone(slot) {
-    if (this._done !== null) this._done[slot] = true
+    if (this._values[slot] === PENDING) this._values[slot] = null
     if (this._onTarget !== null) this._onTarget(slot)
     if (--this._pending > 0 || this._waiters === null) return
     const waiters = this._waiters
@@ -333,7 +369,7 @@ class SendResult {
   }
 
   _isDone(slot) {
-    return this._done === null ? this._pending === 0 : this._done[slot]
+    return this._values[slot] !== PENDING
   }
 
   _finishedResults() {
@@ -386,4 +422,4 @@ class SendResult {
   }
 }
 
-module.exports = { SendResult, FlowFrame, BatchContext, flowStorage, stepName, performance }
+module.exports = { SendResult, Flow, BatchContext, flowStorage, runFlow, stepName, performance }

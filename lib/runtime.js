@@ -15,14 +15,7 @@ const {
 } = require('./validate')
 const { trimTail } = require('./lifecycle')
 const { createTransport } = require('./transport')
-const {
-  SendResult,
-  FlowFrame,
-  BatchContext,
-  flowStorage,
-  stepName,
-  performance,
-} = require('./delivery')
+const { SendResult, Flow, BatchContext, flowStorage, runFlow, stepName, performance } = require('./delivery')
 
 const EVERY_NODE = null
 /** The path of a root event sent from outside any node; root paths are shared and frozen. */
@@ -291,7 +284,8 @@ class TransportHost {
    * Runs flows the shared core already planned on another thread (no new dispatch: the
    * branches exist): message is { nodes (local, by target), branches, handlers (as planned),
    * input, causal, batchRoot (a batch: whether it is a root batch; else null), seq,
-   * correlation, type, startedAt (performance.now() of this thread), onTarget(slot) }.
+   * correlation, type, startedAt (performance.now() of this thread), onTarget(i) }. Returns
+   * one result per target (target i is slot 0 of results[i]).
    */
   runPlanned(message) {
     return this._runtime._runPlanned(message)
@@ -321,13 +315,16 @@ class Runtime {
     this._place = shared === undefined ? 0 : shared.place
     this._prefix = native.idPrefix(this._core) + '-'
     if (shared === undefined) releaseWhenCollected.register(this, this._core, this)
-    this._io = new Float64Array(1024)
+    /** Plan buffers by depth of synchronously nested sends (see _planBuffer). */
+    this._plans = []
     this._journal = new Float64Array(JOURNAL_SIZE)
+    // `_io` carries a send's inputs to the core and its plan back; it and the journal are bound
+    // to the core once, so calls pass no arrays.
+    this._io = new Float64Array(1024)
+    native.bindBuffers(this._core, this._io, this._journal)
     this._journalLength = 0
-    // While a send starts its flows, those that finish at once share one clock reading, taken
-    // when the outermost send's loop ends (see _settleDurations).
+    /** How many sends are starting their flows on the stack right now. */
     this._syncDepth = 0
-    this._syncStart = 0
     this._handlers = []
     this._nodesByIndex = []
     this._nodesById = new Map()
@@ -549,9 +546,9 @@ class Runtime {
    * then start every target's flow. Nothing is delivered when anything is refused.
    */
   _deliver(origin, targets, keyed, input, inbound) {
-    this._assertOpen('send')
+    if (this._closed) this._assertOpen('send')
     if (origin !== null && origin._index < 0) throw new HappenError('DISPOSED', `Cannot send from node '${origin.id}': it has been disposed`)
-    // A NodeArray may hold a node disposed since (robustness, issue 3).
+    // A NodeArray may hold a node disposed since.
     if (targets !== EVERY_NODE) checkLiveTargets(targets, 'send')
     const batch = Array.isArray(input)
     const sharedType = batch ? checkBatch(input, 'events') : (checkEvent(input, 'event'), input.type)
@@ -573,9 +570,8 @@ class Runtime {
     const targetCount = targets === EVERY_NODE ? -1 : targets.length
     const typesAt = INPUT_HEADER + Math.max(targetCount, 0)
     const outcomesAt = typesAt + (sharedType === null ? count : 0)
-    if (this._syncDepth > 0) this._settleDurations()
     const outcomes = this._journalLength
-    const io = this._reserve(outcomesAt + outcomes)
+    let io = this._exchange(outcomesAt + outcomes)
     io[0] = sender === null ? -1 : sender._index
     // An event from elsewhere that a flow there sent while serving one of our branches is
     // caused by that branch (so traces nest it there).
@@ -588,33 +584,36 @@ class Runtime {
     io[7] = outcomes / 3
     for (let i = 0; i < targetCount; i++) io[INPUT_HEADER + i] = targets[i]._index
     if (sharedType === null) for (let i = 0; i < count; i++) io[typesAt + i] = this._typeId(input[i].type)
-    for (let i = 0; i < outcomes; i++) io[outcomesAt + i] = this._journal[i]
+    const journal = this._journal
+    for (let i = 0; i < outcomes; i++) io[outcomesAt + i] = journal[i]
     this._journalLength = 0
 
     const first = batch ? input[0] : input
     // An event from elsewhere keeps its causation and correlation ids, and (dispatchInbound)
     // its own id in this runtime's traces.
     const ids = inbound === undefined ? first : inbound.causal
-    const explicitIds = ids.causationId != null || ids.correlationId != null
     let length
     try {
       length = inbound !== undefined
-        ? native.dispatchInbound(this._core, io, inbound.causeSeq > 0 ? undefined : ids.causationId ?? undefined, ids.correlationId ?? undefined, inbound.causal.id)
-        : explicitIds
-        ? native.dispatchWithIds(this._core, io, ids.causationId ?? undefined, ids.correlationId ?? undefined)
-        : native.dispatch(this._core, io)
+        ? native.dispatchInbound(this._core, inbound.causeSeq > 0 ? undefined : ids.causationId ?? undefined, ids.correlationId ?? undefined, inbound.causal.id)
+        : ids.causationId != null || ids.correlationId != null
+        ? native.dispatchWithIds(this._core, ids.causationId ?? undefined, ids.correlationId ?? undefined)
+        : native.dispatch(this._core)
     } catch (error) {
       throw fromNative(error)
     }
-    let plan = this._io
     if (length < 0) {
       length = -length
-      plan = this._reserve(length)
-      guard(() => native.takePlan(this._core, plan))
+      io = this._exchange(length)
+      guard(() => native.takePlan(this._core))
     }
+    // Each level of synchronously nested sends keeps its plan in its own buffer, so the plan
+    // stays readable while its handlers send.
+    const depth = this._syncDepth
+    const plan = this._planBuffer(depth, length)
+    for (let i = 0; i < length; i++) plan[i] = io[i]
 
     const seq = plan[0]
-    const firstBranch = plan[1]
     const correlationSeq = plan[3]
     const planned = plan[4]
     const id = this._prefix + seq
@@ -635,14 +634,14 @@ class Runtime {
       timestamp: plan[2],
     })
 
-    // Read the whole plan before any handler runs: a handler that sends reuses `io`.
-    const nodes = new Array(planned)
-    const handlers = new Array(planned)
-    for (let slot = 0, at = PLAN_HEADER; slot < planned; slot++) {
-      nodes[slot] = this._nodesByIndex[plan[at]]
-      const n = plan[at + 1]
-      handlers[slot] = n === 0 ? null : n === 1 ? plan[at + 2] : Array.from(plan.subarray(at + 2, at + 2 + n))
-      at += 2 + n
+    // The core plans explicit targets in their order, one slot each.
+    let nodes = targets
+    if (targetCount < 0) {
+      nodes = new Array(planned)
+      for (let slot = 0, at = PLAN_HEADER; slot < planned; slot++) {
+        nodes[slot] = this._nodesByIndex[plan[at]]
+        at += 2 + plan[at + 1]
+      }
     }
 
     let info = null
@@ -657,53 +656,122 @@ class Runtime {
         }
       }
     }
-    const eventIds = batch ? () => Array.from({ length: count }, (_, i) => this._prefix + (seq + i)) : null
-    const result = new SendResult(this, nodes, keyed, id, eventIds)
-    result._firstBranch = firstBranch
-    result._pending = planned
-    const startedAt = (result._startedAt = plan[5] + CLOCK_OFFSET)
-    const eventType = input.type
-    const payload = input.payload
+    const result = new SendResult(this, nodes, keyed, id, null, planned)
+    if (batch) result._ids = count === 1 ? null : () => Array.from({ length: count }, (_, i) => this._prefix + (seq + i))
+    result._seq = seq
+    result._firstBranch = plan[1]
+    result._causal = causal
+    result._correlation = correlationSeq > 0 ? correlationSeq : -1
+    result._startedAt = plan[5] + CLOCK_OFFSET
     // What errors and messages call the flow's event: a mixed batch lists its types.
-    const type = !batch ? input.type : sharedType ?? [...new Set(input.map((e) => e.type))].join(', ')
-    const correlation = correlationSeq > 0 ? correlationSeq : -1
-    result._type = type
+    result._type = !batch ? input.type : sharedType ?? [...new Set(input.map((e) => e.type))].join(', ')
     if (inbound !== undefined) result._onTarget = inbound.onTarget
     const flowOrigin = frame === null ? undefined : frame.origin
-    const startFlows = (syncStart) => {
-      const outermost = this._syncDepth++ === 0
-      if (outermost) this._syncStart = syncStart
-      let elsewhere = null
-      try {
-        for (let slot = 0; slot < planned; slot++) {
-          const node = nodes[slot]
-          if (node._transport !== null) {
-            // Its transport starts all of this send's flows it reaches at once, below.
-            ;(elsewhere || (elsewhere = [])).push(slot)
+    // Past MAX_SYNC_DEPTH sends nested synchronously (handlers sending in a cycle), the flows
+    // start on a fresh stack instead of overflowing this one.
+    if (depth >= MAX_SYNC_DEPTH) {
+      const copy = plan.slice(0, length)
+      setImmediate(() => this._runPlan(result, copy, input, info, inbound, wires, flowOrigin, everyone, flowStorage.getStore()))
+    } else {
+      this._runPlan(result, plan, input, info, inbound, wires, flowOrigin, everyone, current)
+    }
+    return result
+  }
+
+  /**
+   * Starts every planned target's flow: each local flow in its own store, entered once; the
+   * caller's store (`prior`) is restored once at the end. Targets that live elsewhere go to
+   * their transports after.
+   */
+  _runPlan(result, plan, input, info, inbound, wires, flowOrigin, everyone, prior) {
+    const nodes = result._targets
+    const planned = result._pending
+    const batch = info !== null
+    const causal = result._causal
+    const handlers = this._handlers
+    let elsewhere = null
+    let entered = false
+    this._syncDepth++
+    try {
+      for (let slot = 0, at = PLAN_HEADER; slot < planned; slot++) {
+        const node = nodes[slot]
+        const n = plan[at + 1]
+        const firstHandler = at + 2
+        at = firstHandler + n
+        if (node._transport !== null) {
+          // Its transport starts all of this send's flows it reaches at once, below, with the
+          // handlers the core planned there.
+          ;(elsewhere || (elsewhere = [])).push(slot, n === 0 ? null : n === 1 ? plan[firstHandler] : Array.prototype.slice.call(plan, firstHandler, at))
+          continue
+        }
+        if (n === 0) {
+          result._unmatched(slot)
+          continue
+        }
+        const event = batch ? (planned === 1 ? input : input.slice()) : { type: input.type, payload: input.payload, context: { causal } }
+        if (n === 1) {
+          const entry = handlers[plan[firstHandler]]
+          if (!result._runnable(slot, entry, event)) {
+            result._unmatched(slot)
             continue
           }
-          const flow = new FlowFrame(this, node, firstBranch + slot, seq, causal, correlation, type)
+          const flow = new Flow(result, slot, node, event, batch ? new BatchContext(info, node) : { causal, node }, entry.name, null)
           // A flow serving an event from elsewhere carries what its sender needs to nest the
           // events this flow sends.
           if (inbound !== undefined) flow.origin = inbound.origins[slot]
-          if (handlers[slot] === null) {
-            result._unmatched(slot, flow)
-            continue
-          }
-          if (batch) result._start(slot, flow, handlers[slot], input.slice(), new BatchContext(info, node), info)
-          else result._start(slot, flow, handlers[slot], { type: eventType, payload, context: { causal } }, { causal, node }, null)
+          flowStorage.enterWith(flow)
+          entered = true
+          runFlow(flow, entry.fn)
+          continue
         }
-      } finally {
-        this._syncDepth--
-        if (outermost) this._settleDurations()
+        // Several handlers: choose every handler first and count their flows before
+        // any runs, so a first flow that finishes at once cannot end the target early.
+        const entries = []
+        for (let i = 0; i < n; i++) {
+          const entry = handlers[plan[firstHandler + i]]
+          if (result._runnable(slot, entry, event)) entries.push(entry)
+        }
+        if (entries.length === 0) {
+          result._unmatched(slot)
+          continue
+        }
+        const group = entries.length > 1 ? { left: entries.length, value: undefined } : null
+        for (let order = 0; order < entries.length; order++) {
+          const context = batch ? new BatchContext(info, node) : { causal, node }
+          const flow = new Flow(result, slot, node, event, context, entries[order].name, group)
+          flow.order = order
+          if (inbound !== undefined) flow.origin = inbound.origins[slot]
+          flowStorage.enterWith(flow)
+          entered = true
+          runFlow(flow, entries[order].fn)
+        }
       }
-      if (elsewhere !== null) this._startElsewhere(result, nodes, elsewhere, wires, causal, info, flowOrigin, everyone, { seq, correlation, handlers })
+    } finally {
+      this._syncDepth--
+      if (entered) flowStorage.enterWith(prior)
     }
-    // robustness (issue 3): past MAX_SYNC_DEPTH sends nested synchronously (handlers sending
-    // in a cycle), the flows start on a fresh stack instead of overflowing this one.
-    if (this._syncDepth >= MAX_SYNC_DEPTH) setImmediate(() => startFlows(performance.now()))
-    else startFlows(startedAt)
-    return result
+    if (elsewhere !== null) this._startElsewhere(result, nodes, elsewhere, wires, result._causal, info, flowOrigin, everyone)
+  }
+
+  /** The buffer bound to the core for a send's inputs and plan, at least `length` long. */
+  _exchange(length) {
+    if (this._io.length >= length) return this._io
+    let size = this._io.length
+    while (size < length) size *= 2
+    this._io = new Float64Array(size)
+    guard(() => native.bindBuffers(this._core, this._io, this._journal))
+    return this._io
+  }
+
+  /** The plan buffer of sends nested `depth` deep, at least `length` long. */
+  _planBuffer(depth, length) {
+    let buffer = this._plans[depth]
+    if (buffer === undefined || buffer.length < length) {
+      let size = buffer === undefined ? 1024 : buffer.length
+      while (size < length) size *= 2
+      buffer = this._plans[depth] = new Float64Array(size)
+    }
+    return buffer
   }
 
   /** Every node a broadcast reaches: the local ones and those the transports reach. */
@@ -735,17 +803,18 @@ class Runtime {
   }
 
   /** Hands each transport the planned targets of one send that it owns, in one start() call. */
-  _startElsewhere(result, nodes, slots, wires, causal, batch, origin, broadcast, plan) {
+  _startElsewhere(result, nodes, slots, wires, causal, batch, origin, broadcast) {
     const firstBranch = result._firstBranch
     let transport = nodes[slots[0]]._transport
     let group = []
-    const { seq, correlation, handlers } = plan
-    const start = () => transport.start({ result, slots: group, wire: wires.get(transport), causal, batch, origin, broadcast, seq, correlation, type: result._type, startedAt: result._startedAt })
+    const { _seq: seq, _correlation: correlation, _type: type, _startedAt: startedAt } = result
+    const start = () => transport.start({ result, slots: group, wire: wires.get(transport), causal, batch, origin, broadcast, seq, correlation, type, startedAt })
     let rest = null
-    for (let i = 0; i < slots.length; i++) {
+    // `slots`: slot, planned handlers, slot, planned handlers...
+    for (let i = 0; i < slots.length; i += 2) {
       const slot = slots[i]
       const node = nodes[slot]
-      const target = { slot, branch: firstBranch + slot, node, handlers: handlers[slot] }
+      const target = { slot, branch: firstBranch + slot, node, handlers: slots[i + 1] }
       if (node._transport === transport) group.push(target)
       else (rest || (rest = new Map())).has(node._transport) ? rest.get(node._transport).push(target) : rest.set(node._transport, [target])
     }
@@ -753,31 +822,31 @@ class Runtime {
     if (rest !== null) for ([transport, group] of rest) start()
   }
 
-  /** See TransportHost.runPlanned. */
+  /** See TransportHost.runPlanned: each target is a send of its own to one node, already planned. */
   _runPlanned(message) {
     const { nodes, branches, handlers, input, causal, batchRoot, seq, correlation, type, startedAt, onTarget } = message
-    const batch = Array.isArray(input)
-    const info = batch ? new BatchInfo(this, seq, input, causal, batchRoot) : null
-    const result = new SendResult(this, nodes, true, causal.id, null)
-    result._pending = nodes.length
-    result._startedAt = startedAt
-    result._type = type
-    result._onTarget = onTarget
-    const outermost = this._syncDepth++ === 0
-    if (outermost) this._syncStart = startedAt
-    try {
-      for (let slot = 0; slot < nodes.length; slot++) {
-        const node = nodes[slot]
-        const flow = new FlowFrame(this, node, branches[slot], seq, causal, correlation, type)
-        if (handlers[slot] === null) result._unmatched(slot, flow)
-        else if (batch) result._start(slot, flow, handlers[slot], input.slice(), new BatchContext(info, node), info)
-        else result._start(slot, flow, handlers[slot], { type: input.type, payload: input.payload, context: { causal } }, { causal, node }, null)
-      }
-    } finally {
-      this._syncDepth--
-      if (outermost) this._settleDurations()
+    const info = Array.isArray(input) ? new BatchInfo(this, seq, input, causal, batchRoot) : null
+    const results = new Array(nodes.length)
+    for (let i = 0; i < nodes.length; i++) {
+      const node = nodes[i]
+      const planned = handlers[i]
+      const result = new SendResult(this, [node], false, causal.id, null, 1)
+      result._seq = seq
+      result._firstBranch = branches[i]
+      result._causal = causal
+      result._correlation = correlation
+      result._startedAt = startedAt
+      result._type = type
+      result._onTarget = () => onTarget(i)
+      results[i] = result
+      // A plan as the core writes it, for this one target.
+      const plan = [seq, branches[i], causal.timestamp, correlation, 1, 0, node._index]
+      if (planned === null) plan.push(0)
+      else if (typeof planned === 'number') plan.push(1, planned)
+      else plan.push(planned.length, ...planned)
+      this._runPlan(result, plan, input, info, undefined, null, undefined, false, flowStorage.getStore())
     }
-    return result
+    return results
   }
 
   /** An event from elsewhere (a transport's one way in): planned and run like a local send. */
@@ -795,16 +864,9 @@ class Runtime {
   }
 
   _emptyResult(targets, keyed) {
-    return new SendResult(this, targets, keyed, null, [])
-  }
-
-  _reserve(length) {
-    if (this._io.length < length) {
-      let size = this._io.length
-      while (size < length) size *= 2
-      this._io = new Float64Array(size)
-    }
-    return this._io
+    const result = new SendResult(this, targets, keyed, null, [], 0)
+    result._values.fill(null)
+    return result
   }
 
   _typeId(type) {
@@ -816,19 +878,20 @@ class Runtime {
     return id
   }
 
-  _recordStep(frame, fn, stepsSoFar) {
-    if (stepsSoFar >= MAX_FLOW_STEPS) {
+  /** Records a flow's further step `name`; a flow past MAX_FLOW_STEPS fails instead. */
+  _recordStep(flow, name) {
+    if (flow.steps >= MAX_FLOW_STEPS) {
       throw new HappenError(
         'FLOW_TOO_LONG',
-        `The flow in node '${frame.node.id}' ran more than ${MAX_FLOW_STEPS} steps for event '${frame.type}'`,
+        `The flow in node '${flow.node.id}' ran more than ${MAX_FLOW_STEPS} steps for event '${flow.type}'`,
       )
     }
-    this._log(frame.branch, STEP, this._stepId(stepName(fn)))
+    this._log(flow.branch, STEP, this._stepId(name))
   }
 
   /** Records that a predicate handler runs in this branch. */
-  _recordHandlerStep(frame, entry) {
-    this._log(frame.branch, STEP, entry.stepId)
+  _recordHandlerStep(branch, entry) {
+    this._log(branch, STEP, entry.stepId)
   }
 
   _stepId(name) {
@@ -840,8 +903,9 @@ class Runtime {
     return id
   }
 
+  /** A flow's end: its duration is one clock reading, now, against its send's start. */
   _recordOutcome(branch, code, startedAt) {
-    this._log(branch, code, this._syncDepth > 0 ? NaN : performance.now() - startedAt)
+    this._log(branch, code, performance.now() - startedAt)
   }
 
   _log(branch, code, value) {
@@ -857,28 +921,15 @@ class Runtime {
     this._journalLength = n + 3
   }
 
-  /** Gives the flows that finished while sends were starting them one duration: up to now. */
-  _settleDurations() {
-    const journal = this._journal
-    let elapsed = -1
-    for (let i = 2; i < this._journalLength; i += 3) {
-      if (journal[i] !== journal[i]) {
-        if (elapsed < 0) elapsed = performance.now() - this._syncStart
-        journal[i] = elapsed
-      }
-    }
-  }
-
   _recordFailure(branch, startedAt, message) {
     guard(() => native.failBranch(this._core, branch, performance.now() - startedAt, message))
   }
 
   _flushJournal() {
     if (this._journalLength === 0) return
-    this._settleDurations()
     const count = this._journalLength / 3
     this._journalLength = 0
-    guard(() => native.finishBranches(this._core, this._journal, count))
+    guard(() => native.finishBranches(this._core, count))
   }
 }
 

@@ -1,9 +1,10 @@
 //! The N-API face of `crate::core::Core`.
 //!
-//! Calls carry plain numbers and one shared `Float64Array` (`io`): the JS layer writes a send's
-//! targets (and per-event types, and the outcomes of finished flows) into it, and `dispatch`
-//! overwrites it with the plan. That keeps a fan-out to a single boundary crossing with no
-//! objects built on the Rust side.
+//! Calls carry plain numbers and two `Float64Array`s bound to the core once (`bind_buffers`):
+//! `io`, where the JS layer writes a send's targets (and per-event types, and the outcomes of
+//! finished flows) and `dispatch` overwrites them with the plan, and the flow `journal`. That
+//! keeps a fan-out to a single boundary crossing with no objects built on the Rust side, and
+//! no typed array to unwrap on each call (that costs more than the rest of a call's glue).
 //!
 //! The functions are free functions over one process-wide table of cores addressed by a small
 //! integer: a napi-rs class method costs about 250 ns a call on this machine (it unwraps and
@@ -14,11 +15,12 @@
 //! Every function is `catch_unwind`: a panic becomes a JS exception, never an abort. Errors
 //! carry their happen code as a `[CODE] ` prefix that the JS layer turns into a `HappenError`.
 
+use std::cell::RefCell;
 use std::sync::{Mutex, MutexGuard};
 
 use crate::core::slab::Slab;
 
-use napi::bindgen_prelude::Float64ArraySlice;
+use napi::bindgen_prelude::Float64Array;
 use napi::{Error, Result, Status};
 use napi_derive::napi;
 
@@ -47,13 +49,36 @@ pub(crate) fn core_error(e: CoreError) -> Error {
 /// timestamp, correlation seq (-1: external), target count.
 const PLAN_HEADER: usize = 6;
 
-/// One core and the scratch buffers its dispatches reuse.
+/// One core and the scratch buffers its dispatches reuse (within one call, under the lock).
 pub(crate) struct Slot {
     pub(crate) core: Core,
     targets: Vec<NodeIndex>,
     types: Vec<NameId>,
+}
+
+/// What one thread's runtime binds to a core: its own typed arrays (a JS thread's, usable on
+/// that thread only), and the plan of its last send, which waits there for `take_plan` without
+/// another thread's send replacing it. One per core handle, per thread.
+#[derive(Default)]
+struct Bound {
+    io: Option<Float64Array>,
+    journal: Option<Float64Array>,
     /// A plan too large for `io`, kept until the JS layer fetches it with a larger array.
     plan: Vec<f64>,
+}
+
+thread_local! {
+    static BOUND: RefCell<Vec<Bound>> = const { RefCell::new(Vec::new()) };
+}
+
+fn with_bound<T>(core: u32, f: impl FnOnce(&mut Bound) -> Result<T>) -> Result<T> {
+    BOUND.with_borrow_mut(|all| {
+        let at = core as usize;
+        if all.len() <= at {
+            all.resize_with(at + 1, Bound::default);
+        }
+        f(&mut all[at])
+    })
 }
 
 static CORES: Mutex<Slab<Slot>> = Mutex::new(Slab::new());
@@ -79,7 +104,6 @@ pub fn create_core(history_size: u32) -> u32 {
         core: Core::new(history_size as usize),
         targets: Vec::new(),
         types: Vec::new(),
-        plan: Vec::new(),
     };
     cores().insert(slot)
 }
@@ -96,10 +120,42 @@ pub fn monotonic_ms() -> f64 {
         * 1000.0
 }
 
+/// Binds the buffers later calls read and write: `io` (send inputs and plans) and `journal`
+/// (finished flows). Binding again replaces them (a larger `io` for a large send).
+#[napi(catch_unwind)]
+pub fn bind_buffers(core: u32, io: Float64Array, journal: Float64Array) -> Result<()> {
+    with_core(core, |_| Ok(()))?;
+    with_bound(core, |b| {
+        b.io = Some(io);
+        b.journal = Some(journal);
+        Ok(())
+    })
+}
+
+/// Runs `f` over the core, this thread's bound `io`, and its pending plan.
+fn with_io<T>(
+    core: u32,
+    f: impl FnOnce(&mut Slot, &mut Vec<f64>, &mut [f64]) -> Result<T>,
+) -> Result<T> {
+    with_bound(core, |b| {
+        let io =
+            b.io.as_mut()
+                .ok_or_else(|| coded("INTERNAL", "no io buffer bound to the core"))?;
+        // SAFETY: the JS layer does not touch `io` while a call into the core runs, and this
+        // thread holds the array (its reference) for as long as the slice is used here.
+        let io = unsafe { io.as_mut() };
+        with_core(core, |s| f(s, &mut b.plan, io))
+    })
+}
+
 /// Frees a core and everything it holds (nodes, handlers, history).
 #[napi(catch_unwind)]
 pub fn drop_core(handle: u32) {
     let dropped = cores().remove(handle);
+    let _ = with_bound(handle, |b| {
+        *b = Bound::default();
+        Ok(())
+    });
     // Dropped outside the lock: freeing a large history takes a while.
     drop(dropped);
 }
@@ -145,14 +201,13 @@ pub fn branch_steps_json(core: u32, first_branch: f64, count: u32) -> Result<Vec
 #[napi(catch_unwind)]
 pub fn dispatch_inbound(
     core: u32,
-    io: Float64ArraySlice,
     causation_id: Option<String>,
     correlation_id: Option<String>,
     alias: String,
 ) -> Result<i32> {
-    let length = plan_send(core, io, causation_id.as_deref(), correlation_id.as_deref())?;
+    let length = plan_send(core, causation_id.as_deref(), correlation_id.as_deref())?;
+    let seq = with_bound(core, |b| Ok(b.plan[0] as EventSeq))?;
     with_core(core, |s| {
-        let seq = s.plan[0] as EventSeq;
         s.core.set_event_alias(seq, &alias);
         Ok(length)
     })
@@ -235,30 +290,22 @@ mod input {
 /// `node, handler count, handler ids…`. Returns the plan's length, or its negative when `io` is
 /// too small (fetch it with `take_plan`).
 #[napi(catch_unwind)]
-pub fn dispatch(core: u32, io: Float64ArraySlice) -> Result<i32> {
-    plan_send(core, io, None, None)
+pub fn dispatch(core: u32) -> Result<i32> {
+    plan_send(core, None, None)
 }
 
 /// `dispatch` for an event whose caller set its own causation or correlation id.
 #[napi(catch_unwind)]
 pub fn dispatch_with_ids(
     core: u32,
-    io: Float64ArraySlice,
     causation_id: Option<String>,
     correlation_id: Option<String>,
 ) -> Result<i32> {
-    plan_send(core, io, causation_id.as_deref(), correlation_id.as_deref())
+    plan_send(core, causation_id.as_deref(), correlation_id.as_deref())
 }
 
-fn plan_send(
-    core: u32,
-    mut io: Float64ArraySlice,
-    causation: Option<&str>,
-    correlation: Option<&str>,
-) -> Result<i32> {
-    // SAFETY: the JS layer owns `io` and does not touch it while this call runs.
-    let io = unsafe { io.as_mut() };
-    with_core(core, |slot| {
+fn plan_send(core: u32, causation: Option<&str>, correlation: Option<&str>) -> Result<i32> {
+    with_io(core, |slot, plan, io| {
         let header = io
             .get(..input::LEN)
             .ok_or_else(|| coded("INTERNAL", "io array too small for the send"))?;
@@ -315,7 +362,6 @@ fn plan_send(
             types: &slot.types,
             count,
         };
-        let plan = &mut slot.plan;
         plan.clear();
         plan.resize(PLAN_HEADER, 0.0);
         let mut targets = 0;
@@ -347,11 +393,9 @@ fn plan_send(
 
 /// Copies a plan that did not fit into the `io` given to `dispatch`.
 #[napi(catch_unwind)]
-pub fn take_plan(core: u32, mut io: Float64ArraySlice) -> Result<()> {
-    // SAFETY: as in `dispatch`.
-    let io = unsafe { io.as_mut() };
-    with_core(core, |s| {
-        let plan = std::mem::take(&mut s.plan);
+pub fn take_plan(core: u32) -> Result<()> {
+    with_io(core, |_, plan, io| {
+        let plan = std::mem::take(plan);
         let target = io
             .get_mut(..plan.len())
             .ok_or_else(|| coded("INTERNAL", "io array too small for the plan"))?;
@@ -395,13 +439,19 @@ pub fn max_flow_steps() -> u32 {
 /// fulfilled, 2 rejected, 3 unmatched carry the duration in ms; code 4 a further step's name
 /// id. Errors go one by one through `fail_branch`, so this path carries numbers only.
 #[napi(catch_unwind)]
-pub fn finish_branches(core: u32, io: Float64ArraySlice, count: u32) -> Result<()> {
-    with_core(core, |s| {
-        let entries = io
+pub fn finish_branches(core: u32, count: u32) -> Result<()> {
+    with_bound(core, |b| {
+        let journal = b
+            .journal
+            .as_deref()
+            .ok_or_else(|| coded("INTERNAL", "no journal bound to the core"))?;
+        let entries = journal
             .get(..count as usize * 3)
-            .ok_or_else(|| coded("INTERNAL", "io array too small"))?;
-        finish(&mut s.core, entries);
-        Ok(())
+            .ok_or_else(|| coded("INTERNAL", "journal too small"))?;
+        with_core(core, |s| {
+            finish(&mut s.core, entries);
+            Ok(())
+        })
     })
 }
 

@@ -195,8 +195,8 @@ class ThreadTransport {
       positions.push(i)
     }
     if (nodes.length === 0) return
-    const holder = { result: null, from, id, positions }
-    holder.result = this.host.runPlanned({
+    const holder = { results: null, from, id, positions }
+    holder.results = this.host.runPlanned({
       nodes,
       branches,
       handlers,
@@ -207,8 +207,8 @@ class ThreadTransport {
       correlation: message.correlation,
       type: message.type,
       startedAt: message.started + CLOCK_OFFSET,
-      onTarget: (slot) => {
-        this.ended.push(holder, slot)
+      onTarget: (i) => {
+        this.ended.push(holder, i)
         this._schedule()
       },
     })
@@ -242,9 +242,9 @@ class ThreadTransport {
     this.ended = []
     for (let i = 0; i < ended.length; i += 2) {
       const holder = ended[i]
-      const slot = ended[i + 1]
-      const outcome = holder.result.outcome(slot)
-      const position = holder.positions[slot]
+      const target = ended[i + 1]
+      const outcome = holder.results[target].outcome(0)
+      const position = holder.positions[target]
       if (outcome.ok) this._queueAnswer(holder.from, [holder.id, position, true, null], outcome.value)
       else this._queueAnswer(holder.from, [holder.id, position, false, outcome.step ?? null], describeError(outcome.error))
     }
