@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
-use napi::bindgen_prelude::{Buffer, Function};
+use napi::bindgen_prelude::{Buffer, BufferSlice, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Result, Status};
 use napi_derive::napi;
@@ -49,9 +49,10 @@ struct Inbox {
     deliver: Deliver,
 }
 
-/// Open inboxes by (core handle, place).
-fn inboxes() -> MutexGuard<'static, HashMap<(u32, PlaceId), Inbox>> {
-    static INBOXES: LazyLock<Mutex<HashMap<(u32, PlaceId), Inbox>>> =
+/// Open inboxes by (core handle, place). Posting takes an inbox out (an `Arc`) and calls its
+/// function after the table's lock is released: the woken thread may post back at once.
+fn inboxes() -> MutexGuard<'static, HashMap<(u32, PlaceId), Arc<Inbox>>> {
+    static INBOXES: LazyLock<Mutex<HashMap<(u32, PlaceId), Arc<Inbox>>>> =
         LazyLock::new(Default::default);
     INBOXES.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -73,7 +74,7 @@ pub fn open_place(core: u32, place: u32, deliver: Function<Vec<Buffer>, ()>) -> 
         .weak::<true>()
         .build_callback(move |_| Ok(taken.take().into_iter().map(Buffer::from).collect()))?;
     // Replacing an inbox releases the old one's function.
-    inboxes().insert((core, place), Inbox { queue, deliver });
+    inboxes().insert((core, place), Arc::new(Inbox { queue, deliver }));
     Ok(())
 }
 
@@ -95,9 +96,8 @@ pub fn close_inbox(core: u32, place: u32) {
 
 /// Queues `bytes` for `place`'s thread; false when that place has no open inbox.
 #[napi(catch_unwind)]
-pub fn post(core: u32, place: u32, bytes: Buffer) -> bool {
-    let inboxes = inboxes();
-    let Some(inbox) = inboxes.get(&(core, place)) else {
+pub fn post(core: u32, place: u32, bytes: BufferSlice) -> bool {
+    let Some(inbox) = inboxes().get(&(core, place)).cloned() else {
         return false;
     };
     inbox

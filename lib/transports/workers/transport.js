@@ -29,7 +29,7 @@
 const native = require('../../native')
 const { HappenError } = require('../../errors')
 const { performance } = require('node:perf_hooks')
-const { serialize, frame, headerOf, bodyOf, describeError, rebuildError } = require('./wire')
+const { encode, serialize, frame, headerOf, bodyOf, describeError, rebuildError } = require('./wire')
 
 const RUN = 1
 const DONE = 2
@@ -119,7 +119,7 @@ class ThreadTransport {
   }
 
   encode(input) {
-    return Array.isArray(input) ? serialize(input, 'events', 'The batch') : serialize(input, 'event', 'The event')
+    return Array.isArray(input) ? encode(input, 'events', 'The batch') : encode(input, 'event', 'The event')
   }
 
   start(delivery) {
@@ -253,10 +253,10 @@ class ThreadTransport {
     for (const [place, { answers, values }] of this.answers) {
       let body
       try {
-        body = serialize(values, 'result', 'A result')
+        body = encode(values, 'result', 'A result')
       } catch {
         for (let i = 0; i < answers.length; i++) cloneable(answers[i], values, i)
-        body = serialize(values, 'result', 'A result')
+        body = encode(values, 'result', 'A result')
       }
       native.post(this.core, place, frame({ k: DONE, answers }, body))
     }

@@ -10,6 +10,42 @@
 const v8 = require('node:v8')
 const { HappenError } = require('../../errors')
 
+/**
+ * `value` as it crosses: JSON text when JSON carries it exactly as structured clone would
+ * (plain objects and arrays of strings, finite numbers, booleans and null: cheaper both ways),
+ * else structured-clone bytes. Throws NOT_SERIALIZABLE naming the field that cannot cross.
+ */
+function encode(value, path, what) {
+  return plain(value, 0) ? JSON.stringify(value) : serialize(value, path, what)
+}
+
+/** Whether JSON round-trips `value` exactly as structured clone does (deep or odd: no). */
+function plain(value, depth) {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true
+    case 'number':
+      return Number.isFinite(value) && !Object.is(value, -0)
+    case 'object':
+      break
+    default:
+      return false
+  }
+  if (value === null) return true
+  if (depth > 32) return false
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (!plain(value[i], depth + 1)) return false
+    return true
+  }
+  if (Object.getPrototypeOf(value) !== Object.prototype) return false
+  for (const key in value) {
+    if (!Object.prototype.hasOwnProperty.call(value, key)) return false
+    if (!plain(value[key], depth + 1)) return false
+  }
+  return true
+}
+
 /** Serializes `value`, or throws NOT_SERIALIZABLE naming the field that cannot cross. */
 function serialize(value, path, what) {
   try {
@@ -24,13 +60,23 @@ const deserialize = (bytes) => v8.deserialize(bytes)
 
 /**
  * One message between threads: a small JSON header (numbers, ids, the causal context) and an
- * optional body of structured-clone bytes. Layout: u32 LE header length, header, body. JSON
- * costs a fraction of v8.serialize for the header, and the body (already encoded once to be
- * checked) is copied in as it is.
+ * optional body, as `encode` made it. Layout: u32 LE header length (its top bit set when the
+ * body is JSON text), header, body. JSON costs a fraction of v8.serialize for the header, and
+ * the body (already encoded once to be checked) goes in as it is.
  */
+const JSON_BODY = 0x80000000
+
 function frame(header, body) {
   const json = JSON.stringify(header)
   const length = Buffer.byteLength(json)
+  if (typeof body === 'string') {
+    const bodyLength = Buffer.byteLength(body)
+    const bytes = Buffer.allocUnsafe(4 + length + bodyLength)
+    bytes.writeUInt32LE((length | JSON_BODY) >>> 0, 0)
+    bytes.write(json, 4, length, 'utf8')
+    bytes.write(body, 4 + length, bodyLength, 'utf8')
+    return bytes
+  }
   const bytes = Buffer.allocUnsafe(4 + length + (body === null ? 0 : body.length))
   bytes.writeUInt32LE(length, 0)
   bytes.write(json, 4, length, 'utf8')
@@ -40,11 +86,14 @@ function frame(header, body) {
 
 /** The header of a frame; `bodyOf` gives its body. */
 function headerOf(bytes) {
-  return JSON.parse(bytes.toString('utf8', 4, 4 + bytes.readUInt32LE(0)))
+  const length = bytes.readUInt32LE(0) & ~JSON_BODY
+  return JSON.parse(bytes.toString('utf8', 4, 4 + length))
 }
 
 function bodyOf(bytes) {
-  return v8.deserialize(bytes.subarray(4 + bytes.readUInt32LE(0)))
+  const word = bytes.readUInt32LE(0)
+  const start = 4 + (word & ~JSON_BODY)
+  return word & JSON_BODY ? JSON.parse(bytes.toString('utf8', start)) : v8.deserialize(bytes.subarray(start))
 }
 
 const CLONEABLE = [Date, RegExp, ArrayBuffer, DataView, Boolean, Number, String]
@@ -145,4 +194,4 @@ function rebuildError(described, node) {
   return error
 }
 
-module.exports = { serialize, deserialize, frame, headerOf, bodyOf, describeError, rebuildError }
+module.exports = { encode, serialize, deserialize, frame, headerOf, bodyOf, describeError, rebuildError }
