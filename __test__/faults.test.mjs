@@ -352,12 +352,12 @@ describe('cycles of sends between nodes', () => {
     expect(hops).toBe(5001);
     // Causality survives the fresh stacks: the last event is 5,000 hops down the first one's chain.
     expect(last.path).toHaveLength(5001); // a (the first sender), then one node per hop
-    // The trace of so deep a chain is cut, not a native stack overflow.
+    // The trace of so deep a chain is whole, with no native stack overflow.
     const tree = happen.trace(last.correlationId);
     let depth = 0;
-    for (let event = tree; event && !event.truncated; event = event.branches[0].children[0]) depth++;
-    expect(depth).toBe(256);
-    expect(String(tree)).toContain('deeper events left out');
+    for (let event = tree; event.branches[0].children[0]; event = event.branches[0].children[0]) depth++;
+    expect(depth).toBe(5000);
+    expect(String(tree)).toContain(last.id);
   });
 
   it('an endless synchronous cycle does not starve timers: return({ timeout }) still fires', async () => {
@@ -559,5 +559,27 @@ describe('native panics', () => {
     const core = native.createCore(10);
     expect(native.createNode(core, 'x')).toBe(0);
     native.dropCore(core);
+  });
+});
+
+describe('quiet native panics', () => {
+  it('the deliberate panic prints nothing on stderr, and its message and place reach the INTERNAL error', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { fileURLToPath } = await import('node:url');
+    const root = fileURLToPath(new URL('..', import.meta.url));
+    const script = `
+      const native = require('./lib/native')
+      const { fromNative } = require('./lib/errors')
+      try { native.panicForTest() } catch (error) {
+        const mapped = fromNative(error)
+        console.log(JSON.stringify({ code: mapped.code, message: mapped.message }))
+      }`;
+    const child = spawnSync(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8', env: { ...process.env, RUST_BACKTRACE: '1' } });
+    expect(child.status).toBe(0);
+    expect(child.stderr).toBe('');
+    const { code, message } = JSON.parse(child.stdout);
+    expect(code).toBe('INTERNAL');
+    expect(message).toContain('deliberate panic for the test suite');
+    expect(message).toMatch(/\(at src[\\/]binding\.rs:\d+:\d+\)/);
   });
 });

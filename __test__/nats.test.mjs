@@ -15,7 +15,7 @@ if (!NATS_URL) console.warn(`skipping the NATS transport tests: ${skipMessage}`)
 
 const natsConfig = (url = NATS_URL, extra = {}) => ({ transport: { type: 'nats', servers: [url], heartbeat: 200, ...extra } })
 
-import { rejection } from './helpers.mjs'
+import { rejection, thrown } from './helpers.mjs'
 
 describe.skipIf(!NATS_URL)('NATS transport', () => {
   let happen
@@ -156,6 +156,28 @@ describe.skipIf(!NATS_URL)('NATS transport', () => {
     const settled = await sent.return({ settled: true })
     expect(settled.b1).toEqual({ status: 'fulfilled', value: 'b1 slept 400 ms' })
     expect(settled.c1).toEqual({ status: 'fulfilled', value: 'c1 slept 400 ms' })
+  })
+
+  // issue 12: settled + timeout rejected TIMEOUT instead of resolving.
+  it('{ settled: true, timeout } across processes resolves at the timeout: finished entries, running ones rejected TIMEOUT', async () => {
+    const nodes = createNodeArray([local, happen.node('b1'), happen.node('c1'), happen.node('b2')])
+    const sent = nodes.send({ type: 'slow', payload: { ms: 400 } })
+    const fast = await nodes.send({ type: 'echo', payload: 'quick' }).return({ settled: true, timeout: 2_000 })
+    expect(fast.b2).toMatchObject({ status: 'fulfilled', value: { by: 'b2', payload: 'quick' } })
+    const started = Date.now()
+    const settled = await sent.return({ settled: true, timeout: 100 })
+    expect(Date.now() - started).toBeLessThan(350)
+    expect(Object.keys(settled)).toEqual(['local-a', 'b1', 'c1', 'b2'])
+    expect(settled['local-a'].status).toBe('fulfilled')
+    for (const id of ['b1', 'c1', 'b2']) {
+      expect(settled[id].status).toBe('rejected')
+      expect(settled[id].reason).toBeInstanceOf(HappenError)
+      expect(settled[id].reason.code).toBe('TIMEOUT')
+      expect(settled[id].reason.message).toContain(`'${id}'`)
+    }
+    // The remote flows were not cancelled: their results still arrive.
+    const later = await sent.return({ settled: true })
+    expect(later.c1).toEqual({ status: 'fulfilled', value: 'c1 slept 400 ms' })
   })
 
   it('no node with that id anywhere: its entry fails with NO_RESPONDERS, the others answer', async () => {
@@ -392,6 +414,195 @@ describe.skipIf(!NATS_URL)('NATS transport: connection failures', () => {
       await rt.shutdown()
       await stop(host)
       await stop(server)
+    }
+  }, 30_000)
+})
+
+// issue 12: a second process creating an id a live one hosts was accepted, and shadowed the first.
+describe.skipIf(!NATS_URL)('NATS transport: node ids are unique across processes', () => {
+  const runtimes = []
+  const runtime = (options) => {
+    const rt = initializeHappen(natsConfig(NATS_URL, options))
+    runtimes.push(rt)
+    return rt
+  }
+  afterAll(async () => {
+    await Promise.all(runtimes.map((rt) => rt.shutdown()))
+    await stopAll()
+  })
+
+  const whoAnswers = async (rt, id) => (await createNodeArray([rt.node(id)]).send({ type: 'echo' }).return())[id].pid
+
+  it('createNode throws DUPLICATE_NODE for an id presence says a live process hosts; the first host keeps its node', async () => {
+    const host = await spawnHost(NATS_URL, ['dup-a'])
+    const rt = await runtime()
+    await until(() => rt._transport.hostOf.has('dup-a'))
+    const error = thrown(() => rt.createNode('dup-a'))
+    expect(error).toBeInstanceOf(HappenError)
+    expect(error.code).toBe('DUPLICATE_NODE')
+    expect(error.message).toContain("'dup-a'")
+    expect(error.message).toContain('another process')
+    expect(await whoAnswers(rt, 'dup-a')).toBe(host.pid)
+  })
+
+  it('a process that did not know yet: ready() rejects DUPLICATE_NODE, its node is disposed, the first host keeps it', async () => {
+    const rt = runtime() // not awaited: nothing has come from the server yet
+    const mine = rt.createNode('dup-a')
+    mine.on('echo', () => ({ pid: 'the duplicate' }))
+    const error = await rejection(rt.ready())
+    expect(error).toBeInstanceOf(HappenError)
+    expect(error.code).toBe('DUPLICATE_NODE')
+    expect(error.message).toContain("'dup-a'")
+    expect(rt.node('dup-a')).not.toBe(mine)
+    const other = await runtime()
+    const [hostPid, again] = await Promise.all([whoAnswers(other, 'dup-a'), whoAnswers(rt, 'dup-a')])
+    expect(hostPid).not.toBe('the duplicate')
+    expect(hostPid).not.toBe(process.pid)
+    expect(again).toBe(hostPid)
+    // Reported once: a later ready() with nothing refused resolves.
+    await rt.ready()
+  })
+
+  it('two processes claiming one id at the same moment: exactly one keeps it, everyone reaches that one', async () => {
+    const [a, b] = [runtime(), runtime()]
+    const warnings = []
+    const onWarning = (warning) => warning.code === 'DUPLICATE_NODE' && warnings.push(warning)
+    process.on('warning', onWarning)
+    try {
+      for (const [rt, name] of [[a, 'a'], [b, 'b']]) rt.createNode('dup-race').on('echo', () => ({ pid: name }))
+      const outcomes = await Promise.allSettled([a.ready(), b.ready()])
+      for (const o of outcomes) if (o.status === 'rejected') expect(o.reason.code).toBe('DUPLICATE_NODE')
+      await until(() => [a, b].filter((rt) => rt.node('dup-race')._remote !== true).length === 1)
+      const keeper = a.node('dup-race')._remote === true ? 'b' : 'a'
+      const loser = keeper === 'a' ? b : a
+      // The one that gave way says so: its ready() rejected, or (announced already) a warning.
+      expect(outcomes.filter((o) => o.status === 'rejected').length + warnings.length).toBeGreaterThanOrEqual(1)
+      expect(outcomes[keeper === 'a' ? 0 : 1].status).toBe('fulfilled')
+      const observer = await runtime()
+      for (let i = 0; i < 5; i++) expect(await whoAnswers(observer, 'dup-race')).toBe(keeper)
+      expect(await whoAnswers(loser, 'dup-race')).toBe(keeper)
+    } finally {
+      process.off('warning', onWarning)
+    }
+  })
+
+  it('a node whose host shut down may be created elsewhere', async () => {
+    const host = await spawnHost(NATS_URL, ['dup-move'])
+    const rt = await runtime()
+    await until(() => rt._transport.hostOf.has('dup-move'))
+    expect(() => rt.createNode('dup-move')).toThrow(expect.objectContaining({ code: 'DUPLICATE_NODE' }))
+    host.stdin.end() // shutdown(): its nodes leave the presence list
+    await until(() => !rt._transport.hostOf.has('dup-move'))
+    rt.createNode('dup-move').on('echo', () => ({ pid: 'moved here' }))
+    await rt.ready()
+    expect(await whoAnswers(await runtime(), 'dup-move')).toBe('moved here')
+  })
+
+  it('a host killed without a word: the refusal asks the node subject, and the id is free again', async () => {
+    const host = await spawnHost(NATS_URL, ['dup-killed'])
+    const rt = await runtime()
+    await until(() => rt._transport.hostOf.has('dup-killed'))
+    await stop(host, 'SIGKILL')
+    // What this process knew is stale: refused once, and the check finds nobody serving the id.
+    expect(() => rt.createNode('dup-killed')).toThrow(expect.objectContaining({ code: 'DUPLICATE_NODE' }))
+    await until(() => !rt._transport.hostOf.has('dup-killed'))
+    rt.createNode('dup-killed').on('echo', () => ({ pid: 'taken over' }))
+    await rt.ready()
+    expect(await whoAnswers(await runtime(), 'dup-killed')).toBe('taken over')
+  })
+})
+
+describe.skipIf(!NATS_URL)('NATS transport: no result lost under load', () => {
+  afterAll(() => stopAll())
+
+  /** Queues `count` fan-outs to `ids` at once; counts the fulfilled entries and the codes of the others. */
+  async function burst(rt, ids, count) {
+    const nodes = createNodeArray(ids.map((id) => rt.node(id)))
+    // Once, so frames (which a first reply teaches) carry the burst.
+    await nodes.send({ type: 'async.echo', payload: -1 }).return()
+    const all = await Promise.all(Array.from({ length: count }, (_, i) => nodes.send({ type: 'async.echo', payload: i }).return({ settled: true })))
+    let fulfilled = 0
+    const codes = {}
+    all.forEach((entries, i) => {
+      for (const [id, entry] of Object.entries(entries)) {
+        if (entry.status === 'fulfilled' && entry.value.by === id && entry.value.n === i) fulfilled++
+        else codes[entry.reason?.code ?? 'wrong value'] = (codes[entry.reason?.code ?? 'wrong value'] ?? 0) + 1
+      }
+    })
+    // A failure says what went wrong, not only how many.
+    const first = all.flatMap((entries) => Object.values(entries)).find((entry) => entry.status === 'rejected')
+    if (first !== undefined) console.error(`burst: ${JSON.stringify(codes)}; first failure: ${first.reason.message}`)
+    return { fulfilled, codes }
+  }
+
+  const ids = (prefix) => Array.from({ length: 5 }, (_, i) => `${prefix}${i}`)
+
+  // issue 12: the replies of one turn left as one message above max_payload, and its publish
+  // error was swallowed: ~15,500 of 50,000 arrived, the rest failed NODE_LOST.
+  it('10,000 fan-outs queued at once to 5 async nodes of one other process: all 50,000 entries arrive (default server)', async () => {
+    await spawnHost(NATS_URL, ids('burst-a'))
+    const rt = await initializeHappen(natsConfig())
+    try {
+      expect(await burst(rt, ids('burst-a'), 10_000)).toEqual({ fulfilled: 50_000, codes: {} })
+    } finally {
+      await rt.shutdown()
+    }
+  }, 30_000)
+
+  it('10,000 fan-outs queued at once to 5 async nodes, one per process: all 50,000 entries arrive', async () => {
+    await Promise.all(ids('burst-b').map((id) => spawnHost(NATS_URL, [id])))
+    const rt = await initializeHappen(natsConfig())
+    try {
+      expect(await burst(rt, ids('burst-b'), 10_000)).toEqual({ fulfilled: 50_000, codes: {} })
+    } finally {
+      await rt.shutdown()
+    }
+  }, 30_000)
+
+  it.skipIf(!hasNatsServer)('a server with a small max_payload (64 KB): frames of requests and replies split to fit, nothing lost', async () => {
+    const port = await freePort()
+    const url = `nats://127.0.0.1:${port}`
+    await startServer(port, [], 'max_payload: 65536\n')
+    await spawnHost(url, ids('small-a'))
+    const rt = await initializeHappen(natsConfig(url))
+    try {
+      expect(rt._transport.maxPayload).toBe(65536)
+      expect(await burst(rt, ids('small-a'), 3_000)).toEqual({ fulfilled: 15_000, codes: {} })
+    } finally {
+      await rt.shutdown()
+    }
+  }, 30_000)
+
+  it.skipIf(!hasNatsServer)('what the server refuses fails only its entry, with PAYLOAD_TOO_LARGE, logged under NODE_DEBUG=happen', async () => {
+    const port = await freePort()
+    const url = `nats://127.0.0.1:${port}`
+    await startServer(port, [], 'max_payload: 65536\n')
+    const host = await spawnHost(url, ['big-a', 'big-b'], 200, { NODE_DEBUG: 'happen' })
+    const rt = await initializeHappen(natsConfig(url))
+    const a = rt.createNode('big-local')
+    try {
+      const nodes = createNodeArray([rt.node('big-a'), rt.node('big-b')])
+      // A result larger than the server takes: that node's entry fails, the other arrives.
+      await nodes.send({ type: 'echo' }).return() // frames from now on
+      const sent = a.send(rt.node('big-a'), { type: 'big.result', payload: { bytes: 100_000 } })
+      const other = a.send(rt.node('big-b'), { type: 'big.result', payload: { bytes: 10 } })
+      const failed = await rejection(sent.return())
+      expect(failed.errors['big-a'].code).toBe('PAYLOAD_TOO_LARGE')
+      expect(failed.errors['big-a'].message).toContain("node 'big-a'")
+      expect(await other.return()).toBe('z'.repeat(10))
+      await until(() => /HAPPEN \d+: .*big-a/.test(host.stderr.text()))
+      // A batch whose causal contexts make the message too large for the server (the body alone
+      // fits): its entry fails with PAYLOAD_TOO_LARGE at once, not NODE_LOST after a heartbeat.
+      const batch = Array.from({ length: 1000 }, (_, i) => ({ type: 'batch.x', payload: i }))
+      const started = Date.now()
+      const settled = await a.send(nodes, batch).return({ settled: true })
+      expect(settled['big-a'].status).toBe('rejected')
+      expect(settled['big-a'].reason.code).toBe('PAYLOAD_TOO_LARGE')
+      expect(settled['big-b'].reason.code).toBe('PAYLOAD_TOO_LARGE')
+      expect(Date.now() - started).toBeLessThan(150)
+      expect((await nodes.send({ type: 'echo', payload: 'after' }).return())['big-b'].payload).toBe('after')
+    } finally {
+      await rt.shutdown()
     }
   }, 30_000)
 })

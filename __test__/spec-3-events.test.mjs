@@ -202,14 +202,14 @@ describe('§3 sender', () => {
     expect(delivery.event.context.causal.path.at(-1)).toBe('a');
   });
 
-  it('outside any handler: nodes.send and broadcast have sender null', async () => {
+  it('outside any handler: nodes.send has sender null, node.broadcast the node', async () => {
     const { rt, a, b, of } = world();
     await (await rt.createNodeArray([a, b]).send({ type: 'fan' })).return();
     await (await a.broadcast({ type: 'all' })).return();
     expect(of('fan')).toHaveLength(2);
     for (const s of of('fan')) expect(s.event.context.causal.sender).toBeNull();
     expect(of('all')).toHaveLength(3);
-    for (const s of of('all')) expect(s.event.context.causal.sender).toBeNull();
+    for (const s of of('all')) expect(s.event.context.causal.sender).toBe('a');
   });
 
   it('inside a handler every form of send has the running node as sender', async () => {

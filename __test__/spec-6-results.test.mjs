@@ -298,6 +298,43 @@ describe('§6 return({ timeout })', () => {
     expect(await result.return()).toEqual({ 'fast-node': 'fast done', 'slow-node': 'slow late', 'quick-node': 'quick done' });
   });
 
+  // issue 12: with settled: true the timeout rejected like without it.
+  it('with { settled: true } it never rejects: at the timeout, finished entries as they are, running ones rejected TIMEOUT', async () => {
+    const { rt, record, ...w } = world(['fast-node', 'slow-node', 'failing-node']);
+    const gate = deferred();
+    record(w['fast-node'], () => 'fast done');
+    record(w['slow-node'], async () => { await gate.promise; return 'slow late'; });
+    record(w['failing-node'], () => { throw new RangeError('failed quickly'); });
+    const nodes = rt.createNodeArray([w['fast-node'], w['slow-node'], w['failing-node']]);
+    const result = await nodes.send({ type: 'x' });
+    const started = Date.now();
+    const settled = await result.return({ settled: true, timeout: 30 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(25);
+    expect(Object.keys(settled)).toEqual(['fast-node', 'slow-node', 'failing-node']);
+    expect(settled['fast-node']).toEqual({ status: 'fulfilled', value: 'fast done' });
+    expect(settled['failing-node'].status).toBe('rejected');
+    expect(settled['failing-node'].reason).toBeInstanceOf(RangeError);
+    expect(settled['slow-node'].status).toBe('rejected');
+    expect(settled['slow-node'].reason).toBeInstanceOf(HappenError);
+    expect(settled['slow-node'].reason.code).toBe('TIMEOUT');
+    expect(settled['slow-node'].reason.message).toContain("'slow-node'");
+    expect(settled['slow-node'].reason.message).toContain('30 ms');
+
+    // One target: its entry, keyed as always.
+    const single = await w['slow-node'].send({ type: 'x' });
+    const alone = await single.return({ settled: true, timeout: 20 });
+    expect(Object.keys(alone)).toEqual(['slow-node']);
+    expect(alone['slow-node'].reason.code).toBe('TIMEOUT');
+
+    // Finished in time: the plain settled entries.
+    gate.resolve();
+    expect(await result.return({ settled: true, timeout: 1_000 })).toEqual({
+      'fast-node': { status: 'fulfilled', value: 'fast done' },
+      'slow-node': { status: 'fulfilled', value: 'slow late' },
+      'failing-node': { status: 'rejected', reason: expect.any(RangeError) },
+    });
+  });
+
   it('resolves normally when the flows finish in time', async () => {
     const { a, record } = world();
     record(a, async () => 'quick');

@@ -155,10 +155,13 @@ describe('transport seam', () => {
     });
     const causal = { id: 'elsewhere-2', sender: null, causationId: null, correlationId: 'elsewhere-2', path: [], timestamp: Date.now() };
     const ended = [];
+    let finished;
+    const served = new Promise((resolve) => (finished = resolve));
     const result = transport.host.receive({
-      sender: null, nodes: [a], input: { type: 'in' }, causal, cause: null, batch: null, origins: ['origin-of-a'], onTarget: (slot) => ended.push(slot),
+      sender: null, nodes: [a], input: { type: 'in' }, causal, cause: null, batch: null, origins: ['origin-of-a'],
+      onTarget: (slot) => { ended.push(slot); finished(); },
     });
-    await new Promise((r) => setTimeout(r, 10));
+    await served;
     expect(ended).toEqual([0]);
     expect(transport.starts).toHaveLength(1);
     expect(transport.starts[0].origin).toBe('origin-of-a');

@@ -320,7 +320,7 @@ function printTable(results, clean) {
     });
   }
   console.log('vs happen: ops/s of the implementation / ops/s of happen (>1: faster than happen).');
-  console.log('B/op: V8 heap bytes allocated per operation (bench/alloc.mjs; includes ~100 B of the measuring loop).');
+  console.log('B/op: V8 heap bytes allocated per operation, net of the measuring loop (bench/alloc.mjs).');
   if (clean) console.log('clean ns/op: the same peer measured in a process where happen never ran (no AsyncLocalStorage hooks).');
   for (const s of results) for (const r of s.rows) {
     if (r.error) console.log(`  ${s.id} ${r.name}: ${r.error}`);

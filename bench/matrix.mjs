@@ -1,12 +1,15 @@
 // `npm run bench:matrix`: the bench (bench/index.mjs) once per Node line, 20, 22 and 24
-// (each installed by scripts/node-line.mjs when missing), one after the other, each writing
+// (each installed by scripts/node-line.js when missing), one after the other, each writing
 // bench/results-node<major>.json; then happen's same-run ratios side by side. Arguments are
 // passed on to every run (e.g. --quick, --filter 'S1|S4').
 //   BENCH_LINES=24,20  the lines to run (default 24,22,20: the judged one first)
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { nodeLine } from '../scripts/node-line.mjs';
+
+/** The binary of a Node line, installed into node_modules/.cache when missing (scripts/node-line.js). */
+const nodeLine = (major) =>
+  execFileSync(process.execPath, [fileURLToPath(new URL('../scripts/node-line.js', import.meta.url)), String(major)], { encoding: 'utf8' }).trim();
 
 const lines = (process.env.BENCH_LINES ?? '24,22,20').split(',').map((s) => s.trim()).filter(Boolean);
 const index = fileURLToPath(new URL('./index.mjs', import.meta.url));

@@ -19,6 +19,7 @@ const { AsyncLocalStorage } = require('node:async_hooks')
 const { performance } = require('node:perf_hooks')
 const { HappenError, errorMessage } = require('./errors')
 const { checkReturnOptions } = require('./validate')
+const { setKey } = require('./keyed')
 
 /** The flow a piece of code runs in, carried across `await` so sends inside it are caused by it. */
 const flowStorage = new AsyncLocalStorage()
@@ -52,6 +53,8 @@ class Flow {
     this.group = group
     this.order = 0
     this.origin = undefined
+    /** When the flow started (performance.now() ms): its branch's duration runs from here. */
+    this.startedAt = result._runtime._clockAt
   }
 
   get seq() {
@@ -223,7 +226,7 @@ class SendResult {
       for (let i = 0; i < event.length; i++) if (!entry.predicate(event[i].type)) return false
       return true
     } catch (error) {
-      this._recordFailure(slot, '(pattern predicate)', error)
+      this._recordFailure(slot, '(pattern predicate)', error, this._runtime._clockAt)
       return false
     }
   }
@@ -238,23 +241,23 @@ class SendResult {
     const slot = flow.slot
     if (!this._hasFailed(slot)) {
       this._values[slot] = value
-      this._runtime._recordOutcome(flow.branch, FULFILLED, this._startedAt)
+      this._runtime._recordOutcome(flow.branch, FULFILLED, flow.startedAt)
     }
     this._targetDone(slot)
   }
 
   _flowFailed(flow, error) {
-    this._recordFailure(flow.slot, flow.step, error)
+    this._recordFailure(flow.slot, flow.step, error, flow.startedAt)
     if (flow.group !== null && --flow.group.left > 0) return
     this._targetDone(flow.slot)
   }
 
   /** The first failure of a target is its outcome; later ones of the same target add nothing. */
-  _recordFailure(slot, step, error) {
+  _recordFailure(slot, step, error, startedAt) {
     if (this._hasFailed(slot)) return
     const node = this._targets[slot]
     ;(this._failures || (this._failures = [])).push({ slot, node: node.id, type: this._type, step, error })
-    this._runtime._recordFailure(this._firstBranch + slot, this._startedAt, `${step}: ${errorMessage(error)}`)
+    this._runtime._recordFailure(this._firstBranch + slot, startedAt, `${step}: ${errorMessage(error)}`)
   }
 
   _hasFailed(slot) {
@@ -277,7 +280,7 @@ class SendResult {
       this._values[slot] = outcome.value
       this._runtime._recordOutcome(this._firstBranch + slot, outcome.matched ? FULFILLED : UNMATCHED, this._startedAt)
     } else {
-      this._recordFailure(slot, outcome.step, outcome.error)
+      this._recordFailure(slot, outcome.step, outcome.error, this._startedAt)
     }
     this._targetDone(slot)
   }
@@ -296,7 +299,7 @@ class SendResult {
   /** A target where no handler matched (or none runs any more): its result is null. */
   _unmatched(slot) {
     if (this._hasFailed(slot)) return this._targetDone(slot)
-    this._runtime._recordOutcome(this._firstBranch + slot, UNMATCHED, this._startedAt)
+    this._runtime._recordOutcome(this._firstBranch + slot, UNMATCHED, this._runtime._clockAt)
     this._targetDone(slot)
   }
 
@@ -351,9 +354,22 @@ class SendResult {
     }
   }
 
+  /**
+   * `{ timeout }` rejects with TIMEOUT; with `settled: true` too it resolves instead: the finished
+   * entries as they are, each node still running rejected with TIMEOUT.
+   */
   _timeOut(waiter, timeout) {
     if (this._waiters === null || !this._waiters.includes(waiter)) return
     this._waiters.splice(this._waiters.indexOf(waiter), 1)
+    if (waiter.settled) {
+      const entries = this._collect(true)
+      this._targets.forEach(({ id }, slot) => {
+        if (this._isDone(slot)) return
+        const reason = new HappenError('TIMEOUT', `return() timed out after ${timeout} ms; node '${id}' was still running`)
+        Object.defineProperty(entries, id, { value: { status: 'rejected', reason }, enumerable: true, writable: true, configurable: true })
+      })
+      return waiter.resolve(entries)
+    }
     const running = this._runningNodes()
     waiter.reject(
       new HappenError(
@@ -375,7 +391,7 @@ class SendResult {
   _finishedResults() {
     const results = {}
     this._targets.forEach((node, slot) => {
-      if (this._isDone(slot) && !this._hasFailed(slot)) results[node.id] = this._values[slot]
+      if (this._isDone(slot) && !this._hasFailed(slot)) setKey(results, node.id, this._values[slot])
     })
     return results
   }
@@ -387,26 +403,26 @@ class SendResult {
       const entries = {}
       for (let slot = 0; slot < targets.length; slot++) {
         const failure = failures === null ? undefined : failures.find((f) => f.slot === slot)
-        entries[targets[slot].id] = failure
+        setKey(entries, targets[slot].id, failure
           ? { status: 'rejected', reason: failure.error }
-          : { status: 'fulfilled', value: this._values[slot] }
+          : { status: 'fulfilled', value: this._values[slot] })
       }
       return entries
     }
     if (failures !== null) throw this._failure()
     if (!this._keyed) return this._values[0]
     const results = {}
-    for (let slot = 0; slot < targets.length; slot++) results[targets[slot].id] = this._values[slot]
+    for (let slot = 0; slot < targets.length; slot++) setKey(results, targets[slot].id, this._values[slot])
     return results
   }
 
   _failure() {
     const failures = [...this._failures].sort((a, b) => a.slot - b.slot)
     const errors = {}
-    for (const f of failures) errors[f.node] = f.error
+    for (const f of failures) setKey(errors, f.node, f.error)
     const results = {}
     this._targets.forEach((node, slot) => {
-      if (!this._hasFailed(slot)) results[node.id] = this._values[slot]
+      if (!this._hasFailed(slot)) setKey(results, node.id, this._values[slot])
     })
     const describeFailure = (f) => `node '${f.node}' failed on '${f.type}' at step '${f.step}': ${errorMessage(f.error)}`
     const message =

@@ -72,9 +72,21 @@ function fromNative(error) {
     return e
   }
   if (!match || !NATIVE_CODES.has(match[1])) {
-    return new HappenError('INTERNAL', `happen's native core failed (a bug in happen, please report it): ${message}`, { cause: error })
+    // A caught panic: the addon's panic hook kept its message and place (src/panic.rs).
+    const panic = lastPanic()
+    const detail = panic !== null && panic.startsWith(message) ? panic : message
+    return new HappenError('INTERNAL', `happen's native core failed (a bug in happen, please report it): ${detail}`, { cause: error })
   }
   return new HappenError(match[1], match[2])
+}
+
+/** The last panic the addon caught on this thread, or null. */
+function lastPanic() {
+  try {
+    return require('./native').lastPanic() ?? null
+  } catch {
+    return null
+  }
 }
 
 /** A readable line for any thrown value: Errors, strings, undefined, hostile Proxies. Never throws. */

@@ -25,4 +25,12 @@ function load() {
   )
 }
 
-module.exports = load()
+const addon = load()
+/**
+ * The thread's argument buffer: the hottest calls (`dispatch`) take no arguments and read the
+ * core handle from `args[0]` (a call without arguments skips napi-rs's per-call borrow scope).
+ */
+addon.args = new Float64Array(4)
+addon.bindArgs(addon.args)
+
+module.exports = addon

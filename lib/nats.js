@@ -10,22 +10,29 @@
 //                      a liveness check of long-running remote branches.
 //   happen.rt.<rt>     frames: once the sender knows which runtime hosts a node (from presence
 //                      or an earlier reply), everything it sends that runtime in one turn of its
-//                      event loop travels as one message: the causal contexts as a JSON array
+//                      event loop travels in frames (as few as fit the server's max_payload,
+//                      headers included: see messageLimit): the causal contexts as a JSON array
 //                      in the header, the entries [node ids, branch ids, event(s)] in the body.
+//                      Without a header: a liveness check of branches framed there (it follows
+//                      their requests on the same subject, so it never overtakes them).
 //                      A frame whose runtime is gone, or an entry whose node moved, is resent
 //                      through happen.node.<id>.
-//   _HAPPEN.<rt>.*     this runtime's replies, gathered per turn too: `.f` carries
+//   _HAPPEN.<rt>.*     this runtime's replies, gathered per turn and split like frames: `.f` carries
 //                      {h: replying runtime, r: [[branch, 1, steps, value] | [branch, 0, steps,
 //                      {message, code, name}, step, retry], …]}; `.x<frame>` and `.<branch>`
 //                      only ever get the server's "no responders"; `.p<n>` answers liveness checks.
 //   happen.presence    who hosts which node ids, so broadcast reaches every node.
 
+const { debuglog } = require('node:util')
 const native = require('./native')
 const { HappenError } = require('./errors')
 const { performance } = require('node:perf_hooks')
 
 const PRESENCE = 'happen.presence'
+/** Characters of one outbound frame of requests or replies at most (see messageLimit). */
 const FRAME_LIMIT = 512 * 1024
+/** What the transport could not send, and why (`NODE_DEBUG=happen`). */
+const debug = debuglog('happen')
 /** Entries of a frame served before the replies so far leave (the sender can start on them). */
 const REPLY_EVERY = 16
 
@@ -174,6 +181,14 @@ class NatsTransport {
     /** Inbound flows that ended this turn: answer, slot, answer, slot… */
     this.answers = []
     this.remotes = new Map()
+    /** Local nodes asking whether a live process hosts their id already, by check key. */
+    this.claims = new Map()
+    /** When each local node claimed its id (ms since epoch): of two claims the earlier keeps it. */
+    this.claimedAt = new Map()
+    /** Local nodes whose first announcement has not come back yet, by id. */
+    this.echoes = new Map()
+    /** DUPLICATE_NODE refusals of local nodes that ready() has not reported yet. */
+    this.refused = []
     this.subscriptions = new Map()
     /** Local node ids by the subject they listen on. */
     this.localBySubject = new Map()
@@ -188,8 +203,7 @@ class NatsTransport {
       if (this.answers.length > 0) this._answerFinished()
       if (this.frames.size > 0) for (const [host, frame] of this.frames) this._sendFrame(host, frame)
       if (this.replies.size > 0) {
-        const body = (list) => `{"h":${JSON.stringify(this.rt)},"r":[${list.join(',')}]}`
-        for (const [inbox, list] of this.replies) this.out.push(inbox + 'f', '', '', body(list))
+        for (const [inbox, list] of this.replies) this._sendReplies(inbox, list)
         this.replies.clear()
       }
       if (this.out.length === 0) return
@@ -209,6 +223,7 @@ class NatsTransport {
     this.state = 'connecting'
     /** The server's largest message (its INFO says; 1 MiB until connected). */
     this.maxPayload = 1024 * 1024
+    this.messageLimit = this._messageLimit()
     this.failure = null
     this.closed = false
     this.holds = 1
@@ -237,19 +252,36 @@ class NatsTransport {
     else if (before > 0 && this.holds === 0) this.timer.unref()
   }
 
-  /** Resolves once connected and everything sent so far (subscriptions of new nodes too) reached the server. */
+  /**
+   * Resolves once connected, every node created so far has claimed its id, and everything sent
+   * so far (subscriptions of new nodes too) reached the server; rejects with DUPLICATE_NODE when
+   * a node created since the last call was refused its id (a live process hosts it).
+   */
   ready() {
     if (this.closed) return Promise.resolve()
-    return this.connected.then(
-      () =>
-        new Promise((resolve, reject) => {
-          const token = String(this.nextToken++)
-          this.flushes.set(token, { resolve, reject })
-          this._hold(1)
-          this._sendNow()
-          native.natsFlush(this.handle, token)
-        }),
-    )
+    return this.connected
+      .then(() => (this.claims.size === 0 ? undefined : Promise.all([...this.claims.values()].map((claim) => claim.settled))))
+      .then(() => (this.echoes.size === 0 ? undefined : Promise.all([...this.echoes.values()].map((echo) => echo.settled))))
+      .then(() => this._flushConnection())
+      .then(() => {
+        if (this.refused.length === 0) return
+        const refused = this.refused
+        this.refused = []
+        throw refused.length === 1
+          ? refused[0]
+          : new HappenError('DUPLICATE_NODE', refused.map((error) => error.message).join('; '), { errors: refused })
+      })
+  }
+
+  /** Resolves once everything sent so far reached the server. */
+  _flushConnection() {
+    return new Promise((resolve, reject) => {
+      const token = String(this.nextToken++)
+      this.flushes.set(token, { resolve, reject })
+      this._hold(1)
+      this._sendNow()
+      native.natsFlush(this.handle, token)
+    })
   }
 
   /** Throws when sends to remote nodes cannot work (the connection failed or was closed). */
@@ -259,11 +291,23 @@ class NatsTransport {
 
   // --- nodes ------------------------------------------------------------------------------
 
-  /** A local node is about to be created with this id: forget a remote one of the same id. */
+  /**
+   * A local node is about to be created with this id. Node ids are unique across the processes
+   * of one deployment: when this process knows (from presence or a reply) that a live process
+   * hosts the id, it throws DUPLICATE_NODE; a remote handle of an id nobody is known to host is
+   * forgotten (the node moved here). What it knows may be stale (a host killed without a word):
+   * the refusal also asks the node's subject, and a silence there forgets the id.
+   */
   beforeCreate(id) {
     const remote = this.remotes.get(id)
     if (remote === undefined) return
-    this._forget(id, remote)
+    const host = this.hostOf.get(id)
+    if (host === undefined) return this._forget(id, remote)
+    this._check(id, null)
+    throw new HappenError(
+      'DUPLICATE_NODE',
+      `Cannot create node '${id}': another process (happen runtime ${host}) hosts a node with this id on NATS; node ids are unique across the processes of one NATS deployment`,
+    )
   }
 
   /** Drops a remote handle: out of the core and of broadcasts; a held handle now says DISPOSED. */
@@ -273,16 +317,106 @@ class NatsTransport {
     this.host.dropHandle(node)
   }
 
+  /**
+   * A local node claims its id before it listens on its subject: it asks the subject whether a
+   * live process answers there. No responders: the id is free, the node subscribes and is
+   * announced. An answer: the node is refused (disposed here; ready() rejects DUPLICATE_NODE)
+   * and the first host keeps it. Two processes claiming at the same moment both hear "free";
+   * their announcements then meet, and the later claim gives way (see _onPresence).
+   */
   nodeCreated(node) {
     if (this.failure !== null) return
+    this.claimedAt.set(node.id, Date.now())
+    this._check(node.id, node)
+  }
+
+  /**
+   * Asks `id`'s subject whether a live process serves it: for a local node's claim (`node`), or
+   * to find out whether a host this process knows of still runs (`node` null).
+   */
+  _check(id, node) {
+    const key = `c${this.nextToken++}`
+    let granted
+    const settled = new Promise((resolve) => (granted = resolve))
+    this.claims.set(key, { id, node, sentAt: performance.now(), settled, granted })
+    this._hold(1)
+    this._out(subjectOf(id), this.inbox + key, '', JSON.stringify({ running: [] }))
+  }
+
+  /** The answer to a claim or a check: `answer` null when nobody serves the id (or nobody answered in time). */
+  _onCheckAnswer(key, answer) {
+    const claim = this.claims.get(key)
+    if (claim === undefined) return
+    this.claims.delete(key)
+    this._hold(-1)
+    const { id, node } = claim
+    if (node === null) {
+      // A host this process knew of: gone, or alive (and maybe another one than thought).
+      const remote = this.remotes.get(id)
+      if (answer === null) {
+        if (remote !== undefined && this.host.localNode(id) === undefined) this._forget(id, remote)
+      } else if (typeof answer.rt === 'string' && remote !== undefined && remote._index >= 0) {
+        // (Unless presence said meanwhile that the host left: presence and answers may cross.)
+        this.hostOf.set(id, answer.rt)
+      }
+      return claim.granted()
+    }
+    if (this.closed || this.host.localNode(id) !== node) return claim.granted()
+    if (answer === null) this._listen(node)
+    else this._refuse(node, typeof answer.rt === 'string' ? answer.rt : null)
+    claim.granted()
+  }
+
+  /** The node's id is its own: it listens on its subject and is announced. */
+  _listen(node) {
     const subject = subjectOf(node.id)
     this.localBySubject.set(subject, node.id)
     this._sendNow()
     this.subscriptions.set(node.id, native.natsSubscribe(this.handle, subject, 'q'))
-    this._out(PRESENCE, '', '', JSON.stringify({ up: [node.id], from: this.inbox, rt: this.rt }))
+    // ready() waits until this announcement comes back: a claim the server ordered before it
+    // has arrived by then, and this node has given way (see _conflict).
+    let heard
+    const settled = new Promise((resolve) => (heard = resolve))
+    this.echoes.set(node.id, { sentAt: performance.now(), settled, heard })
+    this._hold(1)
+    this._announce([node.id], true)
+  }
+
+  /** `first`: a node's first announcement (else one again, say for a process that said hello). */
+  _announce(ids, first = false) {
+    const at = ids.map((id) => this.claimedAt.get(id))
+    this._out(PRESENCE, '', '', JSON.stringify({ up: ids, at, first, from: this.inbox, rt: this.rt }))
+  }
+
+  /** A node's first announcement came back (or will not: `id`'s wait ends anyway). */
+  _heard(id) {
+    const echo = this.echoes.get(id)
+    if (echo === undefined) return
+    this.echoes.delete(id)
+    this._hold(-1)
+    echo.heard()
+  }
+
+  /** A local node whose id a live process hosts: disposed here; the next ready() says so. */
+  _refuse(node, host, late = false) {
+    this._heard(node.id)
+    const error = new HappenError(
+      'DUPLICATE_NODE',
+      `Node '${node.id}' was refused: another process${host === null ? '' : ` (happen runtime ${host})`} already hosts a node with this id on NATS, and keeps it; node ids are unique across the processes of one NATS deployment`,
+    )
+    debug('%s', error.message)
+    this.refused.push(error)
+    // A node that had already been announced gives way after ready() may have resolved.
+    if (late) process.emitWarning(error.message, { code: 'DUPLICATE_NODE' })
+    if (this.host.closed || node._index < 0) return
+    try {
+      node.dispose()
+    } catch {}
   }
 
   nodeDisposed(node) {
+    this.claimedAt.delete(node.id)
+    this._heard(node.id)
     const sid = this.subscriptions.get(node.id)
     if (sid === undefined) return
     this.subscriptions.delete(node.id)
@@ -314,6 +448,7 @@ class NatsTransport {
     for (const node of this.remotes.values()) if (node._listed === true && node._index >= 0) nodes.push(node)
     return nodes
   }
+
 
   // --- sending ----------------------------------------------------------------------------
 
@@ -354,7 +489,7 @@ class NatsTransport {
     return body
   }
 
-  /** Sends the planned event to the remote targets of one dispatch; replies settle their targets. */
+  /** Sends the planned event to the remote targets of one dispatch; replies finish their branches. */
   start(delivery) {
     const { result, slots: remote, wire: body, causal, batch: info, origin, broadcast } = delivery
     const header = { ...causal }
@@ -371,7 +506,7 @@ class NatsTransport {
     let direct = null
     for (let i = 0; i < remote.length; i++) {
       const { slot, branch, node } = remote[i]
-      const waiting = { result, slot, branch, node, sentAt: now, causal: causalText, body, frame: 0, pinged: false, broadcast }
+      const waiting = { result, slot, branch, node, sentAt: now, causal: causalText, body, frame: 0, host: null, pinged: false, broadcast }
       this.waiting.set(branch, waiting)
       const host = this.useFrames ? this.hostOf.get(node.id) : undefined
       if (host === undefined) (direct || (direct = [])).push(waiting)
@@ -387,27 +522,48 @@ class NatsTransport {
     this._out(subjectOf(waiting.node.id), this.inbox + waiting.branch, waiting.causal, sameBody ? '\0' : waiting.body)
   }
 
-  /** Adds one branch's request to this turn's frame for runtime `host`. */
+  /**
+   * How many characters one frame (of requests or of replies) may hold: at most 3 bytes of UTF-8
+   * per UTF-16 unit, so a frame within it always fits the server's max_payload, headers included.
+   */
+  _messageLimit() {
+    return Math.min(FRAME_LIMIT, Math.floor((this.maxPayload - 1024) / 3))
+  }
+
+  /**
+   * Adds one branch's request to this turn's frame for runtime `host`. A frame that would grow
+   * past messageLimit leaves first; one entry alone may exceed it (encode() bounds its body).
+   */
   _frame(host, id, waiting) {
     let frame = this.frames.get(host)
-    if (frame === undefined) {
-      frame = { no: this.nextFrame++, causals: [], entries: [], size: 0, last: null }
-      this.frames.set(host, frame)
-      this._schedule()
-    }
-    waiting.frame = frame.no
+    if (frame === undefined) frame = this._newFrame(host)
+    waiting.host = host
     // Targets of one send on one runtime share an entry: one event, several nodes.
     const last = frame.last
     if (last !== null && last.causal === waiting.causal) {
+      waiting.frame = frame.no
       last.ids.push(id)
       last.branches.push(waiting.branch)
+      frame.size += id.length + 16
       return
     }
+    const size = waiting.causal.length + waiting.body.length + id.length + 32
+    if (frame.entries.length > 0 && frame.size + size > this.messageLimit) {
+      this._sendFrame(host, frame)
+      frame = this._newFrame(host)
+    }
+    waiting.frame = frame.no
     frame.causals.push(waiting.causal)
     frame.last = { causal: waiting.causal, body: waiting.body, ids: [id], branches: [waiting.branch] }
     frame.entries.push(frame.last)
-    frame.size += waiting.causal.length + waiting.body.length
-    if (frame.size > Math.min(FRAME_LIMIT, this.maxPayload / 2)) this._sendFrame(host, frame)
+    frame.size += size
+  }
+
+  _newFrame(host) {
+    const frame = { no: this.nextFrame++, causals: [], entries: [], size: 0, last: null }
+    this.frames.set(host, frame)
+    this._schedule()
+    return frame
   }
 
   _sendFrame(host, frame) {
@@ -427,14 +583,31 @@ class NatsTransport {
    */
   _reply(inbox, branch, ok, steps, rest) {
     let list = this.replies.get(inbox)
-    if (list === undefined) {
-      this.replies.set(inbox, (list = []))
-      list.steps = null
-      this._schedule()
+    if (list === undefined) list = this._newReplies(inbox)
+    let item = `[${branch},${ok},${steps === list.steps ? '0' : steps}${rest === '' ? '' : ','}${rest}]`
+    // Replies split like requests: a message of them never exceeds the server's max_payload.
+    if (list.length > 0 && list.size + item.length > this.messageLimit) {
+      this._sendReplies(inbox, list)
+      list = this._newReplies(inbox)
+      item = `[${branch},${ok},${steps}${rest === '' ? '' : ','}${rest}]`
     }
-    const same = steps === list.steps
     list.steps = steps
-    list.push(`[${branch},${ok},${same ? '0' : steps}${rest === '' ? '' : ','}${rest}]`)
+    list.size += item.length + 1
+    list.push(item)
+  }
+
+  _newReplies(inbox) {
+    const list = []
+    list.steps = null
+    list.size = 0
+    this.replies.set(inbox, list)
+    this._schedule()
+    return list
+  }
+
+  /** One message of replies to the runtime whose inbox is `inbox`. */
+  _sendReplies(inbox, list) {
+    this.out.push(inbox + 'f', '', '', `{"h":${JSON.stringify(this.rt)},"r":[${list.join(',')}]}`)
   }
 
   /**
@@ -519,6 +692,7 @@ class NatsTransport {
         else if (kind === 'q') this._onRequest(entries[i + 1], entries[i + 2], entries[i + 3], entries[i + 4])
         else if (kind === 'p') this._onPresence(entries[i + 4])
         else if (kind === 's') this._onStatus(entries[i + 1], entries[i + 4])
+        else if (kind === 'e') this._onUnsent(entries[i + 1], entries[i + 2], entries[i + 3], entries[i + 4])
       } catch (error) {
         // A malformed message must not stop the others; it is reported, not thrown.
         process.emitWarning(`happen: a NATS message could not be handled: ${error && error.message}`)
@@ -543,6 +717,7 @@ class NatsTransport {
       return
     }
     if (first === 112 /* p: a liveness answer */) return this._onPingAnswer(key, header, body)
+    if (first === 99 /* c: who serves an id */) return this._onCheckAnswer(key, header === 'status:503' ? null : JSON.parse(body))
     if (first === 120 /* x: a frame nobody took */) {
       // Its runtime is gone: resend its requests on their nodes' subjects, which tell
       // whether each node lives elsewhere now or nowhere (no responders).
@@ -582,8 +757,9 @@ class NatsTransport {
     this._serve(reply.slice(0, cut), [Number(reply.slice(cut))], [id], JSON.parse(header), JSON.parse(body), false)
   }
 
-  /** A frame: entries [node ids, branch ids, event or batch], their causal contexts in the header. */
+  /** A frame: entries [node ids, branch ids, event or batch], their causal contexts in the header; without one, a liveness check. */
   _onFrame(reply, header, body) {
+    if (header === '') return this._onPing(reply, body)
     const inbox = reply.slice(0, reply.lastIndexOf('.') + 1)
     const causals = JSON.parse(header)
     const entries = JSON.parse(body)
@@ -688,7 +864,9 @@ class NatsTransport {
         try {
           checkJson(value, 'result', `The result of node '${node.id}'`)
           text = JSON.stringify(value)
+          if (text !== undefined && text.length > this.messageLimit) this._fitsReply(text, node.id)
         } catch (error) {
+          debug('the result of node %s cannot be sent to %s: %s', node.id, answer.inbox, error.message)
           this._reply(answer.inbox, branch, 0, stepsText, `${JSON.stringify(describeError(error))},"(reply)"`)
           continue
         }
@@ -699,19 +877,78 @@ class NatsTransport {
     }
   }
 
-  _onPresence(body) {
-    const message = JSON.parse(body)
-    if (message.from === this.inbox) return
-    const host = this.host
-    if (message.hello !== undefined) {
-      if (message.hello === this.inbox) return
-      const up = [...host.localIds()]
-      if (up.length === 0) return
-      this._out(PRESENCE, '', '', JSON.stringify({ up, from: this.inbox, rt: this.rt }))
+  /** Throws PAYLOAD_TOO_LARGE for a result the server would refuse in one message. */
+  _fitsReply(text, id) {
+    const size = Buffer.byteLength(text)
+    if (size + 1024 <= this.maxPayload) return
+    throw new HappenError(
+      'PAYLOAD_TOO_LARGE',
+      `The result of node '${id}' is ${size} bytes as JSON: more than the NATS server takes in one message (max_payload ${this.maxPayload} bytes)`,
+    )
+  }
+
+  /**
+   * A message the connection could not publish (`code`: PAYLOAD_TOO_LARGE or CONNECTION_FAILED).
+   * Nothing it carried is dropped without a word: a frame of requests too large is resent one
+   * request per message; a request that cannot leave fails its branch with the code; a frame of
+   * replies too large answers each of its branches with the error instead (small, so it leaves).
+   * Replies lost with the connection are found by the requester's liveness check.
+   */
+  _onUnsent(subject, reply, reason, body) {
+    const cut = reason.indexOf(' ')
+    const code = reason.slice(0, cut)
+    const why = reason.slice(cut + 1)
+    debug('could not publish to %s (reply %s): %s', subject, reply || '-', reason)
+    if (reply.startsWith(this.inbox)) {
+      const key = reply.slice(this.inbox.length)
+      if (key.charCodeAt(0) === 120 /* x: a frame of requests */) {
+        const no = Number(key.slice(1))
+        for (const [branch, waiting] of [...this.waiting]) {
+          if (waiting.frame !== no) continue
+          if (code === 'PAYLOAD_TOO_LARGE') this._direct(waiting, false)
+          else this._failUnsent(branch, waiting, code, why)
+        }
+      } else if (key.charCodeAt(0) === 112 /* p: a liveness check, asked again next time */) {
+        const branches = this.pings.get(key)
+        this.pings.delete(key)
+        if (branches !== undefined) for (const branch of branches) if (this.waiting.has(branch)) this.waiting.get(branch).pinged = false
+      } else {
+        const branch = Number(key)
+        const waiting = this.waiting.get(branch)
+        if (waiting !== undefined) this._failUnsent(branch, waiting, code, why)
+      }
       return
     }
-    for (const id of message.up || []) {
-      if (host.localNode(id) !== undefined) continue
+    if (code === 'PAYLOAD_TOO_LARGE' && subject.startsWith('_HAPPEN.') && subject.endsWith('.f')) {
+      const inbox = subject.slice(0, -1)
+      const error = JSON.stringify({ name: 'HappenError', code, message: `The reply could not be sent over NATS: ${why}` })
+      for (const item of JSON.parse(body).r) this._reply(inbox, item[0], 0, '[]', `${error},"(reply)"`)
+    }
+  }
+
+  _failUnsent(branch, waiting, code, why) {
+    this._failBranch(branch, code, `The event could not be sent to node '${waiting.node.id}' over NATS: ${why}`)
+  }
+
+  _onPresence(body) {
+    const message = JSON.parse(body)
+    if (message.from === this.inbox) {
+      if (message.first === true) for (const id of message.up) this._heard(id)
+      return
+    }
+    if (message.hello !== undefined) {
+      if (message.hello === this.inbox || this.subscriptions.size === 0) return
+      this._announce([...this.subscriptions.keys()])
+      return
+    }
+    const up = message.up || []
+    for (let i = 0; i < up.length; i++) {
+      const id = up[i]
+      const mine = this.host.localNode(id)
+      if (mine !== undefined) {
+        if (this.subscriptions.has(id) && message.rt !== undefined) this._conflict(mine, message, i)
+        continue
+      }
       this.remoteNode(id)._listed = true
       if (message.rt !== undefined) this.hostOf.set(id, message.rt)
     }
@@ -722,11 +959,30 @@ class NatsTransport {
     }
   }
 
+  /**
+   * Another runtime announced an id a node here serves: both claimed it at about the same moment
+   * (or a claim went unanswered). The earlier claim keeps the id (the runtime id breaks a tie):
+   * both sides decide the same. The keeper announces itself again, so everyone ends up knowing
+   * it; the other gives way, before its ready() resolves when the announcements crossed before
+   * its own came back, else later with a warning.
+   */
+  _conflict(node, message, i) {
+    const rt = message.rt
+    const at = message.at === undefined ? undefined : message.at[i]
+    const mine = this.claimedAt.get(node.id)
+    const theirs = at !== undefined && mine !== undefined && (at < mine || (at === mine && rt < this.rt))
+    if (theirs) this._refuse(node, rt, !this.echoes.has(node.id))
+    else this._announce([node.id])
+  }
+
   _onStatus(event, detail) {
     if (event === 'connected') {
       this.state = 'connected'
       const max = Number(detail)
       if (max > 0) this.maxPayload = max
+      this.messageLimit = this._messageLimit()
+      const now = performance.now()
+      for (const claim of this.claims.values()) claim.sentAt = now
       this._hold(-1)
       this._connected()
     } else if (event === 'failed') {
@@ -735,6 +991,9 @@ class NatsTransport {
       this._hold(-1)
       this._failed(this.failure)
       for (const branch of [...this.waiting.keys()]) this._failBranch(branch, 'CONNECTION_FAILED', detail)
+      for (const claim of this.claims.values()) claim.granted()
+      this.claims.clear()
+      for (const id of [...this.echoes.keys()]) this._heard(id)
       for (const [token, flush] of this.flushes) {
         this.flushes.delete(token)
         this._hold(-1)
@@ -763,28 +1022,48 @@ class NatsTransport {
   // --- liveness of long-running remote branches -------------------------------------------
 
   /**
-   * Every half heartbeat: asks each node with a branch waiting longer than a heartbeat whether
-   * its flow still runs. No responders: the node's process is gone; "lost": the request never
-   * arrived (say, the server restarted) or its process restarted. Either fails the branch.
+   * Every half heartbeat: asks whether the flows of the branches waiting longer than a heartbeat
+   * still run. A check travels the way its requests did (a framed request's on its runtime's
+   * frame subject, a direct one's on its node's subject), so it reaches the serving process
+   * after them: a process answers "not running" only for a request it has really not received.
+   * No responders: the node's process is gone; "lost": the request never arrived (say, the
+   * server restarted) or its process restarted. Either fails the branch.
    */
   _checkLiveness() {
-    if (this.waiting.size === 0 || this.state !== 'connected') return
+    if (this.state !== 'connected') return
+    if (this.claims.size > 0) this._expireClaims()
+    if (this.echoes.size > 0) {
+      // An announcement lost (the server restarted): nothing more to wait for.
+      const due = performance.now() - this.heartbeat
+      for (const [id, echo] of [...this.echoes]) if (echo.sentAt <= due) this._heard(id)
+    }
+    if (this.waiting.size === 0) return
     const due = performance.now() - this.heartbeat
-    const byNode = new Map()
+    const byRoute = new Map()
     for (const [branch, waiting] of this.waiting) {
       if (waiting.sentAt > due || waiting.pinged) continue
-      const id = waiting.node.id
-      let list = byNode.get(id)
-      if (list === undefined) byNode.set(id, (list = []))
+      const route = waiting.frame !== 0 ? `happen.rt.${waiting.host}` : subjectOf(waiting.node.id)
+      let list = byRoute.get(route)
+      if (list === undefined) byRoute.set(route, (list = []))
       list.push(branch)
     }
-    for (const [id, branches] of byNode) {
+    for (const [route, branches] of byRoute) {
       const key = `p${this.nextToken++}`
-      this.pings.set(key, { id, branches })
+      this.pings.set(key, branches)
       for (const branch of branches) this.waiting.get(branch).pinged = true
       const replies = branches.map((b) => this.inbox + b)
-      this._out(subjectOf(id), this.inbox + key, '', JSON.stringify({ running: replies }))
+      this._out(route, this.inbox + key, '', JSON.stringify({ running: replies }))
     }
+  }
+
+  /**
+   * A claim nobody answered within a heartbeat (a host whose connection died without the server
+   * noticing yet, or one too busy to answer): the id is taken as free; if a live host did have it,
+   * the announcements meet and the later claim gives way.
+   */
+  _expireClaims() {
+    const due = performance.now() - this.heartbeat
+    for (const [key, claim] of [...this.claims]) if (claim.sentAt <= due) this._onCheckAnswer(key, null)
   }
 
   _onPing(reply, body) {
@@ -794,29 +1073,27 @@ class NatsTransport {
       const serving = this.serving.get(r.slice(0, cut))
       return serving === undefined || !serving.has(Number(r.slice(cut)))
     })
-    this._out(reply, '', '', JSON.stringify({ lost }))
+    this._out(reply, '', '', JSON.stringify({ lost, rt: this.rt }))
   }
 
   _onPingAnswer(key, header, body) {
-    const ping = this.pings.get(key)
-    if (ping === undefined) return
+    const branches = this.pings.get(key)
+    if (branches === undefined) return
     this.pings.delete(key)
-    if (header === 'status:503') {
-      for (const branch of ping.branches) {
+    const gone = header === 'status:503'
+    const lost = gone ? null : new Set(JSON.parse(body).lost)
+    for (const branch of branches) {
+      const waiting = this.waiting.get(branch)
+      if (waiting === undefined) continue
+      const id = waiting.node.id
+      if (gone) {
         this._failBranch(
           branch,
           'NODE_LOST',
-          `Node '${ping.id}' stopped answering while its flow was running: no process hosts it any more (its process exited or lost its NATS connection)`,
+          `Node '${id}' stopped answering while its flow was running: no process hosts it any more (its process exited or lost its NATS connection)`,
         )
-      }
-      return
-    }
-    const lost = new Set(JSON.parse(body).lost)
-    for (const branch of ping.branches) {
-      const waiting = this.waiting.get(branch)
-      if (waiting === undefined) continue
-      if (lost.has(this.inbox + branch)) {
-        this._failBranch(branch, 'NODE_LOST', `Node '${ping.id}' is not running this flow: the event was lost in transit (the NATS server restarted?) or its process restarted`)
+      } else if (lost.has(this.inbox + branch)) {
+        this._failBranch(branch, 'NODE_LOST', `Node '${id}' is not running this flow: the event was lost in transit (the NATS server restarted?) or its process restarted`)
       } else {
         waiting.pinged = false
         waiting.sentAt = performance.now()
@@ -832,8 +1109,11 @@ class NatsTransport {
       if (this.subscriptions.size > 0) {
         this._out(PRESENCE, '', '', JSON.stringify({ down: [...this.subscriptions.keys()], from: this.inbox, rt: this.rt }))
       }
-      await this.ready().catch(() => {})
+      await this._flushConnection().catch(() => {})
     }
+    for (const claim of this.claims.values()) claim.granted()
+    this.claims.clear()
+    for (const id of [...this.echoes.keys()]) this._heard(id)
     for (const branch of [...this.waiting.keys()]) this._failBranch(branch, 'SHUTDOWN', 'the happen runtime was shut down before the remote node answered')
     this.closed = true
     clearInterval(this.timer)

@@ -14,7 +14,9 @@ const {
   checkLiveMembers,
 } = require('./validate')
 const { trimTail } = require('./lifecycle')
+const { treeFromWire } = require('./trace')
 const { createTransport } = require('./transport')
+const { AsyncLocalStorage, AsyncResource } = require('node:async_hooks')
 const { SendResult, Flow, BatchContext, flowStorage, runFlow, stepName, performance } = require('./delivery')
 
 const EVERY_NODE = null
@@ -47,6 +49,11 @@ const CLOCK_OFFSET = performance.now() - native.monotonicMs()
  * (setImmediate), so a cycle of sends cannot overflow the stack; about 1.5 KB of stack a level.
  */
 const MAX_SYNC_DEPTH = 64
+/**
+ * Whether AsyncLocalStorage runs on async context frames (Node 24's default): there entering
+ * a store copies the current frame (a Map), so a send avoids entering one just to restore.
+ */
+const CONTEXT_FRAMES = /AsyncContextFrame/.test(AsyncLocalStorage.prototype.enterWith.toString())
 
 /** Runs a call into the core, turning its errors into happen's. */
 function guard(call) {
@@ -59,19 +66,21 @@ function guard(call) {
 
 /** The causal contexts of a batch, built on demand from the batch's one record. */
 class BatchInfo {
-  constructor(runtime, firstSeq, events, first, root) {
+  /** `cause`: the causal context of the flow that sent the batch, null for a root batch. */
+  constructor(runtime, firstSeq, events, first, cause) {
     this.runtime = runtime
     this.firstSeq = firstSeq
     this.count = events.length
     this.events = events
     this.first = first
-    this.root = root
+    this.cause = cause
     this.timestamp = first.timestamp
   }
 
   /**
-   * Mirrors the core's rule (Delivery::causality): a root batch's events are each their own
-   * root; an event that names its own cause takes the correlation the core gave it.
+   * Mirrors the core's rule (Delivery::causality): a member's own ids are its own; a member
+   * that names none is caused by the sending flow, or is its own root; one that names only
+   * its cause takes the correlation the core gave it.
    */
   causalAt(index) {
     const first = this.first
@@ -79,14 +88,17 @@ class BatchInfo {
     const runtime = this.runtime
     const seq = this.firstSeq + index
     const id = runtime._prefix + seq
-    let correlationId = event.correlationId ?? (this.root ? id : first.correlationId)
-    if (event.causationId != null && event.correlationId == null) {
-      correlationId = guard(() => native.eventCorrelationId(runtime._core, seq)) ?? id
+    const cause = this.cause
+    let correlationId = event.correlationId
+    if (correlationId == null) {
+      correlationId = event.causationId != null
+        ? guard(() => native.eventCorrelationId(runtime._core, seq)) ?? id
+        : cause === null ? id : cause.correlationId
     }
     return {
       id,
       sender: first.sender,
-      causationId: event.causationId ?? (this.root ? null : first.causationId),
+      causationId: event.causationId ?? (cause === null ? null : cause.id),
       correlationId,
       path: first.path,
       timestamp: first.timestamp,
@@ -134,9 +146,8 @@ class Node {
   broadcast(event) {
     const runtime = this._runtime
     if (Array.isArray(event)) throw invalidArg('event', 'a single event object (broadcast takes no batches)', event)
-    // robustness (issue 3): the sender is null, so _deliver cannot see that this node is gone.
     if (this._index < 0) runtime._assertLive(this, 'broadcast')
-    return runtime._send(null, EVERY_NODE, true, event)
+    return runtime._send(this, EVERY_NODE, true, event)
   }
 
   /** Removes the node and releases every handler it holds. */
@@ -283,7 +294,7 @@ class TransportHost {
   /**
    * Runs flows the shared core already planned on another thread (no new dispatch: the
    * branches exist): message is { nodes (local, by target), branches, handlers (as planned),
-   * input, causal, batchRoot (a batch: whether it is a root batch; else null), seq,
+   * input, causal, batchCause (a batch: the causal context of the flow that sent it, or null), seq,
    * correlation, type, startedAt (performance.now() of this thread), onTarget(i) }. Returns
    * one result per target (target i is slot 0 of results[i]).
    */
@@ -325,6 +336,12 @@ class Runtime {
     this._journalLength = 0
     /** How many sends are starting their flows on the stack right now. */
     this._syncDepth = 0
+    /**
+     * The latest clock reading while a send starts its flows: the send's start, then each
+     * synchronously finished flow's end, which is where the next flow starts. So one reading
+     * per finished flow gives every branch its own duration.
+     */
+    this._clockAt = 0
     this._handlers = []
     this._nodesByIndex = []
     this._nodesById = new Map()
@@ -422,10 +439,7 @@ class Runtime {
     this._flushJournal()
     for (const transport of this._transports) transport.flushSteps()
     const json = guard(() => native.trace(this._core, id))
-    if (json == null) return null
-    const { tree, text } = JSON.parse(json)
-    Object.defineProperty(tree, 'toString', { value: () => text })
-    return tree
+    return json == null ? null : treeFromWire(json)
   }
 
   async shutdown() {
@@ -592,13 +606,14 @@ class Runtime {
     // An event from elsewhere keeps its causation and correlation ids, and (dispatchInbound)
     // its own id in this runtime's traces.
     const ids = inbound === undefined ? first : inbound.causal
+    const explicitIds = ids.causationId != null || ids.correlationId != null
     let length
     try {
       length = inbound !== undefined
         ? native.dispatchInbound(this._core, inbound.causeSeq > 0 ? undefined : ids.causationId ?? undefined, ids.correlationId ?? undefined, inbound.causal.id)
-        : ids.causationId != null || ids.correlationId != null
+        : explicitIds
         ? native.dispatchWithIds(this._core, ids.causationId ?? undefined, ids.correlationId ?? undefined)
-        : native.dispatch(this._core)
+        : ((native.args[0] = this._core), native.dispatch())
     } catch (error) {
       throw fromNative(error)
     }
@@ -626,8 +641,10 @@ class Runtime {
       sender: senderId,
       causationId: first.causationId ?? (frame === null ? null : frame.causal.id),
       // The core chose the correlation; one that is not one of our ids it names on request.
+      // A batch's first event's own ids are its own (the core keeps them as its override).
       correlationId:
-        correlationSeq === seq ? id
+        batch && explicitIds ? first.correlationId ?? guard(() => native.eventCorrelationId(this._core, seq))
+        : correlationSeq === seq ? id
         : correlationSeq > 0 ? this._prefix + correlationSeq
         : first.correlationId ?? guard(() => native.eventCorrelationId(this._core, seq)),
       path: frame === null ? (sender === null ? NO_PATH : sender._rootPath) : Object.freeze([...frame.causal.path, senderId]),
@@ -647,8 +664,7 @@ class Runtime {
     let info = null
     if (batch && inbound !== undefined) info = inbound.batch
     else if (batch) {
-      const root = frame === null && first.causationId == null && first.correlationId == null
-      info = new BatchInfo(this, seq, input, causal, root)
+      info = new BatchInfo(this, seq, input, causal, frame === null ? null : frame.causal)
       for (let i = 1; ownIds && i < count; i++) {
         const { causationId, correlationId } = input[i]
         if (causationId != null || correlationId != null) {
@@ -679,19 +695,35 @@ class Runtime {
   }
 
   /**
-   * Starts every planned target's flow: each local flow in its own store, entered once; the
-   * caller's store (`prior`) is restored once at the end. Targets that live elsewhere go to
-   * their transports after.
+   * Starts every planned target's flow, then hands the targets that live elsewhere to their
+   * transports. Each local flow runs in its own store, entered once; the caller's is restored
+   * once at the end: with context frames by leaving an AsyncResource scope (which sets the
+   * caller's frame back without copying it), else by entering `prior` again (cheap there).
    */
   _runPlan(result, plan, input, info, inbound, wires, flowOrigin, everyone, prior) {
+    let elsewhere
+    if (CONTEXT_FRAMES) {
+      elsewhere = new AsyncResource('happen.send').runInAsyncScope(this._startFlows, this, result, plan, input, info, inbound)
+    } else {
+      try {
+        elsewhere = this._startFlows(result, plan, input, info, inbound)
+      } finally {
+        flowStorage.enterWith(prior)
+      }
+    }
+    if (elsewhere !== null) this._startElsewhere(result, result._targets, elsewhere, wires, result._causal, info, flowOrigin, everyone)
+  }
+
+  /** The loop of _runPlan: starts the local flows; returns the slots that live elsewhere, or null. */
+  _startFlows(result, plan, input, info, inbound) {
     const nodes = result._targets
     const planned = result._pending
     const batch = info !== null
     const causal = result._causal
     const handlers = this._handlers
     let elsewhere = null
-    let entered = false
     this._syncDepth++
+    this._clockAt = result._startedAt
     try {
       for (let slot = 0, at = PLAN_HEADER; slot < planned; slot++) {
         const node = nodes[slot]
@@ -720,7 +752,6 @@ class Runtime {
           // events this flow sends.
           if (inbound !== undefined) flow.origin = inbound.origins[slot]
           flowStorage.enterWith(flow)
-          entered = true
           runFlow(flow, entry.fn)
           continue
         }
@@ -742,15 +773,13 @@ class Runtime {
           flow.order = order
           if (inbound !== undefined) flow.origin = inbound.origins[slot]
           flowStorage.enterWith(flow)
-          entered = true
           runFlow(flow, entries[order].fn)
         }
       }
     } finally {
       this._syncDepth--
-      if (entered) flowStorage.enterWith(prior)
     }
-    if (elsewhere !== null) this._startElsewhere(result, nodes, elsewhere, wires, result._causal, info, flowOrigin, everyone)
+    return elsewhere
   }
 
   /** The buffer bound to the core for a send's inputs and plan, at least `length` long. */
@@ -824,8 +853,8 @@ class Runtime {
 
   /** See TransportHost.runPlanned: each target is a send of its own to one node, already planned. */
   _runPlanned(message) {
-    const { nodes, branches, handlers, input, causal, batchRoot, seq, correlation, type, startedAt, onTarget } = message
-    const info = Array.isArray(input) ? new BatchInfo(this, seq, input, causal, batchRoot) : null
+    const { nodes, branches, handlers, input, causal, batchCause, seq, correlation, type, startedAt, onTarget } = message
+    const info = Array.isArray(input) ? new BatchInfo(this, seq, input, causal, batchCause) : null
     const results = new Array(nodes.length)
     for (let i = 0; i < nodes.length; i++) {
       const node = nodes[i]
@@ -903,9 +932,11 @@ class Runtime {
     return id
   }
 
-  /** A flow's end: its duration is one clock reading, now, against its send's start. */
+  /** A flow's end: its duration is one clock reading, now, against its start. */
   _recordOutcome(branch, code, startedAt) {
-    this._log(branch, code, performance.now() - startedAt)
+    const now = performance.now()
+    this._clockAt = now
+    this._log(branch, code, now - startedAt)
   }
 
   _log(branch, code, value) {
@@ -922,7 +953,9 @@ class Runtime {
   }
 
   _recordFailure(branch, startedAt, message) {
-    guard(() => native.failBranch(this._core, branch, performance.now() - startedAt, message))
+    const now = performance.now()
+    this._clockAt = now
+    guard(() => native.failBranch(this._core, branch, now - startedAt, message))
   }
 
   _flushJournal() {

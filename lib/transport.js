@@ -67,7 +67,7 @@
 //   releaseHandle(handle)         forgets such a handle (its node left the core)
 //   runPlanned(message) -> result runs flows the core planned on another thread (no new
 //                                 dispatch): { nodes, branches, handlers, input, causal,
-//                                 batchRoot, seq, correlation, type, startedAt, onTarget }
+//                                 batchCause, seq, correlation, type, startedAt, onTarget }
 //
 // On a result (SendResult): settleTarget(slot, outcome) with outcome { ok, value | error,
 // step, matched, recorded } (`recorded`: already in the shared core), outcome(slot) -> { ok, value | error, step } of a finished target,

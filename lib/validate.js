@@ -84,9 +84,25 @@ function checkNodeId(id) {
   if (typeof id !== 'string' || id.length === 0) throw invalidArg('id', 'a non-empty string', id)
 }
 
-/** createNode's options: a plain object when present (no option is defined yet; keys are kept for transports). */
+/**
+ * createNode's options, by key and the type its value must have. None is defined yet: the
+ * argument exists so options can come without changing the signature, and an unknown key is
+ * refused (as initializeHappen refuses one) rather than silently ignored.
+ */
+const NODE_OPTIONS = {}
+
 function checkNodeOptions(options) {
-  if (options !== undefined && !isPlainObject(options)) throw invalidArg('options', 'a plain object when present', options)
+  if (options === undefined) return
+  if (!isPlainObject(options)) throw invalidArg('options', 'a plain object when present', options)
+  const known = Object.keys(NODE_OPTIONS)
+  for (const key of Object.keys(options)) {
+    const kind = NODE_OPTIONS[key]
+    if (!Object.hasOwn(NODE_OPTIONS, key)) {
+      const expected = known.length === 0 ? 'absent: createNode() has no options yet' : `one of the known keys (${known.join(', ')})`
+      throw invalidArg(`options.${key}`, expected, options[key])
+    }
+    if (options[key] !== undefined && typeof options[key] !== kind) throw invalidArg(`options.${key}`, `of type ${kind}`, options[key])
+  }
 }
 
 /**

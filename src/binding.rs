@@ -10,7 +10,8 @@
 //! integer: a napi-rs class method costs about 250 ns a call on this machine (it unwraps and
 //! checks `this`), a free function about 35 ns. The table is behind a mutex, so a core handle
 //! is valid on every thread of the process (worker threads join their parent's core, see
-//! `crate::threads`); uncontended, the lock costs a few ns a call.
+//! `crate::threads`); uncontended, the lock costs a few ns a call. What a thread binds (its
+//! typed arrays, its pending plan) stays that thread's own.
 //!
 //! Every function is `catch_unwind`: a panic becomes a JS exception, never an abort. Errors
 //! carry their happen code as a `[CODE] ` prefix that the JS layer turns into a `HappenError`.
@@ -67,8 +68,37 @@ struct Bound {
     plan: Vec<f64>,
 }
 
+static CORES: Mutex<Slab<Slot>> = Mutex::new(Slab::new());
+
+/// The table; a panic while it was held (caught at the boundary) leaves it usable.
+fn cores() -> MutexGuard<'static, Slab<Slot>> {
+    CORES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 thread_local! {
     static BOUND: RefCell<Vec<Bound>> = const { RefCell::new(Vec::new()) };
+    /// The thread's argument buffer (`bind_args`): the hot calls take no arguments and read
+    /// their core handle here, since napi-rs sets up a borrow scope (a lock and an
+    /// allocation) for every call that has arguments and none for one that has none.
+    static ARGS: RefCell<Option<Float64Array>> = const { RefCell::new(None) };
+}
+
+/// Binds the thread's argument buffer (see `ARGS`).
+#[napi(catch_unwind)]
+pub fn bind_args(args: Float64Array) {
+    ARGS.set(Some(args));
+}
+
+/// The core handle a zero-argument call was given in the argument buffer.
+fn core_arg() -> Result<u32> {
+    ARGS.with_borrow(|args| {
+        args.as_deref()
+            .and_then(|a| a.first().copied())
+            .map(|core| core as u32)
+            .ok_or_else(|| coded("INTERNAL", "no argument buffer bound"))
+    })
 }
 
 fn with_bound<T>(core: u32, f: impl FnOnce(&mut Bound) -> Result<T>) -> Result<T> {
@@ -79,15 +109,6 @@ fn with_bound<T>(core: u32, f: impl FnOnce(&mut Bound) -> Result<T>) -> Result<T
         }
         f(&mut all[at])
     })
-}
-
-static CORES: Mutex<Slab<Slot>> = Mutex::new(Slab::new());
-
-/// The table; a panic while it was held (caught at the boundary) leaves it usable.
-fn cores() -> MutexGuard<'static, Slab<Slot>> {
-    CORES
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 pub(crate) fn with_core<T>(handle: u32, f: impl FnOnce(&mut Slot) -> Result<T>) -> Result<T> {
@@ -288,10 +309,10 @@ mod input {
 /// `count` type ids, then `outcomes` triples of finished flows (see `finish_branches`), which
 /// are recorded first. Writes to `io`: the plan header, then per target
 /// `node, handler count, handler ids…`. Returns the plan's length, or its negative when `io` is
-/// too small (fetch it with `take_plan`).
+/// too small (fetch it with `take_plan`). The core is the one named in the argument buffer.
 #[napi(catch_unwind)]
-pub fn dispatch(core: u32) -> Result<i32> {
-    plan_send(core, None, None)
+pub fn dispatch() -> Result<i32> {
+    plan_send(core_arg()?, None, None)
 }
 
 /// `dispatch` for an event whose caller set its own causation or correlation id.
@@ -481,15 +502,17 @@ pub fn fail_branch(core: u32, branch: f64, duration_ms: f64, message: String) ->
     })
 }
 
-/// The causal tree as JSON text `{ "tree": …, "text": … }`, or null.
+/// The causal tree in its flat wire form (`Trace::to_wire`), or null.
 #[napi(catch_unwind)]
 pub fn trace(core: u32, id: String) -> Result<Option<String>> {
-    with_core(core, |s| {
-        Ok(s.core.trace(&id).map(|tree| {
-            let text = crate::core::trace::render_text(&tree);
-            serde_json::json!({ "tree": tree, "text": text }).to_string()
-        }))
-    })
+    with_core(core, |s| Ok(s.core.trace(&id).map(|tree| tree.to_wire())))
+}
+
+/// The message and place of the last panic caught on this thread (taken: told once), for
+/// the `INTERNAL` error the JS layer raises.
+#[napi(catch_unwind)]
+pub fn last_panic() -> Option<String> {
+    crate::panic::take_last()
 }
 
 /// Test hook: proves that a Rust panic reaches JS as an exception.

@@ -5,5 +5,6 @@ mod binding;
 pub mod core;
 #[cfg_attr(test, allow(dead_code))]
 mod nats;
+mod panic;
 #[cfg_attr(test, allow(dead_code))]
 mod threads;

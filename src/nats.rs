@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::core::slab::Slab;
-use async_nats::{Client, ConnectOptions, Event, HeaderMap};
+use async_nats::{Client, ConnectOptions, Event, HeaderMap, PublishErrorKind};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use napi::bindgen_prelude::Function;
@@ -348,7 +348,19 @@ async fn pump(
                         }
                     };
                     if let Err(e) = sent {
-                        inbound.status("error", format!("cannot publish: {e}"));
+                        // Handed back whole, so JS can resend it or fail the entries it carried.
+                        let code = match e.kind() {
+                            PublishErrorKind::MaxPayloadExceeded => "PAYLOAD_TOO_LARGE",
+                            PublishErrorKind::InvalidSubject => "INTERNAL",
+                            PublishErrorKind::Send => "CONNECTION_FAILED",
+                        };
+                        inbound.push(
+                            "e",
+                            m[0].clone(),
+                            m[1].clone(),
+                            format!("{code} {e}"),
+                            String::from_utf8_lossy(&body).into_owned(),
+                        );
                     }
                 }
             }
@@ -422,8 +434,9 @@ pub fn nats_flush(handle: u32, token: String) -> Result<()> {
 }
 
 /// Everything queued since the last call, five strings per entry:
-/// `kind` (`q` request, `f` frame of requests, `r` reply, `p` presence, `s` status), subject, reply subject,
-/// header (causal JSON, or `status:<code>`), body.
+/// `kind` (`q` request, `f` frame of requests, `r` reply, `p` presence, `s` status, `e` a message
+/// that could not be published), subject, reply subject, header (causal JSON, `status:<code>`,
+/// or for `e` the happen error code and the reason, space-separated), body.
 #[napi(catch_unwind)]
 pub fn nats_drain(handle: u32) -> Result<Vec<String>> {
     with_connection(handle, |c| {

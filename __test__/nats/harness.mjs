@@ -1,7 +1,10 @@
 // Child processes and NATS servers for the transport tests; everything started here is
 // stopped by stopAll().
 import { spawn, spawnSync } from 'node:child_process'
+import fs from 'node:fs'
 import { createServer } from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const NATS_URL = process.env.HAPPEN_NATS_URL || ''
@@ -11,13 +14,17 @@ export const hasNatsServer = spawnSync('nats-server', ['--version'], { stdio: 'i
 const host = fileURLToPath(new URL('./host.mjs', import.meta.url))
 const started = new Set()
 
-/** Starts host.mjs serving `ids`; resolves once its nodes are reachable. */
-export function spawnHost(url, ids, heartbeat = 200) {
-  const child = spawn(process.execPath, [host, url, ids.join(','), String(heartbeat)], { stdio: ['pipe', 'pipe', 'pipe'] })
+/**
+ * Starts host.mjs serving `ids`; resolves once its nodes are reachable. `env` adds to the
+ * child's environment; `child.stderr.text()` is what it wrote to stderr so far.
+ */
+export function spawnHost(url, ids, heartbeat = 200, env = {}) {
+  const child = spawn(process.execPath, [host, url, ids.join(','), String(heartbeat)], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } })
   started.add(child)
   child.on('exit', () => started.delete(child))
   let stderr = ''
   child.stderr.on('data', (d) => (stderr += d))
+  child.stderr.text = () => stderr
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`host ${ids} not ready in 10 s: ${stderr}`)), 10_000)
     child.stdout.on('data', (d) => {
@@ -44,8 +51,16 @@ export function freePort() {
   })
 }
 
-/** Starts a nats-server of its own on `port`; resolves once it accepts clients. */
-export function startServer(port, extra = []) {
+/**
+ * Starts a nats-server of its own on `port`; resolves once it accepts clients. `config`: the
+ * text of a configuration file for it (e.g. `max_payload: 65536`).
+ */
+export function startServer(port, extra = [], config = null) {
+  if (config !== null) {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'happen-nats-')), 'server.conf')
+    fs.writeFileSync(file, config)
+    extra = ['-c', file, ...extra]
+  }
   const child = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), ...extra], { stdio: ['ignore', 'ignore', 'pipe'] })
   started.add(child)
   child.on('exit', () => started.delete(child))

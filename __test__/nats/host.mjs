@@ -38,6 +38,12 @@ nodes.on('batch.*', (events, context) =>
     : 'single',
 )
 nodes.on('undefined', () => undefined)
+// Answers after the current turn: many replies end in one turn and leave together.
+nodes.on('async.echo', async (event, context) => {
+  await null
+  return { by: context.node.id, n: event.payload }
+})
+nodes.on('big.result', (event) => 'z'.repeat(event.payload.bytes))
 
 await happen.ready()
 process.stdout.write('ready\n')

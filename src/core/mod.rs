@@ -242,12 +242,20 @@ impl Core {
         let count = request.count;
         let first_seq = self.ids.allocate(count as u64);
         let timestamp = now_ms();
-        let cause = match (request.explicit_causation, request.cause) {
+        // Explicit ids are the first event's own. A batch's record keeps the automatic
+        // causality that its other members share; the first event's ids become its override.
+        let first_only = count > 1;
+        let (explicit_causation, explicit_correlation) = if first_only {
+            (None, None)
+        } else {
+            (request.explicit_causation, request.explicit_correlation)
+        };
+        let cause = match (explicit_causation, request.cause) {
             (Some(id), _) => self.cause_of(id),
             (None, Some((seq, branch))) => Cause::Event { seq, branch },
             (None, None) => Cause::Root,
         };
-        let correlation = match request.explicit_correlation {
+        let correlation = match explicit_correlation {
             Some(id) => self.correlation_of(id),
             None => self
                 .inherited_correlation(request, &cause)
@@ -321,6 +329,15 @@ impl Core {
         // Several handlers on one node: each is a step of the branch.
         for (branch, step) in self.pending_steps.drain(..) {
             self.history.add_step(branch, step);
+        }
+        if first_only
+            && (request.explicit_causation.is_some() || request.explicit_correlation.is_some())
+        {
+            self.set_event_ids(
+                first_seq,
+                request.explicit_causation,
+                request.explicit_correlation,
+            );
         }
         Dispatched {
             first_seq,
@@ -438,8 +455,8 @@ impl Core {
         self.ids.parse(id)
     }
 
-    /// The causal tree for an event id or correlation id, as JSON, or None.
-    pub fn trace(&self, id: &str) -> Option<serde_json::Value> {
+    /// The causal tree for an event id or correlation id, or None.
+    pub fn trace(&self, id: &str) -> Option<trace::Trace> {
         let local;
         let foreign = if self.ids.parse(id).is_none() {
             self.history.find_alias(id)

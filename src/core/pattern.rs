@@ -1,8 +1,9 @@
-//! Event-type patterns: exact types, `*` segments, `{a,b}` alternatives.
+//! Event-type patterns: exact types, `*` (exactly one dot-separated segment), `**` (one or
+//! more segments), `{a,b}` alternatives; `*` or `**` alone matches every type.
 //!
 //! A pattern is compiled once at `on()` time into a list of alternatives, each a list of
 //! segment matchers, so matching a type is a walk over its dot-separated segments with no
-//! allocation.
+//! allocation (an alternative with `**` collects the type's segments once to backtrack over).
 
 use std::fmt;
 
@@ -32,7 +33,7 @@ impl fmt::Display for PatternError {
             PatternError::EmptySegment => write!(f, "has an empty segment (two dots, or a leading or trailing dot)"),
             PatternError::PartialWildcard(seg) => write!(
                 f,
-                "has '*' inside the segment '{seg}': '*' must stand for a whole segment"
+                "has '*' inside the segment '{seg}': '*' and '**' must stand for a whole segment"
             ),
             PatternError::TooManyAlternatives(n) => write!(
                 f,
@@ -48,11 +49,13 @@ impl std::error::Error for PatternError {}
 enum Segment {
     Literal(Box<str>),
     AnyOne,
+    /// `**`: one or more segments.
+    AnyMany,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Matcher {
-    /// `'*'` alone: every type.
+    /// `'*'` or `'**'` alone: every type.
     Everything,
     /// Any of the alternatives, each a sequence of segments.
     Alternatives(Vec<Vec<Segment>>),
@@ -70,7 +73,7 @@ impl Pattern {
         if source.is_empty() {
             return Err(PatternError::Empty);
         }
-        let matcher = if source == "*" {
+        let matcher = if source == "*" || source == "**" {
             Matcher::Everything
         } else {
             let alternatives = expand_braces(source)?
@@ -98,11 +101,14 @@ impl Pattern {
 }
 
 fn segments_match(segments: &[Segment], event_type: &str) -> bool {
+    if segments.contains(&Segment::AnyMany) {
+        return segments_match_many(segments, event_type);
+    }
     let mut parts = event_type.split('.');
     for segment in segments {
         match (segment, parts.next()) {
             (_, None) => return false,
-            (Segment::AnyOne, Some(part)) => {
+            (Segment::AnyOne | Segment::AnyMany, Some(part)) => {
                 if part.is_empty() {
                     return false;
                 }
@@ -115,6 +121,45 @@ fn segments_match(segments: &[Segment], event_type: &str) -> bool {
         }
     }
     parts.next().is_none()
+}
+
+/// Matching with `**`: the wildcard walk that remembers the last `**` and lets it take one
+/// more segment when the rest fails (the last one suffices: a later `**` subsumes an earlier
+/// one's choices). A `**` takes at least one segment; no segment matches an empty one.
+fn segments_match_many(segments: &[Segment], event_type: &str) -> bool {
+    let parts: Vec<&str> = event_type.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return false;
+    }
+    let (n, m) = (parts.len(), segments.len());
+    let (mut p, mut t) = (0, 0);
+    // The last `**` seen: its index, and where the text after what it has taken starts.
+    let mut star: Option<(usize, usize)> = None;
+    while t < n {
+        let step = match segments.get(p) {
+            Some(Segment::AnyMany) => {
+                star = Some((p, t + 1));
+                true
+            }
+            Some(Segment::AnyOne) => true,
+            Some(Segment::Literal(lit)) => **lit == *parts[t],
+            None => false,
+        };
+        if step {
+            p += 1;
+            t += 1;
+            continue;
+        }
+        match star {
+            Some((at, end)) if end < n => {
+                star = Some((at, end + 1));
+                p = at + 1;
+                t = end + 1;
+            }
+            _ => return false,
+        }
+    }
+    p == m
 }
 
 /// `{order,payment}.created` -> [`order.created`, `payment.created`]; several brace groups
@@ -162,6 +207,7 @@ fn compile_segments(alternative: &str) -> Result<Vec<Segment>, PatternError> {
         .map(|seg| match seg {
             "" => Err(PatternError::EmptySegment),
             "*" => Ok(Segment::AnyOne),
+            "**" => Ok(Segment::AnyMany),
             s if s.contains('*') => Err(PatternError::PartialWildcard(s.to_string())),
             s => Ok(Segment::Literal(s.into())),
         })
@@ -201,6 +247,31 @@ mod tests {
     fn lone_star_matches_everything() {
         assert!(m("*", "a"));
         assert!(m("*", "a.b.c"));
+    }
+
+    #[test]
+    fn double_star_matches_one_or_more_segments() {
+        assert!(m("order.**", "order.created"));
+        assert!(m("order.**", "order.created.v2"));
+        assert!(!m("order.**", "order"));
+        assert!(!m("order.**", "payment.created"));
+        assert!(m("**.created", "a.b.created"));
+        assert!(!m("**.created", "created"));
+        assert!(m("a.**.z", "a.b.c.z"));
+        assert!(!m("a.**.z", "a.z"));
+        assert!(m("a.**.*", "a.b.c"));
+        assert!(!m("a.**.*", "a.b"));
+        assert!(m("**.b.**", "a.b.b.c"));
+        assert!(!m("order.**", "order..x"), "a segment is never empty");
+        assert!(m("{order,user}.**", "user.x.y"));
+    }
+
+    #[test]
+    fn lone_double_star_matches_everything() {
+        assert!(m("**", "a"));
+        assert!(m("**", "a.b.c"));
+        assert!(Pattern::compile("a.***").is_err());
+        assert!(Pattern::compile("a**").is_err());
     }
 
     #[test]

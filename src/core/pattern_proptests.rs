@@ -1,7 +1,7 @@
 //! Property tests of the pattern compiler against a reference matcher written a different way:
 //! the compiler expands braces and compares dot-separated segments; the reference walks the
 //! pattern and the type character by character, backtracking over brace alternatives and over
-//! how much a `*` consumes.
+//! how much a `*` or a `**` consumes.
 //!
 //! `cargo test` runs `DEFAULT_CASES` cases per property; `HAPPEN_FUZZ_RUNS=100000 cargo test`
 //! (what `npm run fuzz` does) runs more.
@@ -26,11 +26,17 @@ fn config() -> ProptestConfig {
 
 /// Reference: does `type` match `pattern`? `pattern` must be valid (see `reference_valid`).
 fn reference_matches(pattern: &str, event_type: &str) -> bool {
-    if pattern == "*" {
+    if pattern == "*" || pattern == "**" {
         return true;
     }
-    let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = event_type.chars().collect();
+    // Whether a `*` is the start of a `**` shows only once braces are gone ("{*}{*}" is "**").
+    if pattern.contains('{') && pattern.contains('*') {
+        return expansions(pattern)
+            .iter()
+            .any(|alt| walk(&alt.chars().collect::<Vec<_>>(), &t));
+    }
+    let p: Vec<char> = pattern.chars().collect();
     walk(&p, &t)
 }
 
@@ -49,6 +55,13 @@ fn walk(p: &[char], t: &[char]) -> bool {
                 walk(&candidate, t)
             })
         }
+        // A whole-segment `**`: one or more whole, non-empty segments (SPEC §4).
+        Some('*') if p.get(1) == Some(&'*') => (1..=t.len()).any(|k| {
+            let taken = &t[..k];
+            (k == t.len() || t[k] == '.')
+                && taken.split(|&c| c == '.').all(|seg| !seg.is_empty())
+                && walk(&p[2..], &t[k..])
+        }),
         // A whole-segment `*`: a run of one or more characters up to the next dot (SPEC §4: one
         // segment; an empty segment, as in "a..b", is not one).
         Some('*') => {
@@ -64,7 +77,7 @@ fn reference_valid(pattern: &str) -> bool {
     if pattern.is_empty() {
         return false;
     }
-    if pattern == "*" {
+    if pattern == "*" || pattern == "**" {
         return true;
     }
     // Braces: balanced, not nested, no empty alternative.
@@ -89,7 +102,7 @@ fn reference_valid(pattern: &str) -> bool {
     // Every expansion: no empty segment, `*` only as a whole segment.
     expansions(pattern).iter().all(|alt| {
         alt.split('.')
-            .all(|seg| !seg.is_empty() && (seg == "*" || !seg.contains('*')))
+            .all(|seg| !seg.is_empty() && (seg == "*" || seg == "**" || !seg.contains('*')))
     })
 }
 
@@ -120,7 +133,8 @@ fn piece() -> impl Strategy<Value = String> {
     prop_oneof![
         3 => literal(),
         2 => Just("*".to_string()),
-        2 => prop::collection::vec(prop_oneof![literal(), Just("*".to_string()), (literal(), literal()).prop_map(|(a, b)| format!("{a}.{b}"))], 1..4)
+        1 => Just("**".to_string()),
+        2 => prop::collection::vec(prop_oneof![literal(), Just("*".to_string()), Just("**".to_string()), (literal(), literal()).prop_map(|(a, b)| format!("{a}.{b}"))], 1..4)
             .prop_map(|options| format!("{{{}}}", options.join(","))),
     ]
 }
@@ -128,6 +142,7 @@ fn piece() -> impl Strategy<Value = String> {
 fn valid_pattern() -> impl Strategy<Value = String> {
     prop_oneof![
         1 => Just("*".to_string()),
+        1 => Just("**".to_string()),
         12 => prop::collection::vec(piece(), 1..5).prop_map(|pieces| pieces.join(".")),
     ]
 }
@@ -147,7 +162,9 @@ fn instance(pattern: &str, picks: &[usize]) -> String {
     alt.split('.')
         .enumerate()
         .map(|(i, seg)| {
-            if seg == "*" {
+            if seg == "**" {
+                ["a", "bc.a", "cab.b.c"][picks[(i + 1) % picks.len()] % 3].to_string()
+            } else if seg == "*" {
                 ["a", "bc", "cab"][picks[(i + 1) % picks.len()] % 3].to_string()
             } else {
                 seg.to_string()
@@ -180,7 +197,7 @@ proptest! {
 
     #[test]
     fn arbitrary_patterns_are_refused_exactly_when_invalid(
-        pattern in "[ab.*{},]{0,12}",
+        pattern in "[ab.*{},]{0,12}",  // `**` arises often: '*' is one of seven characters
         types in prop::collection::vec(event_type(), 1..6),
     ) {
         let compiled = Pattern::compile(&pattern);

@@ -39,7 +39,7 @@ fn fan_out_is_one_event_with_a_branch_per_node() {
         Correlation::Event(d.first_seq),
         "a root event correlates to itself"
     );
-    let tree = core.trace(&core.format_id(d.first_seq)).unwrap();
+    let tree = core.trace(&core.format_id(d.first_seq)).unwrap().nested();
     let branches = tree["branches"].as_array().unwrap();
     assert_eq!(branches.len(), 2);
     assert_eq!(branches[0]["node"], "a");
@@ -55,7 +55,7 @@ fn unmatched_targets_get_an_empty_plan_and_an_unmatched_branch() {
     let t = core.intern_type("payment.created");
     let (d, seen) = collect(&mut core, &send(&[a], &[t], 1));
     assert_eq!(seen, vec![(a, vec![])]);
-    let tree = core.trace(&core.format_id(d.first_seq)).unwrap();
+    let tree = core.trace(&core.format_id(d.first_seq)).unwrap().nested();
     assert_eq!(tree["branches"][0]["outcome"], "unmatched");
 }
 
@@ -80,7 +80,8 @@ fn events_sent_from_a_flow_inherit_correlation_and_appear_under_its_branch() {
     core.finish_branch(root.first_branch, Outcome::Fulfilled, 1.5, None);
 
     let root_id = core.format_id(root.first_seq);
-    let tree = core.trace(&root_id).unwrap();
+    let trace = core.trace(&root_id).unwrap();
+    let tree = trace.nested();
     let branch = &tree["branches"][0];
     assert_eq!(branch["outcome"], "fulfilled");
     assert_eq!(branch["duration"], 1.5);
@@ -91,7 +92,7 @@ fn events_sent_from_a_flow_inherit_correlation_and_appear_under_its_branch() {
     assert_eq!(sent["causationId"], root_id.as_str());
     assert_eq!(sent["correlationId"], root_id.as_str());
 
-    let text = trace::render_text(&tree);
+    let text = trace.text();
     assert!(text.starts_with(&format!("start {root_id}")), "{text}");
     assert!(
         text.contains("-> a [start > after] fulfilled 1.5ms"),
@@ -114,7 +115,7 @@ fn a_batch_takes_consecutive_ids_and_matches_handlers_that_accept_every_event() 
     assert_eq!(seen, vec![(a, vec![all])]);
     assert_eq!(mixed.first_seq, uniform.first_seq + 3);
     let member = core.format_id(uniform.first_seq + 2);
-    let tree = core.trace(&member).unwrap();
+    let tree = core.trace(&member).unwrap().nested();
     assert_eq!(tree["batch"]["size"], 3);
     assert_eq!(tree["batch"]["ids"][2], member.as_str());
 }
@@ -130,7 +131,7 @@ fn explicit_ids_win_and_foreign_correlations_can_be_traced() {
     request.explicit_correlation = Some("checkout-7");
     let (d, _) = collect(&mut core, &request);
     assert_eq!(d.correlation, Correlation::External("checkout-7".into()));
-    let tree = core.trace("checkout-7").unwrap();
+    let tree = core.trace("checkout-7").unwrap().nested();
     assert_eq!(tree["causationId"], "upstream-42");
     assert!(core.trace("nothing-like-it").is_none());
 }
@@ -199,7 +200,8 @@ fn malformed_requests_never_panic() {
     // Every delivery the history still holds renders.
     for seq in 1..6 {
         if let Some(tree) = core.trace(&core.format_id(seq)) {
-            let _ = trace::render_text(&tree);
+            let _ = tree.text();
+            let _ = tree.to_wire();
         }
     }
 }
@@ -220,12 +222,12 @@ fn a_remote_node_is_a_target_without_handlers_whose_branch_runs_until_finished()
     assert_eq!(seen, vec![(a, vec![ha]), (r, vec![])]);
     let id = core.format_id(d.first_seq);
     assert_eq!(
-        core.trace(&id).unwrap()["branches"][1]["outcome"],
+        core.trace(&id).unwrap().nested()["branches"][1]["outcome"],
         "running"
     );
     core.add_remote_steps(d.first_branch + 1, &["remoteHandler".into(), "next".into()]);
     core.finish_branch(d.first_branch + 1, Outcome::Fulfilled, 3.0, None);
-    let tree = core.trace(&id).unwrap();
+    let tree = core.trace(&id).unwrap().nested();
     assert_eq!(tree["branches"][1]["outcome"], "fulfilled");
     assert_eq!(tree["branches"][1]["steps"][1]["name"], "next");
     assert_eq!(core.branch_steps(d.first_branch), vec!["onA".to_string()]);
@@ -249,7 +251,111 @@ fn an_event_from_another_process_is_traced_under_its_own_id() {
         ..send(&targets, &types, 1)
     };
     core.dispatch(&child, |_, _| {});
-    let tree = core.trace("far-9").unwrap();
+    let tree = core.trace("far-9").unwrap().nested();
     assert_eq!(tree["id"], "far-9");
     assert_eq!(tree["branches"][0]["children"][0]["causationId"], "far-9");
+}
+
+#[test]
+fn a_batch_members_own_ids_apply_to_that_member_only() {
+    let mut core = Core::new(100);
+    let a = core.create_node("a").unwrap();
+    let t = core.intern_type("t");
+    let (targets, types) = ([a], [t]);
+    for (causation, correlation) in [(Some("cause-0"), None), (None, Some("corr-0"))] {
+        let mut request = send(&targets, &types, 3);
+        request.explicit_causation = causation;
+        request.explicit_correlation = correlation;
+        let (d, _) = collect(&mut core, &request);
+        let held = core.history().find_event(d.first_seq).unwrap().clone();
+        let (cause0, correlation0) = held.causality(0);
+        match causation {
+            Some(id) => assert_eq!(cause0, Cause::External(id.into())),
+            None => assert_eq!(cause0, Cause::Root),
+        }
+        match correlation {
+            Some(id) => assert_eq!(correlation0, Correlation::External(id.into())),
+            None => assert_eq!(correlation0, Correlation::Event(d.first_seq)),
+        }
+        for i in 1..3u32 {
+            assert_eq!(
+                held.causality(i),
+                (Cause::Root, Correlation::Event(d.first_seq + i as u64)),
+                "member {i} names no ids: a root of its own"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_batch_from_a_flow_whose_first_member_names_ids_leaves_the_others_caused_by_the_flow() {
+    let mut core = Core::new(100);
+    let a = core.create_node("a").unwrap();
+    let t = core.intern_type("t");
+    let (targets, types) = ([a], [t]);
+    let (root, _) = collect(&mut core, &send(&targets, &types, 1));
+    let mut request = send(&targets, &types, 2);
+    request.cause = Some((root.first_seq, Some(root.first_branch)));
+    request.explicit_causation = Some("elsewhere");
+    let (d, _) = collect(&mut core, &request);
+    let held = core.history().find_event(d.first_seq).unwrap().clone();
+    assert_eq!(held.causality(0).0, Cause::External("elsewhere".into()));
+    assert_eq!(
+        held.causality(1),
+        (
+            Cause::Event {
+                seq: root.first_seq,
+                branch: Some(root.first_branch)
+            },
+            Correlation::Event(root.first_seq)
+        )
+    );
+}
+
+#[test]
+fn a_chain_of_ten_thousand_hops_is_traced_whole() {
+    let mut core = Core::new(30_000);
+    let a = core.create_node("a").unwrap();
+    let b = core.create_node("b").unwrap();
+    core.add_handler(a, Some("*"), "onA").unwrap();
+    core.add_handler(b, Some("*"), "onB").unwrap();
+    let t = core.intern_type("ping");
+    let types = [t];
+    let (ta, tb) = ([a], [b]);
+    let (first, _) = collect(&mut core, &send(&ta, &types, 1));
+    let mut last = first.clone();
+    for hop in 0..10_000 {
+        let targets: &[NodeIndex] = if hop % 2 == 0 { &tb } else { &ta };
+        let request = SendRequest {
+            cause: Some((last.first_seq, Some(last.first_branch))),
+            ..send(targets, &types, 1)
+        };
+        last = collect(&mut core, &request).0;
+    }
+    let root = core.format_id(first.first_seq);
+    {
+        let tree = core.trace(&root).unwrap();
+        assert_eq!(tree.events.len(), 10_001);
+        let mut depth = 0;
+        let mut at = tree.roots[0];
+        while let Some(&next) = tree.events[at].branch_children[0].first() {
+            at = next;
+            depth += 1;
+        }
+        assert_eq!(depth, 10_000);
+        assert_eq!(tree.events[at].fields["id"], core.format_id(last.first_seq));
+        let text = tree.text();
+        assert_eq!(
+            text.lines().count(),
+            20_002,
+            "one line per event and per branch"
+        );
+        assert!(
+            text.len() < 4_000_000,
+            "text grows with the events, not depth squared"
+        );
+        assert!(text.contains("[depth 9999] "));
+        let wire = tree.to_wire();
+        assert!(wire.len() > 10_000);
+    }
 }

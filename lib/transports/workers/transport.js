@@ -19,7 +19,7 @@
 //
 // Messages (frames of wire.js: a JSON header and a structured-clone body, posted with
 // native.post to a place's inbox):
-//   RUN  { k, id, from, seq, correlation, type, causal, batchRoot, started, targets }
+//   RUN  { k, id, from, seq, correlation, type, causal, batchCause, started, targets }
 //        targets: [[node index, node id, branch, handlers]]; body: the encoded event(s)
 //   DONE { k, answers: [[run id, target position, ok, step]] }; body: per answer its value or
 //        the error's description
@@ -150,7 +150,7 @@ class ThreadTransport {
       correlation,
       type,
       causal,
-      batchRoot: batch === null ? null : batch.root,
+      batchCause: batch === null ? null : batch.cause,
       started: startedAt - CLOCK_OFFSET,
       targets: group.map((t) => [t.node._index, t.node.id, t.branch, t.handlers]),
     }
@@ -202,7 +202,7 @@ class ThreadTransport {
       handlers,
       input,
       causal: message.causal,
-      batchRoot: message.batchRoot,
+      batchCause: message.batchCause,
       seq: message.seq,
       correlation: message.correlation,
       type: message.type,
