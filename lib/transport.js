@@ -65,29 +65,46 @@
 //   core / place                  the core's handle and this runtime's place in it (0: its own)
 //   handleAt(index, id) -> handle a handle for a node the core already holds, run elsewhere
 //   releaseHandle(handle)         forgets such a handle (its node left the core)
-//   runPlanned(message) -> result runs flows the core planned on another thread (no new
+//   runPlanned(message) -> results   runs flows the core planned on another thread (no new
 //                                 dispatch): { nodes, branches, handlers, input, causal,
 //                                 batchCause, seq, correlation, type, startedAt, onTarget }
+//
+// A kind of transport is registered by its config type (registerTransport) with
+// checkOptions(options), which throws a TypeError naming a bad field, and create(options,
+// historySize).
 //
 // On a result (SendResult): settleTarget(slot, outcome) with outcome { ok, value | error,
 // step, matched, recorded } (`recorded`: already in the shared core), outcome(slot) -> { ok, value | error, step } of a finished target,
 // isDone(slot), targets (the nodes, by slot).
 
-/** Transport factories by config type (lib/transports/index.js fills it). */
-const factories = new Map()
+const { invalidArg } = require('./errors')
 
-/** Makes `create(options, historySize)` the transport of config `{ type }`. */
-function registerTransport(type, create) {
-  factories.set(type, create)
+/** Transports by config type: { checkOptions(options), create(options, historySize) } (lib/transports/index.js fills it). */
+const kinds = new Map()
+
+function registerTransport(type, kind) {
+  kinds.set(type, kind)
 }
 
-/** A new transport for the config `options` ({ type, ...}), or null for the in-memory one. */
+function kindOf(type) {
+  if (!kinds.has(type)) require('./transports')
+  return kinds.get(type)
+}
+
+/** Throws a TypeError naming the field when `options` ({ type, ... }) configures no transport. */
+function checkTransportOptions(options) {
+  const kind = typeof options.type === 'string' ? kindOf(options.type) : undefined
+  if (kind === undefined) {
+    const known = ['memory', ...kinds.keys()].map((t) => `"${t}"`).join(' or ')
+    throw invalidArg('config.transport.type', known, options.type)
+  }
+  kind.checkOptions(options)
+}
+
+/** A new transport for the config `options` ({ type, ...}, checked), or null for the in-memory one. */
 function createTransport(options, historySize) {
   if (options.type === 'memory') return null
-  if (!factories.has(options.type)) require('./transports')
-  const create = factories.get(options.type)
-  if (create === undefined) throw new Error(`happen: no transport of type '${options.type}'`)
-  return create(options, historySize)
+  return kindOf(options.type).create(options, historySize)
 }
 
-module.exports = { registerTransport, createTransport }
+module.exports = { registerTransport, checkTransportOptions, createTransport }

@@ -1,6 +1,7 @@
 'use strict'
 
 const { invalidArg, outOfRange, describe, shutdownError, disposedError } = require('./errors')
+const { checkTransportOptions } = require('./transport')
 
 /**
  * `{ ... }` or `Object.create(null)`, from any realm (a vm context, jest's sandbox): its prototype
@@ -137,36 +138,6 @@ function checkPattern(pattern) {
 
 const CONFIG_KEYS = new Set(['historySize', 'transport'])
 
-/** The NATS transport's options (index.d.ts NatsTransportConfig): known keys, right types. */
-const NATS_OPTIONS = {
-  type: 'string', servers: 'array', name: 'string', user: 'string', pass: 'string', token: 'string', nkey: 'string',
-  credentialsFile: 'string', tls: 'boolean', tlsCaFile: 'string', tlsCertFile: 'string', tlsKeyFile: 'string',
-  connectTimeout: 'ms', maxReconnects: 'count', heartbeat: 'ms', frames: 'boolean',
-}
-
-function checkNatsOptions(transport) {
-  for (const key of Object.keys(transport)) {
-    const kind = NATS_OPTIONS[key]
-    const value = transport[key]
-    const name = `config.transport.${key}`
-    if (kind === undefined) throw invalidArg(name, `one of the NATS transport's options (${Object.keys(NATS_OPTIONS).join(', ')})`, key)
-    if (value === undefined || kind === 'array') continue
-    if (kind === 'string' || kind === 'boolean') {
-      if (typeof value !== kind) throw invalidArg(name, `of type ${kind}`, value)
-    } else {
-      if (typeof value !== 'number') throw invalidArg(name, 'of type number', value)
-      const ok = kind === 'ms' ? Number.isInteger(value) && value >= 1 && value <= 2 ** 31 - 1 : Number.isInteger(value) && value >= 0 && value <= 2 ** 32 - 1
-      if (!ok) throw outOfRange(name, kind === 'ms' ? 'a positive integer number of milliseconds' : 'a non-negative integer', value)
-    }
-  }
-  if ((transport.user === undefined) !== (transport.pass === undefined)) {
-    throw invalidArg('config.transport.pass', 'given together with config.transport.user', transport.pass)
-  }
-  if ((transport.tlsCertFile === undefined) !== (transport.tlsKeyFile === undefined)) {
-    throw invalidArg('config.transport.tlsKeyFile', 'given together with config.transport.tlsCertFile', transport.tlsKeyFile)
-  }
-}
-
 function checkConfig(config) {
   if (config === undefined || config === null) return { historySize: 10_000, transport: { type: 'memory' } }
   if (!isPlainObject(config)) throw invalidArg('config', 'an object', config)
@@ -185,15 +156,7 @@ function checkConfig(config) {
   if (config.transport !== undefined) {
     transport = config.transport
     if (!isPlainObject(transport)) throw invalidArg('config.transport', 'an object { type }', transport)
-    if (transport.type === 'nats') {
-      const { servers } = transport
-      if (!Array.isArray(servers) || servers.length === 0 || servers.some((s) => typeof s !== 'string' || !/^[a-z]+:\/\/[^/]+/i.test(s))) {
-        throw invalidArg('config.transport.servers', 'a non-empty array of server URLs such as "nats://127.0.0.1:4222"', servers)
-      }
-      checkNatsOptions(transport)
-    } else if (transport.type !== 'memory') {
-      throw invalidArg('config.transport.type', `"memory" or "nats"`, transport.type)
-    }
+    if (transport.type !== 'memory') checkTransportOptions(transport)
   }
   return { historySize, transport }
 }

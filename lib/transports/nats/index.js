@@ -1,0 +1,318 @@
+'use strict'
+
+// The NATS transport: nodes in other processes addressed by id like local ones.
+//
+// Wire (see src/nats.rs for the connection itself; this folder: wire.js the codec, presence.js node ids and presence, requests.js requests and reply correlation, serving.js serving other processes, liveness.js liveness checks). <rt> is a runtime's id prefix.
+//   happen.node.<id>   one subscription per local node. A request carries the event (JSON body)
+//                      and its causal context (header `happen-causal`, JSON); its reply subject
+//                      `_HAPPEN.<rt>.<branch>` names the sender's branch. No node there: the
+//                      server answers "no responders" (NO_RESPONDERS). Without a causal header:
+//                      a liveness check of long-running remote branches.
+//   happen.rt.<rt>     frames: once the sender knows which runtime hosts a node (from presence
+//                      or an earlier reply), everything it sends that runtime in one turn of its
+//                      event loop travels in frames (as few as fit the server's max_payload,
+//                      headers included: see messageLimit): the causal contexts as a JSON array
+//                      in the header, the entries [node ids, branch ids, event(s)] in the body.
+//                      Without a header: a liveness check of branches framed there (it follows
+//                      their requests on the same subject, so it never overtakes them).
+//                      A frame whose runtime is gone, or an entry whose node moved, is resent
+//                      through happen.node.<id>.
+//   _HAPPEN.<rt>.*     this runtime's replies, gathered per turn and split like frames: `.f` carries
+//                      {h: replying runtime, r: [[branch, 1, steps, value] | [branch, 0, steps,
+//                      {message, code, name}, step, retry], …]}; `.x<frame>` and `.<branch>`
+//                      only ever get the server's "no responders"; `.p<n>` answers liveness checks.
+//   happen.presence    who hosts which node ids, so broadcast reaches every node.
+
+const native = require('../../native')
+const { HappenError } = require('../../errors')
+const { performance } = require('node:perf_hooks')
+const { PRESENCE, checkJson } = require('./wire')
+const { Presence } = require('./presence')
+const { Requests } = require('./requests')
+const { Serving } = require('./serving')
+const { Liveness } = require('./liveness')
+
+/** The NATS transport (lib/transport.js): nodes of other processes, reached by id. */
+class NatsTransport {
+  constructor(options, historySize = 10_000) {
+    this.options = options
+    this.historySize = historySize
+    this.host = null
+  }
+
+  /** Connects, as the runtime `host` (its id prefix names this runtime's subjects). */
+  attach(host) {
+    const { options, historySize } = this
+    this.host = host
+    this.servers = options.servers
+    this.heartbeat = options.heartbeat ?? 1000
+    this.rt = host.prefix.slice(0, -1)
+    this.inbox = `_HAPPEN.${this.rt}.`
+    /** Which runtime hosts a remote node id (learnt from presence and replies). */
+    this.hostOf = new Map()
+    /** This turn's frames, by destination runtime, and replies, by destination inbox. */
+    this.frames = new Map()
+    this.replies = new Map()
+    this.nextFrame = 1
+    /** Remote branches waiting for their reply, by branch id. */
+    this.waiting = new Map()
+    /** Inbound flows running here, by the sender's inbox: its branch ids (for liveness checks). */
+    this.serving = new Map()
+    /** Inbound flows that ended this turn: answer, slot, answer, slot… */
+    this.answers = []
+    this.remotes = new Map()
+    /** Local nodes asking whether a live process hosts their id already, by check key. */
+    this.claims = new Map()
+    /** When each local node claimed its id (ms since epoch): of two claims the earlier keeps it. */
+    this.claimedAt = new Map()
+    /** Local nodes whose first announcement has not come back yet, by id. */
+    this.echoes = new Map()
+    /** DUPLICATE_NODE refusals of local nodes that ready() has not reported yet. */
+    this.refused = []
+    this.subscriptions = new Map()
+    /** Local node ids by the subject they listen on. */
+    this.localBySubject = new Map()
+    this.flushes = new Map()
+    this.pings = new Map()
+    this.nextToken = 1
+    /** Outbound messages of this turn: subject, reply, header, body (see nats_send). */
+    this.out = []
+    this.scheduled = false
+    this._sendNow = () => {
+      this.scheduled = false
+      if (this.answers.length > 0) this._answerFinished()
+      if (this.frames.size > 0) for (const [host, frame] of this.frames) this._sendFrame(host, frame)
+      if (this.replies.size > 0) {
+        for (const [inbox, list] of this.replies) this._sendReplies(inbox, list)
+        this.replies.clear()
+      }
+      if (this.out.length === 0) return
+      if (this.failure !== null) return void (this.out = [])
+      const out = this.out
+      this.out = []
+      try {
+        native.natsSend(this.handle, out)
+      } catch {}
+    }
+    /**
+     * Remote branches' steps, recorded in the core only when a trace is asked for (traces are
+     * rare, replies are not); the oldest go first past a bound the history cannot outlive.
+     */
+    const limit = Math.min(4 * historySize, 1_000_000)
+    this.steps = { branches: new Float64Array(limit), names: new Array(limit), next: 0, count: 0 }
+    this.state = 'connecting'
+    /** The server's largest message (its INFO says; 1 MiB until connected). */
+    this.maxPayload = 1024 * 1024
+    this.messageLimit = this._messageLimit()
+    this.failure = null
+    this.closed = false
+    this.holds = 1
+    // Keeps the process alive while something waits on the network (connecting, replies,
+    // flushes), never when idle: unref'd whenever `holds` is 0.
+    this.timer = setInterval(() => this._checkLiveness(), Math.max(50, this.heartbeat / 2))
+    const { heartbeat, type, frames, ...connect } = options
+    /** `frames: false` sends every request on its node's subject (for comparison and tests). */
+    this.useFrames = frames !== false
+    this.handle = native.natsConnect(connect, () => this._drain())
+    this.connected = new Promise((resolve, reject) => {
+      this._connected = resolve
+      this._failed = reject
+    })
+    this.connected.catch(() => {})
+    native.natsSubscribe(this.handle, this.inbox + '*', 'r')
+    native.natsSubscribe(this.handle, PRESENCE, 'p')
+    native.natsSubscribe(this.handle, `happen.rt.${this.rt}`, 'f')
+    this._out(PRESENCE, '', '', JSON.stringify({ hello: this.inbox }))
+  }
+
+  _hold(n) {
+    const before = this.holds
+    this.holds += n
+    if (before === 0 && this.holds > 0) this.timer.ref()
+    else if (before > 0 && this.holds === 0) this.timer.unref()
+  }
+
+  /**
+   * Resolves once connected, every node created so far has claimed its id, and everything sent
+   * so far (subscriptions of new nodes too) reached the server; rejects with DUPLICATE_NODE when
+   * a node created since the last call was refused its id (a live process hosts it).
+   */
+  ready() {
+    if (this.closed) return Promise.resolve()
+    return this.connected
+      .then(() => (this.claims.size === 0 ? undefined : Promise.all([...this.claims.values()].map((claim) => claim.settled))))
+      .then(() => (this.echoes.size === 0 ? undefined : Promise.all([...this.echoes.values()].map((echo) => echo.settled))))
+      .then(() => this._flushConnection())
+      .then(() => {
+        if (this.refused.length === 0) return
+        const refused = this.refused
+        this.refused = []
+        throw refused.length === 1
+          ? refused[0]
+          : new HappenError('DUPLICATE_NODE', refused.map((error) => error.message).join('; '), { errors: refused })
+      })
+  }
+
+  /** Resolves once everything sent so far reached the server. */
+  _flushConnection() {
+    return new Promise((resolve, reject) => {
+      const token = String(this.nextToken++)
+      this.flushes.set(token, { resolve, reject })
+      this._hold(1)
+      this._sendNow()
+      native.natsFlush(this.handle, token)
+    })
+  }
+
+  /** Throws when sends to remote nodes cannot work (the connection failed or was closed). */
+  assertUsable() {
+    if (this.failure !== null) throw this.failure
+  }
+
+  /**
+   * Serialises a send for the wire before anything is dispatched (so a payload JSON cannot
+   * carry refuses the whole send). Returns the body text.
+   */
+  encode(input) {
+    this.assertUsable()
+    return this._fits(this._encode(input), input)
+  }
+
+  _encode(input) {
+    if (!Array.isArray(input)) {
+      checkJson(input.payload, 'payload', `The payload of '${input.type}'`)
+      return JSON.stringify({ type: input.type, payload: input.payload })
+    }
+    const events = new Array(input.length)
+    for (let i = 0; i < input.length; i++) {
+      const { type, payload } = input[i]
+      checkJson(payload, `events[${i}].payload`, 'The batch')
+      events[i] = { type, payload }
+    }
+    return JSON.stringify(events)
+  }
+
+  /** Refuses (PAYLOAD_TOO_LARGE) what the server would refuse: a message above its max_payload. */
+  _fits(body, input) {
+    // Bytes, not UTF-16 units; the causal header takes a few hundred more.
+    const size = body.length < this.maxPayload / 3 ? body.length : Buffer.byteLength(body)
+    if (size + 1024 > this.maxPayload) {
+      const what = Array.isArray(input) ? `The batch of ${input.length} events` : `The event '${input.type}'`
+      throw new HappenError(
+        'PAYLOAD_TOO_LARGE',
+        `${what} is ${size} bytes as JSON: more than the NATS server takes in one message (max_payload ${this.maxPayload} bytes)`,
+      )
+    }
+    return body
+  }
+
+  /** Queues a message; everything queued in one turn of the event loop leaves in one call. */
+  _out(subject, reply, header, body) {
+    this.out.push(subject, reply, header, body)
+    this._schedule()
+  }
+
+  /** Sends what this turn queued once the turn's synchronous code and promise jobs are done. */
+  _schedule() {
+    if (this.scheduled || this.closed) return
+    this.scheduled = true
+    process.nextTick(this._sendNow)
+  }
+
+  /** Takes what the connection queued (many messages per call when they queue up) and handles it in order. */
+  _drain() {
+    if (this.closed) return
+    let entries
+    try {
+      entries = native.natsDrain(this.handle)
+    } catch {
+      return
+    }
+    for (let i = 0; i < entries.length; i += 5) {
+      const kind = entries[i]
+      try {
+        if (kind === 'r') this._onReply(entries[i + 1], entries[i + 3], entries[i + 4])
+        else if (kind === 'f') this._onFrame(entries[i + 2], entries[i + 3], entries[i + 4])
+        else if (kind === 'q') this._onRequest(entries[i + 1], entries[i + 2], entries[i + 3], entries[i + 4])
+        else if (kind === 'p') this._onPresence(entries[i + 4])
+        else if (kind === 's') this._onStatus(entries[i + 1], entries[i + 4])
+        else if (kind === 'e') this._onUnsent(entries[i + 1], entries[i + 2], entries[i + 3], entries[i + 4])
+      } catch (error) {
+        // A malformed message must not stop the others; it is reported, not thrown.
+        process.emitWarning(`happen: a NATS message could not be handled: ${error && error.message}`)
+      }
+    }
+  }
+
+  _onStatus(event, detail) {
+    if (event === 'connected') {
+      this.state = 'connected'
+      const max = Number(detail)
+      if (max > 0) this.maxPayload = max
+      this.messageLimit = this._messageLimit()
+      const now = performance.now()
+      for (const claim of this.claims.values()) claim.sentAt = now
+      this._hold(-1)
+      this._connected()
+    } else if (event === 'failed') {
+      this.state = 'failed'
+      this.failure = new HappenError('CONNECTION_FAILED', detail)
+      this._hold(-1)
+      this._failed(this.failure)
+      for (const branch of [...this.waiting.keys()]) this._failBranch(branch, 'CONNECTION_FAILED', detail)
+      for (const claim of this.claims.values()) claim.granted()
+      this.claims.clear()
+      for (const id of [...this.echoes.keys()]) this._heard(id)
+      for (const [token, flush] of this.flushes) {
+        this.flushes.delete(token)
+        this._hold(-1)
+        flush.reject(this.failure)
+      }
+    } else if (event === 'flushed' || event === 'flush-failed') {
+      const token = event === 'flushed' ? detail : detail.split(' ')[0]
+      const flush = this.flushes.get(token)
+      if (flush === undefined) return
+      this.flushes.delete(token)
+      this._hold(-1)
+      if (event === 'flushed') flush.resolve()
+      else flush.reject(new HappenError('CONNECTION_FAILED', `NATS flush failed: ${detail}`))
+    } else if (event === 'reconnected' && this.state === 'connected') {
+      // Whatever was in flight while the server was away may be lost, liveness pings and their
+      // answers included: check everything again at once.
+      for (const waiting of this.waiting.values()) {
+        waiting.sentAt = -Infinity
+        waiting.pinged = false
+      }
+      this.pings.clear()
+      this._out(PRESENCE, '', '', JSON.stringify({ hello: this.inbox }))
+    }
+  }
+
+  async close() {
+    if (this.closed) return
+    if (this.state === 'connected') {
+      if (this.subscriptions.size > 0) {
+        this._out(PRESENCE, '', '', JSON.stringify({ down: [...this.subscriptions.keys()], from: this.inbox, rt: this.rt }))
+      }
+      await this._flushConnection().catch(() => {})
+    }
+    for (const claim of this.claims.values()) claim.granted()
+    this.claims.clear()
+    for (const id of [...this.echoes.keys()]) this._heard(id)
+    for (const branch of [...this.waiting.keys()]) this._failBranch(branch, 'SHUTDOWN', 'the happen runtime was shut down before the remote node answered')
+    this.closed = true
+    clearInterval(this.timer)
+    this._sendNow()
+    native.natsClose(this.handle)
+  }
+}
+
+NatsTransport.prototype.type = 'nats'
+NatsTransport.prototype.place = 'another process'
+for (const part of [Presence, Requests, Serving, Liveness]) {
+  for (const name of Object.getOwnPropertyNames(part.prototype)) {
+    if (name !== 'constructor') NatsTransport.prototype[name] = part.prototype[name]
+  }
+}
+
+module.exports = { NatsTransport }

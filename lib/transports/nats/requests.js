@@ -1,0 +1,247 @@
+'use strict'
+
+// Requests and their replies (methods of NatsTransport): a send's targets in other processes.
+// - start(delivery) sends the event once per target runtime and turn: on the node's subject
+//   until its host is known, then in frames to that runtime (as few as fit max_payload).
+// - Each remote branch waits in `waiting` until its reply settles it (result.settleTarget),
+//   exactly once: a frame nobody took, or an entry whose node moved, is resent on the node's
+//   subject; "no responders" fails it NO_RESPONDERS (a broadcast target gets null instead);
+//   a message that could not be published fails it with the connection's code.
+
+const { debug } = require('./debug')
+const { HappenError } = require('../../errors')
+const { performance } = require('node:perf_hooks')
+const { FRAME_LIMIT, subjectOf, remoteError } = require('./wire')
+
+/** Installed on NatsTransport.prototype by ./index.js. */
+class Requests {
+  /** Sends the planned event to the remote targets of one dispatch; replies finish their branches. */
+  start(delivery) {
+    const { result, slots: remote, wire: body, causal, batch: info, origin, broadcast } = delivery
+    const header = { ...causal }
+    // A flow serving another runtime's branch: that runtime nests what it sends there.
+    if (origin !== undefined) header.origin = origin
+    if (info !== null) {
+      header.batch = Array.from({ length: info.count }, (_, i) => {
+        const c = i === 0 ? info.first : info.causalAt(i)
+        return [c.id, c.causationId, c.correlationId]
+      })
+    }
+    const causalText = JSON.stringify(header)
+    const now = performance.now()
+    let direct = null
+    for (let i = 0; i < remote.length; i++) {
+      const { slot, branch, node } = remote[i]
+      const waiting = { result, slot, branch, node, sentAt: now, causal: causalText, body, frame: 0, host: null, pinged: false, broadcast }
+      this.waiting.set(branch, waiting)
+      const host = this.useFrames ? this.hostOf.get(node.id) : undefined
+      if (host === undefined) (direct || (direct = [])).push(waiting)
+      else this._frame(host, node.id, waiting)
+    }
+    this._hold(remote.length)
+    if (direct !== null) for (let i = 0; i < direct.length; i++) this._direct(direct[i], i > 0)
+  }
+
+  /** Sends one branch's request on its node's subject. */
+  _direct(waiting, sameBody) {
+    waiting.frame = 0
+    this._out(subjectOf(waiting.node.id), this.inbox + waiting.branch, waiting.causal, sameBody ? '\0' : waiting.body)
+  }
+
+  /**
+   * How many characters one frame (of requests or of replies) may hold: at most 3 bytes of UTF-8
+   * per UTF-16 unit, so a frame within it always fits the server's max_payload, headers included.
+   */
+  _messageLimit() {
+    return Math.min(FRAME_LIMIT, Math.floor((this.maxPayload - 1024) / 3))
+  }
+
+  /**
+   * Adds one branch's request to this turn's frame for runtime `host`. A frame that would grow
+   * past messageLimit leaves first; one entry alone may exceed it (encode() bounds its body).
+   */
+  _frame(host, id, waiting) {
+    let frame = this.frames.get(host)
+    if (frame === undefined) frame = this._newFrame(host)
+    waiting.host = host
+    // Targets of one send on one runtime share an entry: one event, several nodes.
+    const last = frame.last
+    if (last !== null && last.causal === waiting.causal) {
+      waiting.frame = frame.no
+      last.ids.push(id)
+      last.branches.push(waiting.branch)
+      frame.size += id.length + 16
+      return
+    }
+    const size = waiting.causal.length + waiting.body.length + id.length + 32
+    if (frame.entries.length > 0 && frame.size + size > this.messageLimit) {
+      this._sendFrame(host, frame)
+      frame = this._newFrame(host)
+    }
+    waiting.frame = frame.no
+    frame.causals.push(waiting.causal)
+    frame.last = { causal: waiting.causal, body: waiting.body, ids: [id], branches: [waiting.branch] }
+    frame.entries.push(frame.last)
+    frame.size += size
+  }
+
+  _newFrame(host) {
+    const frame = { no: this.nextFrame++, causals: [], entries: [], size: 0, last: null }
+    this.frames.set(host, frame)
+    this._schedule()
+    return frame
+  }
+
+  _sendFrame(host, frame) {
+    this.frames.delete(host)
+    let body = '['
+    for (let i = 0; i < frame.entries.length; i++) {
+      const e = frame.entries[i]
+      body += `${i === 0 ? '' : ','}[${JSON.stringify(e.ids)},[${e.branches.join(',')}],${e.body}]`
+    }
+    this.out.push(`happen.rt.${host}`, `${this.inbox}x${frame.no}`, `[${frame.causals.join(',')}]`, body + ']')
+  }
+
+  /**
+   * A remote branch's outcome: `ok`, the steps its flow ran, its value (ok) or error
+   * ({message, code, name}), the failing step; `retry`: the runtime it was framed to does not
+   * host the node (any more), so the node's subject is asked.
+   */
+  _settle(branch, ok, steps, payload, step, retry, host) {
+    const waiting = this.waiting.get(branch)
+    if (waiting === undefined) return
+    if (retry === true) {
+      this.hostOf.delete(waiting.node.id)
+      return this._direct(waiting, false)
+    }
+    if (host !== undefined && waiting.frame === 0 && this.useFrames) this.hostOf.set(waiting.node.id, host)
+    this.waiting.delete(branch)
+    this._hold(-1)
+    const { result, slot } = waiting
+    const ran = steps !== undefined && steps.length > 0
+    if (ran) {
+      // A ring: past its size the oldest entries are overwritten.
+      const ring = this.steps
+      ring.branches[ring.next] = waiting.branch
+      ring.names[ring.next] = steps
+      ring.next = ring.next + 1 === ring.names.length ? 0 : ring.next + 1
+      if (ring.count < ring.names.length) ring.count++
+    }
+    if (ok) result.settleTarget(slot, { ok: true, value: payload, matched: ran })
+    else result.settleTarget(slot, { ok: false, step: step || '(remote)', error: remoteError(waiting.node.id, payload) })
+  }
+
+  /** Records the steps remote flows reported on their branches (called by runtime.trace()). */
+  flushSteps() {
+    const steps = this.steps
+    if (steps.count === 0) return
+    const size = steps.names.length
+    const pairs = []
+    for (let i = 0, at = (steps.next - steps.count + size) % size; i < steps.count; i++, at = at + 1 === size ? 0 : at + 1) {
+      pairs.push(steps.branches[at], steps.names[at])
+      steps.names[at] = undefined
+    }
+    steps.count = 0
+    try {
+      this.host.addSteps(JSON.stringify(pairs))
+    } catch {}
+  }
+
+  _failBranch(branch, code, message) {
+    this._settle(branch, false, undefined, { name: 'HappenError', code, message }, '(transport)', false)
+  }
+
+  _onReply(subject, header, body) {
+    const key = subject.slice(this.inbox.length)
+    const first = key.charCodeAt(0)
+    if (first === 102 /* f: a frame of replies */) {
+      // {h: replying runtime, r: [[branch, 1, steps, value?] | [branch, 0, steps, error, step, retry?], …]};
+      // steps 0: the same as the item before.
+      const { h: host, r: replies } = JSON.parse(body)
+      let steps
+      for (let i = 0; i < replies.length; i++) {
+        const r = replies[i]
+        if (r[2] !== 0) steps = r[2]
+        if (r[1] === 1) this._settle(r[0], true, steps, r[3], undefined, false, host)
+        else this._settle(r[0], false, steps, r[3], r[4], r[5] === 1, host)
+      }
+      return
+    }
+    if (first === 112 /* p: a liveness answer */) return this._onPingAnswer(key, header, body)
+    if (first === 99 /* c: who serves an id */) return this._onCheckAnswer(key, header === 'status:503' ? null : JSON.parse(body))
+    if (first === 120 /* x: a frame nobody took */) {
+      // Its runtime is gone: resend its requests on their nodes' subjects, which tell
+      // whether each node lives elsewhere now or nowhere (no responders).
+      const no = Number(key.slice(1))
+      for (const waiting of this.waiting.values()) {
+        if (waiting.frame !== no) continue
+        this.hostOf.delete(waiting.node.id)
+        this._direct(waiting, false)
+      }
+      return
+    }
+    const branch = Number(key)
+    if (header === 'status:503') {
+      const waiting = this.waiting.get(branch)
+      const id = waiting ? waiting.node.id : '?'
+      // Not (or no longer) hosted anywhere: out of the broadcast list until announced again.
+      if (waiting) {
+        waiting.node._listed = false
+        this.hostOf.delete(id)
+        // A broadcast reaches the nodes that exist: one whose process went away without a
+        // word (killed, or exited without shutdown()) answers like a node with no handler.
+        if (waiting.broadcast) return this._settle(branch, true, undefined, null, undefined, false)
+      }
+      return this._failBranch(
+        branch,
+        'NO_RESPONDERS',
+        `No node with id '${id}' answers on NATS: no process connected to ${this.servers.join(', ')} hosts it (no responders)`,
+      )
+    }
+  }
+
+  /**
+   * A message the connection could not publish (`code`: PAYLOAD_TOO_LARGE or CONNECTION_FAILED).
+   * Nothing it carried is dropped without a word: a frame of requests too large is resent one
+   * request per message; a request that cannot leave fails its branch with the code; a frame of
+   * replies too large answers each of its branches with the error instead (small, so it leaves).
+   * Replies lost with the connection are found by the requester's liveness check.
+   */
+  _onUnsent(subject, reply, reason, body) {
+    const cut = reason.indexOf(' ')
+    const code = reason.slice(0, cut)
+    const why = reason.slice(cut + 1)
+    debug('could not publish to %s (reply %s): %s', subject, reply || '-', reason)
+    if (reply.startsWith(this.inbox)) {
+      const key = reply.slice(this.inbox.length)
+      if (key.charCodeAt(0) === 120 /* x: a frame of requests */) {
+        const no = Number(key.slice(1))
+        for (const [branch, waiting] of [...this.waiting]) {
+          if (waiting.frame !== no) continue
+          if (code === 'PAYLOAD_TOO_LARGE') this._direct(waiting, false)
+          else this._failUnsent(branch, waiting, code, why)
+        }
+      } else if (key.charCodeAt(0) === 112 /* p: a liveness check, asked again next time */) {
+        const branches = this.pings.get(key)
+        this.pings.delete(key)
+        if (branches !== undefined) for (const branch of branches) if (this.waiting.has(branch)) this.waiting.get(branch).pinged = false
+      } else {
+        const branch = Number(key)
+        const waiting = this.waiting.get(branch)
+        if (waiting !== undefined) this._failUnsent(branch, waiting, code, why)
+      }
+      return
+    }
+    if (code === 'PAYLOAD_TOO_LARGE' && subject.startsWith('_HAPPEN.') && subject.endsWith('.f')) {
+      const inbox = subject.slice(0, -1)
+      const error = JSON.stringify({ name: 'HappenError', code, message: `The reply could not be sent over NATS: ${why}` })
+      for (const item of JSON.parse(body).r) this._reply(inbox, item[0], 0, '[]', `${error},"(reply)"`)
+    }
+  }
+
+  _failUnsent(branch, waiting, code, why) {
+    this._failBranch(branch, code, `The event could not be sent to node '${waiting.node.id}' over NATS: ${why}`)
+  }
+}
+
+module.exports = { Requests }

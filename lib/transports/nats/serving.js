@@ -1,0 +1,189 @@
+'use strict'
+
+// Serving (methods of NatsTransport): events other processes send to the nodes of this one.
+// - A request or a frame entry runs through the runtime's one way in (host.receive), as one
+//   dispatch per entry, like a local fan-out; each node is answered as soon as its flow ends,
+//   with the steps it ran, and the answers of one turn leave together, split to fit
+//   max_payload. A node that is not (or no longer) here answers NO_RESPONDERS so its sender
+//   can look for it elsewhere.
+
+const { debug } = require('./debug')
+const { HappenError } = require('../../errors')
+const { REPLY_EVERY, checkJson, describeError, WireBatch } = require('./wire')
+
+/** Installed on NatsTransport.prototype by ./index.js. */
+class Serving {
+  /** A request on a node's subject: one event (or batch) for one local node. */
+  _onRequest(subject, reply, header, body) {
+    if (header === '') return this._onPing(reply, body)
+    const cut = reply.lastIndexOf('.') + 1
+    const id = this.localBySubject.get(subject)
+    this._serve(reply.slice(0, cut), [Number(reply.slice(cut))], [id], JSON.parse(header), JSON.parse(body), false)
+  }
+
+  /** A frame: entries [node ids, branch ids, event or batch], their causal contexts in the header; without one, a liveness check. */
+  _onFrame(reply, header, body) {
+    if (header === '') return this._onPing(reply, body)
+    const inbox = reply.slice(0, reply.lastIndexOf('.') + 1)
+    const causals = JSON.parse(header)
+    const entries = JSON.parse(body)
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i]
+      this._serve(inbox, entry[1], entry[0], causals[i], entry[2], true)
+      // A long frame: let the sender have the first answers while the rest are served.
+      if (i % REPLY_EVERY === REPLY_EVERY - 1 && i + 1 < entries.length && this.answers.length > 0) this._sendNow()
+    }
+  }
+
+  /**
+   * Runs, for an event from another runtime, the flows of the local nodes `ids` (one dispatch,
+   * like a local fan-out) and answers each node as soon as its flow ends; `branches[i]` is the
+   * sender's branch for `ids[i]`.
+   */
+  _serve(inbox, branches, ids, wire, input, framed) {
+    const host = this.host
+    let nodes = ids.map((id) => (id === undefined ? undefined : host.localNode(id)))
+    if (host.closed || nodes.includes(undefined)) {
+      const error = (id) => ({ name: 'HappenError', code: 'NO_RESPONDERS', message: `Node '${id}' is no longer served by this process` })
+      const keep = []
+      nodes.forEach((node, i) => {
+        // A frame's sender resends these on the node's subject (it may live elsewhere now).
+        if (node === undefined || host.closed) this._reply(inbox, branches[i], 0, '[]', `${JSON.stringify(error(ids[i]))},"(transport)",${framed ? 1 : 0}`)
+        else keep.push(i)
+      })
+      if (keep.length === 0) return
+      nodes = keep.map((i) => nodes[i])
+      branches = keep.map((i) => branches[i])
+    }
+    const causal = {
+      id: wire.id,
+      sender: wire.sender,
+      causationId: wire.causationId,
+      correlationId: wire.correlationId,
+      path: wire.path,
+      timestamp: wire.timestamp,
+    }
+    // Sent by a flow that serves one of this runtime's branches: caused by that branch.
+    const origin = wire.origin
+    const mine = origin !== undefined && origin[0] === this.rt && typeof causal.causationId === 'string' && causal.causationId.startsWith(host.prefix)
+    const senderRt = inbox.slice(8, -1)
+    let serving = this.serving.get(inbox)
+    if (serving === undefined) this.serving.set(inbox, (serving = new Set()))
+    for (const branch of branches) serving.add(branch)
+    const answer = { result: null, nodes, inbox, branches, serving }
+    let result
+    try {
+      result = host.receive({
+        sender: wire.sender === null ? null : host.localNode(wire.sender) ?? this.remoteNode(wire.sender),
+        nodes,
+        input,
+        causal,
+        cause: mine ? { seq: Number(causal.causationId.slice(host.prefix.length)), branch: origin[1] } : null,
+        batch: Array.isArray(input) ? new WireBatch(input, causal, wire.batch) : null,
+        origins: branches.map((branch) => [senderRt, branch]),
+        onTarget: (slot) => this._finished(answer, slot),
+      })
+    } catch (error) {
+      for (const branch of branches) serving.delete(branch)
+      if (serving.size === 0 && this.serving.get(inbox) === serving) this.serving.delete(inbox)
+      const text = `${JSON.stringify(describeError(error))},"(delivery)"`
+      for (const branch of branches) this._reply(inbox, branch, 0, '[]', text)
+      return
+    }
+    answer.result = result
+  }
+
+  /** A served node's flow ended: its answer leaves with this turn's replies. */
+  _finished(answer, slot) {
+    answer.serving.delete(answer.branches[slot])
+    // Peers come and go (each process has its own inbox): drop a peer's empty set.
+    if (answer.serving.size === 0 && this.serving.get(answer.inbox) === answer.serving) this.serving.delete(answer.inbox)
+    this.answers.push(answer, slot)
+    this._schedule()
+  }
+
+  /** Builds the replies of the flows that ended this turn (steps fetched once per delivery). */
+  _answerFinished() {
+    const list = this.answers
+    this.answers = []
+    // Steps the flows ran are in the runtime's journal until it reaches the core.
+    this.host.flushJournal()
+    let last = null
+    let steps = null
+    for (let i = 0; i < list.length; i += 2) {
+      const answer = list[i]
+      const slot = list[i + 1]
+      const result = answer.result
+      if (answer !== last) {
+        last = answer
+        steps = this.host.stepsOf(result)
+      }
+      const stepsText = steps[slot]
+      const node = answer.nodes[slot]
+      const outcome = result.outcome(slot)
+      const branch = answer.branches[slot]
+      if (outcome.ok) {
+        const value = outcome.value
+        let text
+        try {
+          checkJson(value, 'result', `The result of node '${node.id}'`)
+          text = JSON.stringify(value)
+          if (text !== undefined && text.length > this.messageLimit) this._fitsReply(text, node.id)
+        } catch (error) {
+          debug('the result of node %s cannot be sent to %s: %s', node.id, answer.inbox, error.message)
+          this._reply(answer.inbox, branch, 0, stepsText, `${JSON.stringify(describeError(error))},"(reply)"`)
+          continue
+        }
+        this._reply(answer.inbox, branch, 1, stepsText, text === undefined ? '' : text)
+      } else {
+        this._reply(answer.inbox, branch, 0, stepsText, `${JSON.stringify(describeError(outcome.error))},${JSON.stringify(outcome.step)}`)
+      }
+    }
+  }
+
+  /** Throws PAYLOAD_TOO_LARGE for a result the server would refuse in one message. */
+  _fitsReply(text, id) {
+    const size = Buffer.byteLength(text)
+    if (size + 1024 <= this.maxPayload) return
+    throw new HappenError(
+      'PAYLOAD_TOO_LARGE',
+      `The result of node '${id}' is ${size} bytes as JSON: more than the NATS server takes in one message (max_payload ${this.maxPayload} bytes)`,
+    )
+  }
+
+  /**
+   * Queues one reply for the runtime whose inbox is `inbox`; they leave together. Item:
+   * `[branch, ok (1|0), steps JSON (0: as the item before), rest]`, rest being the value (none:
+   * undefined) or `error, step[, retry]`.
+   */
+  _reply(inbox, branch, ok, steps, rest) {
+    let list = this.replies.get(inbox)
+    if (list === undefined) list = this._newReplies(inbox)
+    let item = `[${branch},${ok},${steps === list.steps ? '0' : steps}${rest === '' ? '' : ','}${rest}]`
+    // Replies split like requests: a message of them never exceeds the server's max_payload.
+    if (list.length > 0 && list.size + item.length > this.messageLimit) {
+      this._sendReplies(inbox, list)
+      list = this._newReplies(inbox)
+      item = `[${branch},${ok},${steps}${rest === '' ? '' : ','}${rest}]`
+    }
+    list.steps = steps
+    list.size += item.length + 1
+    list.push(item)
+  }
+
+  _newReplies(inbox) {
+    const list = []
+    list.steps = null
+    list.size = 0
+    this.replies.set(inbox, list)
+    this._schedule()
+    return list
+  }
+
+  /** One message of replies to the runtime whose inbox is `inbox`. */
+  _sendReplies(inbox, list) {
+    this.out.push(inbox + 'f', '', '', `{"h":${JSON.stringify(this.rt)},"r":[${list.join(',')}]}`)
+  }
+}
+
+module.exports = { Serving }
