@@ -49,11 +49,13 @@ struct Inbox {
     deliver: Deliver,
 }
 
-/// Open inboxes by (core handle, place). Posting takes an inbox out (an `Arc`) and calls its
+/// Open inboxes, by (core handle, place).
+type Inboxes = HashMap<(u32, PlaceId), Arc<Inbox>>;
+
+/// The open inboxes. Posting takes an inbox out (an `Arc`) and calls its
 /// function after the table's lock is released: the woken thread may post back at once.
-fn inboxes() -> MutexGuard<'static, HashMap<(u32, PlaceId), Arc<Inbox>>> {
-    static INBOXES: LazyLock<Mutex<HashMap<(u32, PlaceId), Arc<Inbox>>>> =
-        LazyLock::new(Default::default);
+fn inboxes() -> MutexGuard<'static, Inboxes> {
+    static INBOXES: LazyLock<Mutex<Inboxes>> = LazyLock::new(Default::default);
     INBOXES.lock().unwrap_or_else(|e| e.into_inner())
 }
 
