@@ -711,6 +711,28 @@ export interface HappenRuntime {
    * ```
    */
   shutdown(): Promise<void>
+  /**
+   * Starts a worker thread running `module` (a URL, or a file path relative to the working
+   * directory). In it, `createNode` and `initializeHappen()` from 'happen' give a runtime
+   * joined to this one's core: its nodes are reachable by id from every thread. Resolves once
+   * the module's top level has run. shutdown() terminates the workers it started.
+   */
+  worker(module: string | URL, options?: WorkerOptions): Promise<WorkerHandle>
+}
+
+export interface WorkerOptions {
+  /** Given to the module as `workerData` of 'node:worker_threads' (structured clone). */
+  workerData?: unknown
+  /** The thread's name (as `new Worker(..., { name })`). */
+  name?: string
+}
+
+export interface WorkerHandle {
+  readonly threadId: number
+  /** Ids of the nodes the module created at its top level. */
+  readonly nodes: string[]
+  /** Ends the thread; its nodes leave the runtime and their waiting entries fail with NODE_LOST. */
+  terminate(): Promise<void>
 }
 
 /**
@@ -740,13 +762,13 @@ export type HappenErrorCode =
   | 'INTERNAL'
   /** A handler id the core does not know (a bug in happen). */
   | 'UNKNOWN_HANDLER'
-  /** NATS: a payload or result JSON cannot carry (the message names the field). */
+  /** NATS: a payload or result JSON cannot carry; worker threads: one structured clone cannot (the message names the field). */
   | 'NOT_SERIALIZABLE'
   /** NATS: an event or batch larger, as JSON, than the server's max_payload. */
   | 'PAYLOAD_TOO_LARGE'
   /** NATS: no process hosts a node with that id. */
   | 'NO_RESPONDERS'
-  /** NATS: the process of a node went away while its flow was running. */
+  /** NATS: the process of a node went away while its flow was running; worker threads: its thread exited. */
   | 'NODE_LOST'
   /** NATS: the server could not be reached. */
   | 'CONNECTION_FAILED'
@@ -836,3 +858,5 @@ export function trace(idOrCorrelationId: string): TraceTree | null
  * ```
  */
 export function shutdown(): Promise<void>
+/** `worker()` of the default runtime (the one behind createNode). */
+export function worker(module: string | URL, options?: WorkerOptions): Promise<WorkerHandle>

@@ -1,7 +1,14 @@
 'use strict'
 
 // happen: the CommonJS entry. `index.mjs` re-exports these for ESM.
-const { initializeHappen, createNodeArray, HappenError } = require('./lib/runtime')
+const runtimeModule = require('./lib/runtime')
+const { createNodeArray, HappenError } = runtimeModule
+const threads = require('./lib/transports/workers')
+
+/** A new runtime; in a worker thread happen started, that thread's runtime (joined to its parent's core). */
+function initializeHappen(config) {
+  return threads.joinedRuntime() || runtimeModule.initializeHappen(config)
+}
 
 let defaultRuntime = null
 
@@ -18,4 +25,5 @@ module.exports = {
   node: (id) => runtime().node(id),
   trace: (id) => runtime().trace(id),
   shutdown: () => runtime().shutdown(),
+  worker: (module, options) => runtime().worker(module, options),
 }

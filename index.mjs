@@ -1,5 +1,5 @@
 // happen: the ES module entry, over the CommonJS one so both share one default runtime.
 import happen from './index.js'
 
-export const { initializeHappen, createNode, createNodeArray, node, trace, shutdown, HappenError } = happen
+export const { initializeHappen, createNode, createNodeArray, node, trace, shutdown, worker, HappenError } = happen
 export default happen

@@ -268,11 +268,17 @@ class SendResult {
 
   /**
    * A target that lives elsewhere finished there: `outcome` is { ok, value, matched } or
-   * { ok: false, error, step }. Its transport calls this once per target; later calls are ignored.
+   * { ok: false, error, step }, with `recorded: true` when the flow's runtime shares this one's
+   * core and recorded the outcome there itself. Its transport calls this once per target;
+   * later calls are ignored.
    */
   settleTarget(slot, outcome) {
     if (this.isDone(slot)) return
-    if (outcome.ok) {
+    if (outcome.recorded) {
+      // The flow ran on a runtime sharing this one's core, which recorded its outcome there.
+      if (outcome.ok) this._values[slot] = outcome.value
+      else (this._failures || (this._failures = [])).push({ slot, node: this._targets[slot].id, type: this._type, step: outcome.step, error: outcome.error })
+    } else if (outcome.ok) {
       this._values[slot] = outcome.value
       if (!outcome.matched && debug.enabled) debug.logUnmatched(this._type, this._targets[slot].id)
       this._runtime._recordOutcome(this._firstBranch + slot, outcome.matched ? FULFILLED : UNMATCHED, this._startedAt)

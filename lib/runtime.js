@@ -264,6 +264,45 @@ class TransportHost {
     return this._runtime._receive(message)
   }
 
+  /** The core this runtime uses, and its place there (0: the core is its own). */
+  get core() {
+    return this._runtime._core
+  }
+
+  get place() {
+    return this._runtime._place
+  }
+
+  /** A handle for a node the (shared) core already holds at `index`, whose handlers run elsewhere. */
+  handleAt(index, id) {
+    const runtime = this._runtime
+    const node = new RemoteNode(runtime, id, index, this._transport)
+    runtime._nodesByIndex[index] = node
+    return node
+  }
+
+  /** Forgets a handle made by handleAt (its node has left the core); sends to it say DISPOSED. */
+  releaseHandle(node) {
+    if (node._index < 0) return
+    const runtime = this._runtime
+    if (runtime._nodesByIndex[node._index] === node) {
+      runtime._nodesByIndex[node._index] = undefined
+      trimTail(runtime._nodesByIndex)
+    }
+    node._index = -1
+  }
+
+  /**
+   * Runs flows the shared core already planned on another thread (no new dispatch: the
+   * branches exist): message is { nodes (local, by target), branches, handlers (as planned),
+   * input, causal, batchCause (a batch: the causal context of the flow that sent it, or null), seq,
+   * correlation, type, startedAt (performance.now() of this thread), onTarget(i) }. Returns
+   * one result per target (target i is slot 0 of results[i]).
+   */
+  runPlanned(message) {
+    return this._runtime._runPlanned(message)
+  }
+
   flushJournal() {
     this._runtime._flushJournal()
   }
@@ -278,11 +317,16 @@ class TransportHost {
 }
 
 class Runtime {
-  constructor(config) {
+  /**
+   * `shared`: { core, place } to join a core another runtime of this process made (and keeps),
+   * as the runtime of `place`; its nodes run their handlers in this runtime.
+   */
+  constructor(config, shared) {
     const { historySize, transport } = checkConfig(config)
-    this._core = native.createCore(historySize)
+    this._core = shared === undefined ? native.createCore(historySize) : shared.core
+    this._place = shared === undefined ? 0 : shared.place
     this._prefix = native.idPrefix(this._core) + '-'
-    releaseWhenCollected.register(this, this._core, this)
+    if (shared === undefined) releaseWhenCollected.register(this, this._core, this)
     /** Plan buffers by depth of synchronously nested sends (see _planBuffer). */
     this._plans = []
     this._journal = new Float64Array(JOURNAL_SIZE)
@@ -340,7 +384,7 @@ class Runtime {
     checkNodeOptions(options)
     const transports = this._transports
     for (let i = 0; i < transports.length; i++) transports[i].beforeCreate(id)
-    const index = guard(() => native.createNode(this._core, id))
+    const index = guard(() => this._place === 0 ? native.createNode(this._core, id) : native.createNodeIn(this._core, id, this._place))
     const node = new Node(this, id, index)
     this._nodesByIndex[index] = node
     this._nodesById.set(id, node)
@@ -689,8 +733,9 @@ class Runtime {
         const firstHandler = at + 2
         at = firstHandler + n
         if (node._transport !== null) {
-          // Its transport starts all of this send's flows it reaches at once, below.
-          ;(elsewhere || (elsewhere = [])).push(slot)
+          // Its transport starts all of this send's flows it reaches at once, below, with the
+          // handlers the core planned there.
+          ;(elsewhere || (elsewhere = [])).push(slot, n === 0 ? null : n === 1 ? plan[firstHandler] : Array.prototype.slice.call(plan, firstHandler, at))
           continue
         }
         if (n === 0) {
@@ -793,17 +838,46 @@ class Runtime {
     const firstBranch = result._firstBranch
     let transport = nodes[slots[0]]._transport
     let group = []
-    const start = () => transport.start({ result, slots: group, wire: wires.get(transport), causal, batch, origin, broadcast })
+    const { _seq: seq, _correlation: correlation, _type: type, _startedAt: startedAt } = result
+    const start = () => transport.start({ result, slots: group, wire: wires.get(transport), causal, batch, origin, broadcast, seq, correlation, type, startedAt })
     let rest = null
-    for (let i = 0; i < slots.length; i++) {
+    // `slots`: slot, planned handlers, slot, planned handlers...
+    for (let i = 0; i < slots.length; i += 2) {
       const slot = slots[i]
       const node = nodes[slot]
-      const target = { slot, branch: firstBranch + slot, node }
+      const target = { slot, branch: firstBranch + slot, node, handlers: slots[i + 1] }
       if (node._transport === transport) group.push(target)
       else (rest || (rest = new Map())).has(node._transport) ? rest.get(node._transport).push(target) : rest.set(node._transport, [target])
     }
     start()
     if (rest !== null) for ([transport, group] of rest) start()
+  }
+
+  /** See TransportHost.runPlanned: each target is a send of its own to one node, already planned. */
+  _runPlanned(message) {
+    const { nodes, branches, handlers, input, causal, batchCause, seq, correlation, type, startedAt, onTarget } = message
+    const info = Array.isArray(input) ? new BatchInfo(this, seq, input, causal, batchCause) : null
+    const results = new Array(nodes.length)
+    for (let i = 0; i < nodes.length; i++) {
+      const node = nodes[i]
+      const planned = handlers[i]
+      const result = new SendResult(this, [node], false, causal.id, null, 1)
+      result._seq = seq
+      result._firstBranch = branches[i]
+      result._causal = causal
+      result._correlation = correlation
+      result._startedAt = startedAt
+      result._type = type
+      result._onTarget = () => onTarget(i)
+      results[i] = result
+      // A plan as the core writes it, for this one target.
+      const plan = [seq, branches[i], causal.timestamp, correlation, 1, 0, node._index]
+      if (planned === null) plan.push(0)
+      else if (typeof planned === 'number') plan.push(1, planned)
+      else plan.push(planned.length, ...planned)
+      this._runPlan(result, plan, input, info, undefined, null, undefined, false, flowStorage.getStore())
+    }
+    return results
   }
 
   /** An event from elsewhere (a transport's one way in): planned and run like a local send. */

@@ -33,7 +33,14 @@
 //                                   batch, origin, broadcast }: `causal` the send's causal
 //                                 context, `batch` the batch's contexts (causalAt(i)) or null,
 //                                 `origin` what the sending flow's own inbound message carried
-//                                 (see receive) or undefined, `broadcast` true for broadcast()
+//                                 (see receive) or undefined, `broadcast` true for broadcast(),
+//                                 `seq` the (first) event's number in the core, `correlation` the
+//                                 correlation's event number (-1: none of ours), `type` what
+//                                 failures call the event, `startedAt` the send's start
+//                                 (performance.now() of this thread); each slot also
+//                                 has the handler ids the core planned for it (`handlers`: an id,
+//                                 an array, or null for none) — a transport sharing the core runs
+//                                 exactly those
 //   flushSteps()                  before a trace: steps recorded elsewhere reach the core
 //   ready() -> Promise            connected, and every node created so far reachable
 //   close() -> Promise            shutdown(): settle what waits, release everything
@@ -54,13 +61,20 @@
 //   flushJournal()                local flows' steps and outcomes reach the core now
 //   stepsOf(result) -> string[]   per target, the JSON array of step names its flow ran
 //   addSteps(json)                records steps that flows elsewhere ran on this runtime's branches
+// For a transport whose nodes share this runtime's core (threads of one process):
+//   core / place                  the core's handle and this runtime's place in it (0: its own)
+//   handleAt(index, id) -> handle a handle for a node the core already holds, run elsewhere
+//   releaseHandle(handle)         forgets such a handle (its node left the core)
+//   runPlanned(message) -> results   runs flows the core planned on another thread (no new
+//                                 dispatch): { nodes, branches, handlers, input, causal,
+//                                 batchCause, seq, correlation, type, startedAt, onTarget }
 //
 // A kind of transport is registered by its config type (registerTransport) with
 // checkOptions(options), which throws a TypeError naming a bad field, and create(options,
 // historySize).
 //
 // On a result (SendResult): settleTarget(slot, outcome) with outcome { ok, value | error,
-// step, matched }, outcome(slot) -> { ok, value | error, step } of a finished target,
+// step, matched, recorded } (`recorded`: already in the shared core), outcome(slot) -> { ok, value | error, step } of a finished target,
 // isDone(slot), targets (the nodes, by slot).
 
 const { invalidArg } = require('./errors')

@@ -6,15 +6,18 @@
 //! keeps a fan-out to a single boundary crossing with no objects built on the Rust side, and
 //! no typed array to unwrap on each call (that costs more than the rest of a call's glue).
 //!
-//! The functions are free functions over a per-thread table of cores addressed by a small
+//! The functions are free functions over one process-wide table of cores addressed by a small
 //! integer: a napi-rs class method costs about 250 ns a call on this machine (it unwraps and
-//! checks `this`), a free function about 35 ns. Each JS thread (main or worker) loads its own
-//! table.
+//! checks `this`), a free function about 35 ns. The table is behind a mutex, so a core handle
+//! is valid on every thread of the process (worker threads join their parent's core, see
+//! `crate::threads`); uncontended, the lock costs a few ns a call. What a thread binds (its
+//! typed arrays, its pending plan) stays that thread's own.
 //!
 //! Every function is `catch_unwind`: a panic becomes a JS exception, never an abort. Errors
 //! carry their happen code as a `[CODE] ` prefix that the JS layer turns into a `HappenError`.
 
 use std::cell::RefCell;
+use std::sync::{Mutex, MutexGuard};
 
 use crate::core::slab::Slab;
 
@@ -27,17 +30,18 @@ use crate::core::{
     Targets,
 };
 
-fn coded(code: &str, message: impl std::fmt::Display) -> Error {
+pub(crate) fn coded(code: &str, message: impl std::fmt::Display) -> Error {
     Error::new(Status::GenericFailure, format!("[{code}] {message}"))
 }
 
-fn core_error(e: CoreError) -> Error {
+pub(crate) fn core_error(e: CoreError) -> Error {
     use crate::core::RegistryError::*;
     let code = match &e {
         CoreError::Registry(DuplicateNode(_)) => "DUPLICATE_NODE",
         CoreError::Registry(UnknownNode(_)) => "UNKNOWN_NODE",
         CoreError::Registry(UnknownHandler(_)) => "UNKNOWN_HANDLER",
         CoreError::Pattern(_) => "INVALID_PATTERN",
+        CoreError::ClosedPlace(_) => "NODE_LOST",
     };
     coded(code, e)
 }
@@ -46,20 +50,35 @@ fn core_error(e: CoreError) -> Error {
 /// timestamp, correlation seq (-1: external), target count.
 const PLAN_HEADER: usize = 6;
 
-/// One core and the scratch buffers its dispatches reuse.
-struct Slot {
-    core: Core,
+/// One core and the scratch buffers its dispatches reuse (within one call, under the lock).
+pub(crate) struct Slot {
+    pub(crate) core: Core,
     targets: Vec<NodeIndex>,
     types: Vec<NameId>,
-    /// A plan too large for `io`, kept until the JS layer fetches it with a larger array.
-    plan: Vec<f64>,
-    /// The JS layer's buffers (`bind_buffers`); held here, so they live as long as the core.
+}
+
+/// What one thread's runtime binds to a core: its own typed arrays (a JS thread's, usable on
+/// that thread only), and the plan of its last send, which waits there for `take_plan` without
+/// another thread's send replacing it. One per core handle, per thread.
+#[derive(Default)]
+struct Bound {
     io: Option<Float64Array>,
     journal: Option<Float64Array>,
+    /// A plan too large for `io`, kept until the JS layer fetches it with a larger array.
+    plan: Vec<f64>,
+}
+
+static CORES: Mutex<Slab<Slot>> = Mutex::new(Slab::new());
+
+/// The table; a panic while it was held (caught at the boundary) leaves it usable.
+fn cores() -> MutexGuard<'static, Slab<Slot>> {
+    CORES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 thread_local! {
-    static CORES: RefCell<Slab<Slot>> = const { RefCell::new(Slab::new()) };
+    static BOUND: RefCell<Vec<Bound>> = const { RefCell::new(Vec::new()) };
     /// The thread's argument buffer (`bind_args`): the hot calls take no arguments and read
     /// their core handle here, since napi-rs sets up a borrow scope (a lock and an
     /// allocation) for every call that has arguments and none for one that has none.
@@ -82,11 +101,21 @@ fn core_arg() -> Result<u32> {
     })
 }
 
-fn with_core<T>(handle: u32, f: impl FnOnce(&mut Slot) -> Result<T>) -> Result<T> {
-    CORES.with_borrow_mut(|cores| match cores.get_mut(handle) {
+fn with_bound<T>(core: u32, f: impl FnOnce(&mut Bound) -> Result<T>) -> Result<T> {
+    BOUND.with_borrow_mut(|all| {
+        let at = core as usize;
+        if all.len() <= at {
+            all.resize_with(at + 1, Bound::default);
+        }
+        f(&mut all[at])
+    })
+}
+
+pub(crate) fn with_core<T>(handle: u32, f: impl FnOnce(&mut Slot) -> Result<T>) -> Result<T> {
+    match cores().get_mut(handle) {
         Some(slot) => f(slot),
         None => Err(coded("SHUTDOWN", "this happen runtime has been shut down")),
-    })
+    }
 }
 
 /// Creates a core; returns its handle.
@@ -96,11 +125,8 @@ pub fn create_core(history_size: u32) -> u32 {
         core: Core::new(history_size as usize),
         targets: Vec::new(),
         types: Vec::new(),
-        plan: Vec::new(),
-        io: None,
-        journal: None,
     };
-    CORES.with_borrow_mut(|cores| cores.insert(slot))
+    cores().insert(slot)
 }
 
 /// Milliseconds on a monotonic clock since the addon's first use; the JS layer calibrates it
@@ -119,31 +145,40 @@ pub fn monotonic_ms() -> f64 {
 /// (finished flows). Binding again replaces them (a larger `io` for a large send).
 #[napi(catch_unwind)]
 pub fn bind_buffers(core: u32, io: Float64Array, journal: Float64Array) -> Result<()> {
-    with_core(core, |s| {
-        s.io = Some(io);
-        s.journal = Some(journal);
+    with_core(core, |_| Ok(()))?;
+    with_bound(core, |b| {
+        b.io = Some(io);
+        b.journal = Some(journal);
         Ok(())
     })
 }
 
-/// Runs `f` over the bound `io` and the core.
-fn with_io<T>(core: u32, f: impl FnOnce(&mut Slot, &mut [f64]) -> Result<T>) -> Result<T> {
-    with_core(core, |s| {
-        let mut io =
-            s.io.take()
+/// Runs `f` over the core, this thread's bound `io`, and its pending plan.
+fn with_io<T>(
+    core: u32,
+    f: impl FnOnce(&mut Slot, &mut Vec<f64>, &mut [f64]) -> Result<T>,
+) -> Result<T> {
+    with_bound(core, |b| {
+        let io =
+            b.io.as_mut()
                 .ok_or_else(|| coded("INTERNAL", "no io buffer bound to the core"))?;
-        // SAFETY: the JS layer does not touch `io` while a call into the core runs, and the
-        // core holds the array (its reference) for as long as the slice is used here.
-        let result = f(s, unsafe { io.as_mut() });
-        s.io = Some(io);
-        result
+        // SAFETY: the JS layer does not touch `io` while a call into the core runs, and this
+        // thread holds the array (its reference) for as long as the slice is used here.
+        let io = unsafe { io.as_mut() };
+        with_core(core, |s| f(s, &mut b.plan, io))
     })
 }
 
 /// Frees a core and everything it holds (nodes, handlers, history).
 #[napi(catch_unwind)]
 pub fn drop_core(handle: u32) {
-    CORES.with_borrow_mut(|cores| cores.remove(handle));
+    let dropped = cores().remove(handle);
+    let _ = with_bound(handle, |b| {
+        *b = Bound::default();
+        Ok(())
+    });
+    // Dropped outside the lock: freeing a large history takes a while.
+    drop(dropped);
 }
 
 #[napi(catch_unwind)]
@@ -192,8 +227,8 @@ pub fn dispatch_inbound(
     alias: String,
 ) -> Result<i32> {
     let length = plan_send(core, causation_id.as_deref(), correlation_id.as_deref())?;
+    let seq = with_bound(core, |b| Ok(b.plan[0] as EventSeq))?;
     with_core(core, |s| {
-        let seq = s.plan[0] as EventSeq;
         s.core.set_event_alias(seq, &alias);
         Ok(length)
     })
@@ -291,7 +326,7 @@ pub fn dispatch_with_ids(
 }
 
 fn plan_send(core: u32, causation: Option<&str>, correlation: Option<&str>) -> Result<i32> {
-    with_io(core, |slot, io| {
+    with_io(core, |slot, plan, io| {
         let header = io
             .get(..input::LEN)
             .ok_or_else(|| coded("INTERNAL", "io array too small for the send"))?;
@@ -348,7 +383,6 @@ fn plan_send(core: u32, causation: Option<&str>, correlation: Option<&str>) -> R
             types: &slot.types,
             count,
         };
-        let plan = &mut slot.plan;
         plan.clear();
         plan.resize(PLAN_HEADER, 0.0);
         let mut targets = 0;
@@ -381,8 +415,8 @@ fn plan_send(core: u32, causation: Option<&str>, correlation: Option<&str>) -> R
 /// Copies a plan that did not fit into the `io` given to `dispatch`.
 #[napi(catch_unwind)]
 pub fn take_plan(core: u32) -> Result<()> {
-    with_io(core, |s, io| {
-        let plan = std::mem::take(&mut s.plan);
+    with_io(core, |_, plan, io| {
+        let plan = std::mem::take(plan);
         let target = io
             .get_mut(..plan.len())
             .ok_or_else(|| coded("INTERNAL", "io array too small for the plan"))?;
@@ -427,16 +461,18 @@ pub fn max_flow_steps() -> u32 {
 /// id. Errors go one by one through `fail_branch`, so this path carries numbers only.
 #[napi(catch_unwind)]
 pub fn finish_branches(core: u32, count: u32) -> Result<()> {
-    with_core(core, |s| {
-        let journal = s
+    with_bound(core, |b| {
+        let journal = b
             .journal
             .as_deref()
             .ok_or_else(|| coded("INTERNAL", "no journal bound to the core"))?;
         let entries = journal
             .get(..count as usize * 3)
             .ok_or_else(|| coded("INTERNAL", "journal too small"))?;
-        finish(&mut s.core, entries);
-        Ok(())
+        with_core(core, |s| {
+            finish(&mut s.core, entries);
+            Ok(())
+        })
     })
 }
 

@@ -7,3 +7,5 @@ pub mod core;
 mod nats;
 #[cfg_attr(test, allow(dead_code))]
 mod panic;
+#[cfg_attr(test, allow(dead_code))]
+mod threads;

@@ -7,6 +7,7 @@ pub mod dispatch;
 pub mod ids;
 pub mod names;
 pub mod pattern;
+pub mod places;
 pub mod registry;
 pub mod slab;
 pub mod trace;
@@ -17,12 +18,14 @@ pub use causal::{BranchId, CausalStore, Cause, Correlation, Outcome};
 pub use ids::EventSeq;
 pub use names::NameId;
 pub use pattern::{Pattern, PatternError};
+pub use places::{PlaceId, HOME};
 pub use registry::{HandlerId, Matcher, NodeIndex, RegistryError, HOST_DECIDES};
 
 use causal::{Branch, NewDelivery};
 use dispatch::Dispatcher;
 use ids::EventIds;
 use names::{Interner, SharedNames};
+use places::Places;
 use registry::NodeRegistry;
 
 /// The longest flow a node may run: a step beyond it fails the flow.
@@ -64,6 +67,8 @@ pub struct Dispatched {
 pub enum CoreError {
     Registry(RegistryError),
     Pattern(PatternError),
+    /// A node was to be created for a place that is not (or no longer) open.
+    ClosedPlace(PlaceId),
 }
 
 impl std::fmt::Display for CoreError {
@@ -71,6 +76,7 @@ impl std::fmt::Display for CoreError {
         match self {
             CoreError::Registry(e) => e.fmt(f),
             CoreError::Pattern(e) => write!(f, "pattern {e}"),
+            CoreError::ClosedPlace(p) => write!(f, "thread place {p} has left this runtime"),
         }
     }
 }
@@ -95,6 +101,7 @@ pub struct Core {
     targets_scratch: Vec<NodeIndex>,
     pending_steps: Vec<(BranchId, NameId)>,
     branch_scratch: Vec<Branch>,
+    places: Places,
 }
 
 impl Core {
@@ -111,6 +118,7 @@ impl Core {
             targets_scratch: Vec::new(),
             pending_steps: Vec::new(),
             branch_scratch: Vec::new(),
+            places: Places::default(),
         }
     }
 
@@ -137,7 +145,52 @@ impl Core {
     }
 
     pub fn dispose_node(&mut self, node: NodeIndex) -> Result<Vec<HandlerId>, CoreError> {
-        Ok(self.nodes.dispose(node, &mut self.node_names)?)
+        let released = self.nodes.dispose(node, &mut self.node_names)?;
+        self.places.release(node);
+        Ok(released)
+    }
+
+    /// Opens a place for another thread runtime joining this core.
+    pub fn join_place(&mut self) -> PlaceId {
+        self.places.join()
+    }
+
+    /// Creates a node whose handlers run on `place` (an open one).
+    pub fn create_node_in(&mut self, name: &str, place: PlaceId) -> Result<NodeIndex, CoreError> {
+        if !self.places.is_open(place) {
+            return Err(CoreError::ClosedPlace(place));
+        }
+        let node = self.nodes.create(name, &mut self.node_names)?;
+        self.places.assign(node, place);
+        Ok(node)
+    }
+
+    /// The place that runs a live node's handlers.
+    pub fn node_place(&self, node: NodeIndex) -> Option<PlaceId> {
+        self.nodes.get(node).map(|_| self.places.owner(node))
+    }
+
+    /// Every open place of this core.
+    pub fn open_places(&self) -> Vec<PlaceId> {
+        self.places.open().collect()
+    }
+
+    /// The live nodes whose handlers run anywhere but `place`, with the place of each.
+    pub fn nodes_elsewhere(&self, place: PlaceId) -> Vec<(NodeIndex, PlaceId)> {
+        self.nodes
+            .live_nodes()
+            .map(|node| (node, self.places.owner(node)))
+            .filter(|&(_, owner)| owner != place)
+            .collect()
+    }
+
+    /// Closes a place and disposes every node it owned; returns those nodes' indices.
+    pub fn leave_place(&mut self, place: PlaceId) -> Vec<NodeIndex> {
+        let lost = self.places.leave(place, self.nodes.live_nodes());
+        for &node in &lost {
+            let _ = self.dispose_node(node);
+        }
+        lost
     }
 
     pub fn find_node(&self, name: &str) -> Option<NodeIndex> {

@@ -1,0 +1,148 @@
+'use strict'
+
+// Worker-thread nodes: `runtime.worker(module, { workerData, name })` starts a worker thread
+// whose happen runtime joins this runtime's core, runs `module` there, and resolves once the
+// module's top level has run (its nodes are then reachable by id from every thread).
+//
+// In such a thread, `import { createNode, initializeHappen } from 'happen'` gives that joined
+// runtime (initializeHappen() returns it rather than a runtime of its own), and
+// `require('node:worker_threads').workerData` is the caller's `workerData`.
+//
+// The thread that started a worker watches it: when it ends (terminate(), process.exit() in
+// it, an uncaught error), its place leaves the core, its nodes' waiting entries fail with
+// NODE_LOST everywhere, and its nodes are gone. shutdown() of the starting runtime terminates
+// the workers it started.
+
+const { Worker } = require('node:worker_threads')
+const { pathToFileURL } = require('node:url')
+const path = require('node:path')
+const native = require('../../native')
+const { HappenError, invalidArg } = require('../../errors')
+const { Runtime } = require('../../runtime')
+const { ThreadTransport } = require('./transport')
+const { rebuildError } = require('./wire')
+
+const BOOTSTRAP = path.join(__dirname, 'bootstrap.mjs')
+
+/** Each runtime's thread transport, made the first time it needs one. */
+const transports = new WeakMap()
+
+/** This thread's runtime when happen started the thread (see joinThread), else null. */
+let joined = null
+
+function transportOf(runtime) {
+  let transport = transports.get(runtime)
+  if (transport === undefined) {
+    transport = new ThreadTransport()
+    transports.set(runtime, transport)
+    runtime._addTransport(transport)
+  }
+  return transport
+}
+
+/** Makes this thread's runtime, joined to the core its parent passed (bootstrap.mjs). */
+function joinThread({ core, place }) {
+  joined = new Runtime(undefined, { core, place })
+  transportOf(joined)
+  return joined
+}
+
+const joinedRuntime = () => joined
+
+/** The ids of the nodes this thread's joined runtime holds. */
+const joinedNodeIds = () => [...transportOf(joined).host.localIds()]
+
+function moduleUrl(module) {
+  if (module instanceof URL) return module.href
+  if (typeof module !== 'string' || module.length === 0) {
+    throw invalidArg('module', 'a module URL (new URL(..., import.meta.url)) or a file path', module)
+  }
+  if (/^(file|data):/.test(module)) return module
+  return pathToFileURL(path.resolve(module)).href
+}
+
+function checkOptions(options) {
+  if (options === undefined) return {}
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw invalidArg('options', 'an object { workerData, name }', options)
+  }
+  for (const key of Object.keys(options)) {
+    if (key !== 'workerData' && key !== 'name') throw invalidArg(`options.${key}`, 'one of workerData, name', options[key])
+  }
+  if (options.name !== undefined && typeof options.name !== 'string') throw invalidArg('options.name', 'a string', options.name)
+  return options
+}
+
+/** Starts a worker thread running `module` with nodes joined to `runtime`'s core. */
+function startWorker(runtime, module, options) {
+  try {
+    const url = moduleUrl(module)
+    const { workerData, name } = checkOptions(options)
+    const transport = transportOf(runtime)
+    if (transport.host.closed) throw new HappenError('SHUTDOWN', 'Cannot worker(): this happen runtime has been shut down')
+    const place = native.joinCore(transport.core)
+    return launch(transport, place, url, workerData, name)
+  } catch (error) {
+    return Promise.reject(error)
+  }
+}
+
+function launch(transport, place, url, workerData, name) {
+  const { core } = transport
+  let thread
+  try {
+    thread = new Worker(BOOTSTRAP, { workerData: { happen: { core, place, module: url }, user: workerData }, name })
+  } catch (error) {
+    native.leavePlace(core, place)
+    throw error.name === 'DataCloneError'
+      ? new HappenError('NOT_SERIALIZABLE', `options.workerData cannot cross to another thread: ${error.message}`)
+      : error
+  }
+  let failure = null
+  let ended
+  const gone = new Promise((resolve) => (ended = resolve))
+  const record = {
+    thread,
+    waiting: 0,
+    terminate: () => thread.terminate().then(() => gone),
+  }
+  transport.workers.set(place, record)
+  thread.on('error', (error) => {
+    failure = error
+  })
+  thread.once('exit', (code) => {
+    // Answers the thread posted before it ended are taken first (they are already queued).
+    setImmediate(() => {
+      native.leavePlace(core, place)
+      transport.workers.delete(place)
+      const reason = failure ?? (code === 0 ? null : `exit code ${code}`)
+      transport.placeLost(place, reason)
+      transport.announceLost(place, reason instanceof Error ? `${reason.name}: ${reason.message}` : reason)
+      ended()
+    })
+  })
+  return new Promise((resolve, reject) => {
+    const started = (message) => {
+      thread.off('exit', early)
+      if (message.failed !== undefined) {
+        reject(rebuildError(message.failed, null))
+        thread.terminate()
+        return
+      }
+      if (record.waiting === 0) thread.unref()
+      resolve({ threadId: thread.threadId, nodes: message.nodes, terminate: record.terminate })
+    }
+    const early = (code) => {
+      thread.off('message', started)
+      reject(failure ?? new HappenError('NODE_LOST', `The worker for ${url} exited (code ${code}) before its module ran`))
+    }
+    thread.once('message', started)
+    thread.once('exit', early)
+  })
+}
+
+Runtime.prototype.worker = function worker(module, options) {
+  return startWorker(this, module, options)
+}
+
+module.exports = { startWorker, joinThread, joinedRuntime, joinedNodeIds }

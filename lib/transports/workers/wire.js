@@ -1,0 +1,197 @@
+'use strict'
+
+// What crosses between the threads of one process: values by structured clone (`v8.serialize`,
+// what postMessage copies: Maps, Sets, Dates, RegExps, typed arrays and Buffers survive), and
+// errors as { message, name, code, stack } rebuilt on the other side.
+//
+// A value structured clone cannot copy (a function, a symbol, a Promise, a WeakMap, ...) is
+// refused with NOT_SERIALIZABLE naming the field (`payload.callback`, `events[2].payload.fn`).
+
+const v8 = require('node:v8')
+const { HappenError } = require('../../errors')
+
+/**
+ * `value` as it crosses: JSON text when JSON carries it exactly as structured clone would
+ * (plain objects and arrays of strings, finite numbers, booleans and null: cheaper both ways),
+ * else structured-clone bytes. Throws NOT_SERIALIZABLE naming the field that cannot cross.
+ */
+function encode(value, path, what) {
+  return plain(value, 0) ? JSON.stringify(value) : serialize(value, path, what)
+}
+
+/** Whether JSON round-trips `value` exactly as structured clone does (deep or odd: no). */
+function plain(value, depth) {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true
+    case 'number':
+      return Number.isFinite(value) && !Object.is(value, -0)
+    case 'object':
+      break
+    default:
+      return false
+  }
+  if (value === null) return true
+  if (depth > 32) return false
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (!plain(value[i], depth + 1)) return false
+    return true
+  }
+  if (Object.getPrototypeOf(value) !== Object.prototype) return false
+  for (const key in value) {
+    if (!Object.prototype.hasOwnProperty.call(value, key)) return false
+    if (!plain(value[key], depth + 1)) return false
+  }
+  return true
+}
+
+/** Serializes `value`, or throws NOT_SERIALIZABLE naming the field that cannot cross. */
+function serialize(value, path, what) {
+  try {
+    return v8.serialize(value)
+  } catch (error) {
+    const problem = uncloneable(value, path, new Set()) ?? `${path}: ${error.message}`
+    throw new HappenError('NOT_SERIALIZABLE', `${what} cannot cross to another thread: ${problem}`)
+  }
+}
+
+const deserialize = (bytes) => v8.deserialize(bytes)
+
+/**
+ * One message between threads: a small JSON header (numbers, ids, the causal context) and an
+ * optional body, as `encode` made it. Layout: u32 LE header length (its top bit set when the
+ * body is JSON text), header, body. JSON costs a fraction of v8.serialize for the header, and
+ * the body (already encoded once to be checked) goes in as it is.
+ */
+const JSON_BODY = 0x80000000
+
+function frame(header, body) {
+  const json = JSON.stringify(header)
+  const length = Buffer.byteLength(json)
+  if (typeof body === 'string') {
+    const bodyLength = Buffer.byteLength(body)
+    const bytes = Buffer.allocUnsafe(4 + length + bodyLength)
+    bytes.writeUInt32LE((length | JSON_BODY) >>> 0, 0)
+    bytes.write(json, 4, length, 'utf8')
+    bytes.write(body, 4 + length, bodyLength, 'utf8')
+    return bytes
+  }
+  const bytes = Buffer.allocUnsafe(4 + length + (body === null ? 0 : body.length))
+  bytes.writeUInt32LE(length, 0)
+  bytes.write(json, 4, length, 'utf8')
+  if (body !== null) body.copy(bytes, 4 + length)
+  return bytes
+}
+
+/** The header of a frame; `bodyOf` gives its body. */
+function headerOf(bytes) {
+  const length = bytes.readUInt32LE(0) & ~JSON_BODY
+  return JSON.parse(bytes.toString('utf8', 4, 4 + length))
+}
+
+function bodyOf(bytes) {
+  const word = bytes.readUInt32LE(0)
+  const start = 4 + (word & ~JSON_BODY)
+  return word & JSON_BODY ? JSON.parse(bytes.toString('utf8', start)) : v8.deserialize(bytes.subarray(start))
+}
+
+const CLONEABLE = [Date, RegExp, ArrayBuffer, DataView, Boolean, Number, String]
+
+/** Where structured clone fails inside `value`, as a sentence naming the field, or null. */
+function uncloneable(value, path, seen) {
+  switch (typeof value) {
+    case 'function':
+      return `${path} is a function${value.name ? ` (${value.name})` : ''}`
+    case 'symbol':
+      return `${path} is a Symbol`
+    case 'object':
+      break
+    default:
+      return null
+  }
+  if (value === null || seen.has(value)) return null
+  seen.add(value)
+  if (ArrayBuffer.isView(value) || CLONEABLE.some((type) => value instanceof type)) return null
+  if (value instanceof Error) return null
+  if (value instanceof Map) {
+    let i = 0
+    for (const [key, entry] of value) {
+      const problem = uncloneable(key, `${path}.<key ${i}>`, seen) ?? uncloneable(entry, `${path}.get(${describeKey(key)})`, seen)
+      if (problem !== null) return problem
+      i++
+    }
+    return null
+  }
+  if (value instanceof Set) {
+    let i = 0
+    for (const entry of value) {
+      const problem = uncloneable(entry, `${path}.<entry ${i++}>`, seen)
+      if (problem !== null) return problem
+    }
+    return null
+  }
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const problem = uncloneable(value[i], `${path}[${i}]`, seen)
+      if (problem !== null) return problem
+    }
+    return null
+  }
+  // A class instance clones as a plain object of its own fields, unless V8 refuses its kind.
+  if (value instanceof Promise || value instanceof WeakMap || value instanceof WeakSet || value instanceof WeakRef) {
+    return `${path} is a ${value.constructor.name}`
+  }
+  for (const key of Object.keys(value)) {
+    const problem = uncloneable(value[key], /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`, seen)
+    if (problem !== null) return problem
+  }
+  return null
+}
+
+function describeKey(key) {
+  return typeof key === 'string' ? JSON.stringify(key) : typeof key === 'object' ? '<object>' : String(key)
+}
+
+/** An error as it crosses: what a plain rebuild needs (structured clone drops `code`). */
+function describeError(error) {
+  if (error instanceof Error) {
+    return { message: error.message, name: error.name, code: error.code ?? null, stack: error.stack ?? null, details: errorDetails(error) }
+  }
+  return { thrown: cloneOrString(error) }
+}
+
+/** The HappenError details (results, errors, pending...) a failure carries, where they clone. */
+function errorDetails(error) {
+  if (!(error instanceof HappenError)) return null
+  const details = {}
+  for (const key of ['results', 'errors', 'pending', 'failures']) {
+    if (error[key] !== undefined) details[key] = cloneOrString(error[key])
+  }
+  return details
+}
+
+function cloneOrString(value) {
+  try {
+    v8.serialize(value)
+    return value
+  } catch {
+    return String(value)
+  }
+}
+
+/** The error a flow elsewhere threw, rebuilt here; `node` names where it was thrown. */
+function rebuildError(described, node) {
+  if (described !== null && typeof described === 'object' && 'thrown' in described) return described.thrown
+  const { message, name, code, stack, details } = described
+  const error = name === 'HappenError' ? new HappenError(code, message, details ?? undefined) : new Error(message)
+  if (name !== 'HappenError') {
+    if (name && name !== 'Error') Object.defineProperty(error, 'name', { value: name, writable: true, configurable: true })
+    if (code !== null && code !== undefined) error.code = code
+  }
+  if (stack) error.stack = stack
+  error.node = node
+  return error
+}
+
+module.exports = { encode, serialize, deserialize, frame, headerOf, bodyOf, describeError, rebuildError }
