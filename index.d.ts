@@ -716,10 +716,24 @@ export interface HappenRuntime {
    * directory). In it, `createNode` and `initializeHappen()` from 'happen' give a runtime
    * joined to this one's core: its nodes are reachable by id from every thread. Resolves once
    * the module's top level has run. shutdown() terminates the workers it started.
+   *
+   * @example
+   * ```ts
+   * const thread = await happen.worker(new URL('./resize.mjs', import.meta.url), { name: 'resize' })
+   * const result = await happen.node('resizer').process({ type: 'image.resize', payload: { width: 64 } })
+   * ```
    */
   worker(module: string | URL, options?: WorkerOptions): Promise<WorkerHandle>
 }
 
+/**
+ * Options of `worker()`.
+ *
+ * @example
+ * ```ts
+ * await worker('./hasher.mjs', { name: 'hasher', workerData: { rounds: 10 } })
+ * ```
+ */
 export interface WorkerOptions {
   /** Given to the module as `workerData` of 'node:worker_threads' (structured clone). */
   workerData?: unknown
@@ -727,11 +741,27 @@ export interface WorkerOptions {
   name?: string
 }
 
+/**
+ * A worker thread started by `worker()`.
+ *
+ * @example
+ * ```ts
+ * const thread = await worker('./hasher.mjs')
+ * console.log(thread.threadId, thread.nodes) // e.g. 1 [ 'hasher' ]
+ * ```
+ */
 export interface WorkerHandle {
   readonly threadId: number
   /** Ids of the nodes the module created at its top level. */
   readonly nodes: string[]
-  /** Ends the thread; its nodes leave the runtime and their waiting entries fail with NODE_LOST. */
+  /**
+   * Ends the thread; its nodes leave the runtime and their waiting entries fail with NODE_LOST.
+   *
+   * @example
+   * ```ts
+   * await thread.terminate()
+   * ```
+   */
   terminate(): Promise<void>
 }
 
@@ -858,5 +888,15 @@ export function trace(idOrCorrelationId: string): TraceTree | null
  * ```
  */
 export function shutdown(): Promise<void>
-/** `worker()` of the default runtime (the one behind createNode). */
+/**
+ * `worker()` of the default runtime (the one behind createNode).
+ *
+ * @example
+ * ```ts
+ * import { worker, node } from 'happen'
+ *
+ * await worker('./hasher.mjs')
+ * const digest = await node('hasher').process({ type: 'hash', payload: 'abc' })
+ * ```
+ */
 export function worker(module: string | URL, options?: WorkerOptions): Promise<WorkerHandle>
