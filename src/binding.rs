@@ -192,7 +192,7 @@ pub fn create_node(core: u32, name: String) -> Result<u32> {
 }
 
 // --- NATS transport hooks: remote nodes and their steps. Everything else of the
-// --- transport lives in src/nats.rs and lib/nats.js.
+// --- transport lives in src/nats.rs and lib/transports/nats/.
 
 /// Registers a node of another process by id; a send plans it as a target without handlers
 /// (its branch stays running until the transport finishes it through `finish_branches`).

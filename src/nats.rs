@@ -13,7 +13,7 @@
 //! event loop alive.
 //!
 //! The headers hold happen's causal context (`happen-causal`, JSON); bodies are JSON text made
-//! by the JS layer. Nothing here interprets either: the JS transport (lib/nats.js) does.
+//! by the JS layer. Nothing here interprets either: the JS transport (lib/transports/nats/) does.
 
 use std::cell::RefCell;
 use std::collections::HashMap;

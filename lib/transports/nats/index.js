@@ -2,7 +2,7 @@
 
 // The NATS transport: nodes in other processes addressed by id like local ones.
 //
-// Wire (see src/nats.rs for the connection itself; this folder: wire.js the codec, presence.js node ids and presence, requests.js requests and reply correlation, serving.js serving other processes, liveness.js liveness checks). <rt> is a runtime's id prefix.
+// Wire (see src/nats.rs for the connection itself; this folder: wire.js the codec, presence.js node ids and presence, requests.js requests and reply correlation, serving.js serving other processes, kept.js the replies kept for requesters that lost them, liveness.js liveness checks). <rt> is a runtime's id prefix.
 //   happen.node.<id>   one subscription per local node. A request carries the event (JSON body)
 //                      and its causal context (header `happen-causal`, JSON); its reply subject
 //                      `_HAPPEN.<rt>.<branch>` names the sender's branch. No node there: the
@@ -24,6 +24,7 @@
 //   happen.presence    who hosts which node ids, so broadcast reaches every node.
 
 const native = require('../../native')
+const debug = require('../../debug')
 const { HappenError } = require('../../errors')
 const { performance } = require('node:perf_hooks')
 const { PRESENCE, checkJson } = require('./wire')
@@ -31,6 +32,7 @@ const { Presence } = require('./presence')
 const { Requests } = require('./requests')
 const { Serving } = require('./serving')
 const { Liveness } = require('./liveness')
+const { KeptReplies } = require('./kept')
 
 /** The NATS transport (lib/transport.js): nodes of other processes, reached by id. */
 class NatsTransport {
@@ -75,6 +77,20 @@ class NatsTransport {
     this.flushes = new Map()
     this.pings = new Map()
     this.nextToken = 1
+    /**
+     * Reply messages sent lately. A reply the server lost (it restarted) is sent again when its
+     * requester asks after it, and its request, sent again, is not run twice. Kept for
+     * `retention` ms; from a disconnection until `recovering` has passed, everything since the
+     * disconnection is kept (see _trimKept).
+     */
+    this.kept = new KeptReplies()
+    this.retention = Math.max(1000, this.heartbeat)
+    this.disconnectedAt = -1
+    this.recovering = -Infinity
+    /** Reconnections so far: a request sent before one may have been lost with the old connection. */
+    this.reconnections = 0
+    /** Until then (after a reconnection), a process that does not answer may not be back yet. */
+    this.graceUntil = -Infinity
     /** Outbound messages of this turn: subject, reply, header, body (see nats_send). */
     this.out = []
     this.scheduled = false
@@ -245,6 +261,7 @@ class NatsTransport {
   }
 
   _onStatus(event, detail) {
+    if (debug.enabled && !event.startsWith('flush')) debug.logTransport('nats', '%s %s', event, detail)
     if (event === 'connected') {
       this.state = 'connected'
       const max = Number(detail)
@@ -276,9 +293,16 @@ class NatsTransport {
       this._hold(-1)
       if (event === 'flushed') flush.resolve()
       else flush.reject(new HappenError('CONNECTION_FAILED', `NATS flush failed: ${detail}`))
+    } else if (event === 'disconnected' && this.state === 'connected') {
+      if (this.disconnectedAt < 0) this.disconnectedAt = performance.now()
     } else if (event === 'reconnected' && this.state === 'connected') {
       // Whatever was in flight while the server was away may be lost, liveness pings and their
-      // answers included: check everything again at once.
+      // answers included: check everything again at once. The other processes reconnect too,
+      // each in its own time: one that does not answer yet is asked again for a while.
+      const now = performance.now()
+      this.reconnections++
+      this.graceUntil = now + Math.max(3000, 3 * this.heartbeat)
+      this.recovering = now + Math.max(10_000, 10 * this.heartbeat)
       for (const waiting of this.waiting.values()) {
         waiting.sentAt = -Infinity
         waiting.pinged = false

@@ -9,7 +9,7 @@
 // - Every process announces its nodes on happen.presence (up/down, and again to a process that
 //   says hello); handles of announced nodes are what broadcast reaches.
 
-const { debug } = require('./debug')
+const debug = require('../../debug')
 const native = require('../../native')
 const { HappenError } = require('../../errors')
 const { performance } = require('node:perf_hooks')
@@ -130,7 +130,7 @@ class Presence {
       'DUPLICATE_NODE',
       `Node '${node.id}' was refused: another process${host === null ? '' : ` (happen runtime ${host})`} already hosts a node with this id on NATS, and keeps it; node ids are unique across the processes of one NATS deployment`,
     )
-    debug('%s', error.message)
+    debug.logTransport('nats', '%s', error.message)
     this.refused.push(error)
     // A node that had already been announced gives way after ready() may have resolved.
     if (late) process.emitWarning(error.message, { code: 'DUPLICATE_NODE' })
@@ -180,6 +180,9 @@ class Presence {
     if (message.from === this.inbox) {
       if (message.first === true) for (const id of message.up) this._heard(id)
       return
+    }
+    if (debug.enabled && (message.up || message.down)) {
+      debug.logTransport('nats', 'nodes up %j, down %j', message.up ?? [], message.down ?? [])
     }
     if (message.hello !== undefined) {
       if (message.hello === this.inbox || this.subscriptions.size === 0) return

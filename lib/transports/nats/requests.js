@@ -8,7 +8,7 @@
 //   subject; "no responders" fails it NO_RESPONDERS (a broadcast target gets null instead);
 //   a message that could not be published fails it with the connection's code.
 
-const { debug } = require('./debug')
+const debug = require('../../debug')
 const { HappenError } = require('../../errors')
 const { performance } = require('node:perf_hooks')
 const { FRAME_LIMIT, subjectOf, remoteError } = require('./wire')
@@ -32,7 +32,22 @@ class Requests {
     let direct = null
     for (let i = 0; i < remote.length; i++) {
       const { slot, branch, node } = remote[i]
-      const waiting = { result, slot, branch, node, sentAt: now, causal: causalText, body, frame: 0, host: null, pinged: false, broadcast }
+      const waiting = {
+        result,
+        slot,
+        branch,
+        node,
+        sentAt: now,
+        causal: causalText,
+        body,
+        frame: 0,
+        host: null,
+        pinged: false,
+        broadcast,
+        // Reconnections before it left (see _resendable) and how often it was sent again.
+        epoch: this.reconnections,
+        resent: 0,
+      }
       this.waiting.set(branch, waiting)
       const host = this.useFrames ? this.hostOf.get(node.id) : undefined
       if (host === undefined) (direct || (direct = [])).push(waiting)
@@ -42,10 +57,11 @@ class Requests {
     if (direct !== null) for (let i = 0; i < direct.length; i++) this._direct(direct[i], i > 0)
   }
 
-  /** Sends one branch's request on its node's subject. */
-  _direct(waiting, sameBody) {
+  /** Sends one branch's request on its node's subject (`again`: it may have arrived already). */
+  _direct(waiting, sameBody, again = false) {
     waiting.frame = 0
-    this._out(subjectOf(waiting.node.id), this.inbox + waiting.branch, waiting.causal, sameBody ? '\0' : waiting.body)
+    const causal = again ? `${waiting.causal.slice(0, -1)},"again":1}` : waiting.causal
+    this._out(subjectOf(waiting.node.id), this.inbox + waiting.branch, causal, sameBody ? '\0' : waiting.body)
   }
 
   /**
@@ -184,6 +200,13 @@ class Requests {
     if (header === 'status:503') {
       const waiting = this.waiting.get(branch)
       const id = waiting ? waiting.node.id : '?'
+      if (waiting && waiting.epoch < this.reconnections && performance.now() < this.graceUntil) {
+        // Sent again after a reconnection before its process was back: asked again later.
+        waiting.frame = 0
+        waiting.pinged = false
+        waiting.sentAt = performance.now()
+        return
+      }
       // Not (or no longer) hosted anywhere: out of the broadcast list until announced again.
       if (waiting) {
         waiting.node._listed = false
@@ -211,7 +234,7 @@ class Requests {
     const cut = reason.indexOf(' ')
     const code = reason.slice(0, cut)
     const why = reason.slice(cut + 1)
-    debug('could not publish to %s (reply %s): %s', subject, reply || '-', reason)
+    debug.logTransport('nats', 'could not publish to %s (reply %s): %s', subject, reply || '-', reason)
     if (reply.startsWith(this.inbox)) {
       const key = reply.slice(this.inbox.length)
       if (key.charCodeAt(0) === 120 /* x: a frame of requests */) {

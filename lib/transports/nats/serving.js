@@ -6,9 +6,13 @@
 //   with the steps it ran, and the answers of one turn leave together, split to fit
 //   max_payload. A node that is not (or no longer) here answers NO_RESPONDERS so its sender
 //   can look for it elsewhere.
+// - Every reply message sent is kept a while (see kept.js): a requester that lost one (the
+//   server restarted) gets it again when it asks after its branch, and a request sent again
+//   (marked `again`) whose flow runs here still, or whose reply is kept, is not run twice.
 
-const { debug } = require('./debug')
+const debug = require('../../debug')
 const { HappenError } = require('../../errors')
+const { performance } = require('node:perf_hooks')
 const { REPLY_EVERY, checkJson, describeError, WireBatch } = require('./wire')
 
 /** Installed on NatsTransport.prototype by ./index.js. */
@@ -18,7 +22,16 @@ class Serving {
     if (header === '') return this._onPing(reply, body)
     const cut = reply.lastIndexOf('.') + 1
     const id = this.localBySubject.get(subject)
-    this._serve(reply.slice(0, cut), [Number(reply.slice(cut))], [id], JSON.parse(header), JSON.parse(body), false)
+    const inbox = reply.slice(0, cut)
+    const branch = Number(reply.slice(cut))
+    const wire = JSON.parse(header)
+    if (wire.again === 1) {
+      // Sent again (it may have arrived before): not run twice. Its flow runs here still, or
+      // its kept reply goes again.
+      const serving = this.serving.get(inbox)
+      if (serving?.has(branch) || this._replyAgain(inbox, branch, this.kept.of(inbox))) return
+    }
+    this._serve(inbox, [branch], [id], wire, JSON.parse(body), false)
   }
 
   /** A frame: entries [node ids, branch ids, event or batch], their causal contexts in the header; without one, a liveness check. */
@@ -130,7 +143,8 @@ class Serving {
           text = JSON.stringify(value)
           if (text !== undefined && text.length > this.messageLimit) this._fitsReply(text, node.id)
         } catch (error) {
-          debug('the result of node %s cannot be sent to %s: %s', node.id, answer.inbox, error.message)
+          const why = error.message
+          debug.logTransport('nats', 'the result of node %s cannot be sent to %s: %s', node.id, answer.inbox, why)
           this._reply(answer.inbox, branch, 0, stepsText, `${JSON.stringify(describeError(error))},"(reply)"`)
           continue
         }
@@ -182,7 +196,35 @@ class Serving {
 
   /** One message of replies to the runtime whose inbox is `inbox`. */
   _sendReplies(inbox, list) {
-    this.out.push(inbox + 'f', '', '', `{"h":${JSON.stringify(this.rt)},"r":[${list.join(',')}]}`)
+    const text = `{"h":${JSON.stringify(this.rt)},"r":[${list.join(',')}]}`
+    this.kept.keep(performance.now(), inbox, text)
+    this.out.push(inbox + 'f', '', '', text)
+  }
+
+  /** Drops kept replies past the retention (all since a disconnection while recovering from it). */
+  _trimKept() {
+    const now = performance.now()
+    if (this.disconnectedAt >= 0 && now > this.recovering && this.state === 'connected') this.disconnectedAt = -1
+    this.kept.dropBefore((this.disconnectedAt >= 0 ? Math.min(this.disconnectedAt, now) : now) - this.retention)
+  }
+
+  /** Sends the kept reply of `inbox`'s `branch` again (`kept`: this.kept.of(inbox)); false when none is kept. */
+  _replyAgain(inbox, branch, kept) {
+    const found = kept.get(branch)
+    if (found === undefined) return false
+    const [items, at] = found
+    // Its steps may be "as the item before" (0): the item goes alone, with its own.
+    const item = [...items[at]]
+    for (let j = at - 1; item[2] === 0 && j >= 0; j--) if (items[j][2] !== 0) item[2] = items[j][2]
+    if (item[2] === 0) item[2] = []
+    debug.logTransport('nats', 'sending the reply of branch %d to %s again', branch, inbox)
+    let replies = this.replies.get(inbox)
+    if (replies === undefined) replies = this._newReplies(inbox)
+    const text = JSON.stringify(item)
+    replies.size += text.length + 1
+    replies.push(text)
+    replies.steps = null
+    return true
   }
 }
 
