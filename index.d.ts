@@ -418,7 +418,10 @@ export interface HappenNode extends NodeRef {
   send<R = any>(target: HappenNode | string, event: EventInput): SendPromise<R, R, string>
   send<R = any>(target: HappenNode | string, events: NonEmptyBatch): SendPromise<R, R, string>
   send<R = any>(target: HappenNode | string, events: readonly EventInput[]): SendPromise<R, R>
-  send<R = any>(target: Target, eventOrEvents: EventInput | readonly EventInput[]): SendPromise<R | Record<string, R>, R>
+  send<R = any>(
+    target: Target,
+    eventOrEvents: EventInput | readonly EventInput[],
+  ): SendPromise<R | Record<string, R>, R>
   /**
    * Runs this node's flow for the event(s) now and resolves to its result (null when no
    * handler matched, and for an empty batch).

@@ -2,41 +2,43 @@
 // argument and says what was expected (Node's ERR_INVALID_ARG_TYPE style), and a refused call
 // delivers nothing anywhere. send / on / createNode / createNodeArray throw synchronously;
 // process and return() reject.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HappenError, initializeHappen } from 'happen';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { HappenError, initializeHappen } from 'happen'
 
-const tick = () => new Promise((resolve) => setImmediate(resolve));
+const tick = () => new Promise((resolve) => setImmediate(resolve))
 
 /** Every distinct bad input exercised below, counted once each (reported by the last test). */
-const exercised = new Set();
+const exercised = new Set()
 
 /** The error a synchronous call throws; fails when it returns instead. */
 function thrownBy(fn) {
-  let result;
+  let result
   try {
-    result = fn();
+    result = fn()
   } catch (error) {
-    return error;
+    return error
   }
-  if (result && typeof result.then === 'function') result.catch(() => {});
-  throw new Error(`expected a synchronous throw, got ${result && typeof result.then === 'function' ? 'a promise' : typeof result}`);
+  if (result && typeof result.then === 'function') result.catch(() => {})
+  throw new Error(
+    `expected a synchronous throw, got ${result && typeof result.then === 'function' ? 'a promise' : typeof result}`,
+  )
 }
 
 /** The reason a call rejects with; fails when it throws synchronously or resolves. */
 async function rejectionOf(fn) {
-  let promise;
+  let promise
   try {
-    promise = fn();
+    promise = fn()
   } catch (error) {
-    throw new Error(`expected a rejected promise, got a synchronous throw: ${error && error.message}`);
+    throw new Error(`expected a rejected promise, got a synchronous throw: ${error && error.message}`)
   }
-  expect(promise).toBeInstanceOf(Promise);
+  expect(promise).toBeInstanceOf(Promise)
   try {
-    await promise;
+    await promise
   } catch (error) {
-    return error;
+    return error
   }
-  throw new Error('expected the promise to reject');
+  throw new Error('expected the promise to reject')
 }
 
 /**
@@ -45,51 +47,51 @@ async function rejectionOf(fn) {
  */
 function expectNamed(error, kind, name) {
   if (kind === TypeError || kind === RangeError) {
-    expect(error).toBeInstanceOf(kind);
-    expect(error).not.toBeInstanceOf(HappenError);
-    expect(error.message).toContain(`"${name}"`);
-    expect(error.message).toMatch(/must (be|stand)|out of range|has |nests |expands |is not /);
+    expect(error).toBeInstanceOf(kind)
+    expect(error).not.toBeInstanceOf(HappenError)
+    expect(error.message).toContain(`"${name}"`)
+    expect(error.message).toMatch(/must (be|stand)|out of range|has |nests |expands |is not /)
   } else {
-    expect(error).toBeInstanceOf(HappenError);
-    expect(error.name).toBe('HappenError');
-    expect(error.code).toBe(kind);
-    if (name) expect(error.message).toContain(name);
+    expect(error).toBeInstanceOf(HappenError)
+    expect(error.name).toBe('HappenError')
+    expect(error.code).toBe(kind)
+    if (name) expect(error.message).toContain(name)
   }
 }
 
-let happen;
-let a;
-let b;
-let c;
-let delivered;
+let happen
+let a
+let b
+let c
+let delivered
 
 beforeEach(() => {
-  happen = initializeHappen();
-  a = happen.createNode('a');
-  b = happen.createNode('b');
-  c = happen.createNode('c');
-  delivered = [];
-  for (const node of [a, b, c]) node.on('*', (event, context) => void delivered.push(`${context.node.id}`));
-});
+  happen = initializeHappen()
+  a = happen.createNode('a')
+  b = happen.createNode('b')
+  c = happen.createNode('c')
+  delivered = []
+  for (const node of [a, b, c]) node.on('*', (event, context) => void delivered.push(`${context.node.id}`))
+})
 
 afterEach(async () => {
   // Nothing is delivered anywhere when a call is refused.
-  await tick();
-  await tick();
-  expect(delivered).toEqual([]);
-});
+  await tick()
+  await tick()
+  expect(delivered).toEqual([])
+})
 
 function otherRuntimeNode() {
-  return initializeHappen().createNode('elsewhere');
+  return initializeHappen().createNode('elsewhere')
 }
 
 function disposedNode() {
-  const node = happen.createNode('gone');
-  node.dispose();
-  return node;
+  const node = happen.createNode('gone')
+  node.dispose()
+  return node
 }
 
-const validEvent = { type: 'ok' };
+const validEvent = { type: 'ok' }
 
 describe('initializeHappen(config)', () => {
   const cases = [
@@ -109,16 +111,35 @@ describe('initializeHappen(config)', () => {
     ['transport a string', { transport: 'memory' }, TypeError, 'config.transport'],
     ['transport of unknown type', { transport: { type: 'pigeon' } }, TypeError, 'config.transport.type'],
     ['transport without type', { transport: {} }, TypeError, 'config.transport.type'],
-    ['nats servers a string', { transport: { type: 'nats', servers: 'nats://h:4222' } }, TypeError, 'config.transport.servers'],
+    [
+      'nats servers a string',
+      { transport: { type: 'nats', servers: 'nats://h:4222' } },
+      TypeError,
+      'config.transport.servers',
+    ],
     ['nats servers empty', { transport: { type: 'nats', servers: [] } }, TypeError, 'config.transport.servers'],
-    ['nats servers not URLs', { transport: { type: 'nats', servers: ['localhost'] } }, TypeError, 'config.transport.servers'],
-    ['nats servers mixed', { transport: { type: 'nats', servers: ['nats://h:1', 5] } }, TypeError, 'config.transport.servers'],
-  ];
+    [
+      'nats servers not URLs',
+      { transport: { type: 'nats', servers: ['localhost'] } },
+      TypeError,
+      'config.transport.servers',
+    ],
+    [
+      'nats servers mixed',
+      { transport: { type: 'nats', servers: ['nats://h:1', 5] } },
+      TypeError,
+      'config.transport.servers',
+    ],
+  ]
   it.each(cases)('refuses %s', (label, config, kind, name) => {
-    exercised.add(`initializeHappen: ${label}`);
-    expectNamed(thrownBy(() => initializeHappen(config)), kind, name);
-  });
-});
+    exercised.add(`initializeHappen: ${label}`)
+    expectNamed(
+      thrownBy(() => initializeHappen(config)),
+      kind,
+      name,
+    )
+  })
+})
 
 describe('createNode(id, options)', () => {
   const cases = [
@@ -134,26 +155,42 @@ describe('createNode(id, options)', () => {
     ['options null', () => ['x', null], TypeError, 'options'],
     ['options a function', () => ['x', () => {}], TypeError, 'options'],
     ['options a Map', () => ['x', new Map()], TypeError, 'options'],
-  ];
+  ]
   it.each(cases)('refuses %s', (label, args, kind, name) => {
-    exercised.add(`createNode: ${label}`);
-    expectNamed(thrownBy(() => happen.createNode(...args())), kind, name);
-    expect(() => happen.node('x')).toThrow(HappenError); // nothing half-created
-  });
+    exercised.add(`createNode: ${label}`)
+    expectNamed(
+      thrownBy(() => happen.createNode(...args())),
+      kind,
+      name,
+    )
+    expect(() => happen.node('x')).toThrow(HappenError) // nothing half-created
+  })
 
   it('refuses a duplicate id with DUPLICATE_NODE, and the first node keeps working', async () => {
-    exercised.add('createNode: duplicate id');
-    expectNamed(thrownBy(() => happen.createNode('a')), 'DUPLICATE_NODE', "'a'");
-    expect(happen.node('a')).toBe(a);
-  });
+    exercised.add('createNode: duplicate id')
+    expectNamed(
+      thrownBy(() => happen.createNode('a')),
+      'DUPLICATE_NODE',
+      "'a'",
+    )
+    expect(happen.node('a')).toBe(a)
+  })
 
   it('runtime.node(id) refuses an unknown id with UNKNOWN_NODE and a bad id with a TypeError', () => {
-    exercised.add('node: unknown id');
-    exercised.add('node: numeric id');
-    expectNamed(thrownBy(() => happen.node('nobody')), 'UNKNOWN_NODE', "'nobody'");
-    expectNamed(thrownBy(() => happen.node(7)), TypeError, 'id');
-  });
-});
+    exercised.add('node: unknown id')
+    exercised.add('node: numeric id')
+    expectNamed(
+      thrownBy(() => happen.node('nobody')),
+      'UNKNOWN_NODE',
+      "'nobody'",
+    )
+    expectNamed(
+      thrownBy(() => happen.node(7)),
+      TypeError,
+      'id',
+    )
+  })
+})
 
 describe('createNodeArray(nodes)', () => {
   const cases = [
@@ -167,20 +204,28 @@ describe('createNodeArray(nodes)', () => {
     ['a node look-alike', () => [a, { id: 'b', send() {} }], TypeError, 'nodes[1]'],
     ['a sparse array', () => [a, , b], TypeError, 'nodes[1]'], // eslint-disable-line no-sparse-arrays
     ['nodes of two runtimes', () => [a, otherRuntimeNode()], TypeError, 'nodes[1]'],
-  ];
+  ]
   it.each(cases)('refuses %s', (label, nodes, kind, name) => {
-    exercised.add(`createNodeArray: ${label}`);
-    expectNamed(thrownBy(() => happen.createNodeArray(nodes())), kind, name);
-  });
+    exercised.add(`createNodeArray: ${label}`)
+    expectNamed(
+      thrownBy(() => happen.createNodeArray(nodes())),
+      kind,
+      name,
+    )
+  })
 
   it('refuses a disposed node with DISPOSED', () => {
-    exercised.add('createNodeArray: disposed node');
-    expectNamed(thrownBy(() => happen.createNodeArray([a, disposedNode()])), 'DISPOSED', "'gone'");
-  });
-});
+    exercised.add('createNodeArray: disposed node')
+    expectNamed(
+      thrownBy(() => happen.createNodeArray([a, disposedNode()])),
+      'DISPOSED',
+      "'gone'",
+    )
+  })
+})
 
 describe('on(pattern, handler)', () => {
-  const fn = () => 1;
+  const fn = () => 1
   const cases = [
     ['no pattern', () => [undefined, fn], TypeError, 'pattern'],
     ['an empty pattern', () => ['', fn], TypeError, 'pattern'],
@@ -199,38 +244,49 @@ describe('on(pattern, handler)', () => {
     ['a string handler', () => ['x', 'handle'], TypeError, 'handler'],
     ['an object handler', () => ['x', { handle() {} }], TypeError, 'handler'],
     ['a null handler', () => ['x', null], TypeError, 'handler'],
-  ];
+  ]
   it.each(cases)('node.on refuses %s', (label, args, kind, name) => {
-    exercised.add(`on: ${label}`);
-    expectNamed(thrownBy(() => a.on(...args())), kind, name);
-  });
+    exercised.add(`on: ${label}`)
+    expectNamed(
+      thrownBy(() => a.on(...args())),
+      kind,
+      name,
+    )
+  })
 
-  it.each(cases.slice(0, 3).concat(cases.slice(-2)))('nodes.on refuses %s and registers on no node', async (label, args, kind, name) => {
-    const nodes = happen.createNodeArray([a, b]);
-    expectNamed(thrownBy(() => nodes.on(...args())), kind, name);
-  });
+  it.each(cases.slice(0, 3).concat(cases.slice(-2)))(
+    'nodes.on refuses %s and registers on no node',
+    async (label, args, kind, name) => {
+      const nodes = happen.createNodeArray([a, b])
+      expectNamed(
+        thrownBy(() => nodes.on(...args())),
+        kind,
+        name,
+      )
+    },
+  )
 
   it('a refused pattern registers nothing: a later valid send reaches only the valid handlers', async () => {
-    const seen = [];
-    thrownBy(() => a.on('{x,y', () => seen.push('bad')));
-    a.on('x', () => seen.push('good'));
-    await a.process({ type: 'x' });
-    expect(seen).toEqual(['good']);
-    delivered.length = 0;
-  });
+    const seen = []
+    thrownBy(() => a.on('{x,y', () => seen.push('bad')))
+    a.on('x', () => seen.push('good'))
+    await a.process({ type: 'x' })
+    expect(seen).toEqual(['good'])
+    delivered.length = 0
+  })
 
   it('an exponential brace expansion is refused quickly instead of hanging', () => {
-    const started = Date.now();
-    const error = thrownBy(() => a.on('{a,b}.'.repeat(40) + 'x', () => 1));
-    expect(error.message).toMatch(/more than 1024 alternatives/);
-    expect(Date.now() - started).toBeLessThan(1000);
-  });
-});
+    const started = Date.now()
+    const error = thrownBy(() => a.on('{a,b}.'.repeat(40) + 'x', () => 1))
+    expect(error.message).toMatch(/more than 1024 alternatives/)
+    expect(Date.now() - started).toBeLessThan(1000)
+  })
+})
 
 describe('send(event) and send(target, event)', () => {
   class Event {
     constructor() {
-      this.type = 'ok';
+      this.type = 'ok'
     }
   }
   const badEvents = [
@@ -252,7 +308,7 @@ describe('send(event) and send(target, event)', () => {
     ['a numeric causationId', { type: 'ok', causationId: 5 }, 'event.causationId'],
     ['an empty causationId', { type: 'ok', causationId: '' }, 'event.causationId'],
     ['an object correlationId', { type: 'ok', correlationId: {} }, 'event.correlationId'],
-  ];
+  ]
   const badBatches = [
     ['a batch with null', [validEvent, null], 'events[1]'],
     ['a batch with a string', [validEvent, 'ok'], 'events[1]'],
@@ -262,34 +318,66 @@ describe('send(event) and send(target, event)', () => {
     ['a sparse batch', [validEvent, , validEvent], 'events[1]'], // eslint-disable-line no-sparse-arrays
     ['a nested batch', [validEvent, [validEvent]], 'events[1]'],
     ['a batch with a bad correlationId', [validEvent, { type: 'ok', correlationId: 3 }], 'events[1].correlationId'],
-  ];
+  ]
 
   it.each(badEvents)('node.send refuses %s synchronously', (label, event, name) => {
-    exercised.add(`send event: ${label}`);
-    expectNamed(thrownBy(() => a.send(event)), TypeError, name);
-    expectNamed(thrownBy(() => a.send(b, event)), TypeError, name);
-    expectNamed(thrownBy(() => happen.createNodeArray([a, b]).send(event)), TypeError, name);
-    expectNamed(thrownBy(() => a.broadcast(event)), TypeError, name);
-  });
+    exercised.add(`send event: ${label}`)
+    expectNamed(
+      thrownBy(() => a.send(event)),
+      TypeError,
+      name,
+    )
+    expectNamed(
+      thrownBy(() => a.send(b, event)),
+      TypeError,
+      name,
+    )
+    expectNamed(
+      thrownBy(() => happen.createNodeArray([a, b]).send(event)),
+      TypeError,
+      name,
+    )
+    expectNamed(
+      thrownBy(() => a.broadcast(event)),
+      TypeError,
+      name,
+    )
+  })
 
   it.each(badBatches)('node.send refuses %s synchronously', (label, batch, name) => {
-    exercised.add(`send batch: ${label}`);
-    const events = batch.map((e) => (e === 'placeholder' ? b : e));
-    expectNamed(thrownBy(() => a.send(events)), TypeError, name);
-    expectNamed(thrownBy(() => a.send([b, c], events)), TypeError, name);
-    expectNamed(thrownBy(() => happen.createNodeArray([a, b]).send(events)), TypeError, name);
-  });
+    exercised.add(`send batch: ${label}`)
+    const events = batch.map((e) => (e === 'placeholder' ? b : e))
+    expectNamed(
+      thrownBy(() => a.send(events)),
+      TypeError,
+      name,
+    )
+    expectNamed(
+      thrownBy(() => a.send([b, c], events)),
+      TypeError,
+      name,
+    )
+    expectNamed(
+      thrownBy(() => happen.createNodeArray([a, b]).send(events)),
+      TypeError,
+      name,
+    )
+  })
 
   it.each(badEvents.concat(badBatches))('node.process rejects %s (never throws)', async (label, input, name) => {
-    const events = Array.isArray(input) ? input.map((e) => (e === 'placeholder' ? b : e)) : input;
-    expectNamed(await rejectionOf(() => a.process(events)), TypeError, name);
-    expectNamed(await rejectionOf(() => happen.createNodeArray([a, b]).process(events)), TypeError, name);
-  });
+    const events = Array.isArray(input) ? input.map((e) => (e === 'placeholder' ? b : e)) : input
+    expectNamed(await rejectionOf(() => a.process(events)), TypeError, name)
+    expectNamed(await rejectionOf(() => happen.createNodeArray([a, b]).process(events)), TypeError, name)
+  })
 
   it('broadcast refuses a batch', () => {
-    exercised.add('broadcast: a batch');
-    expectNamed(thrownBy(() => a.broadcast([validEvent])), TypeError, 'event');
-  });
+    exercised.add('broadcast: a batch')
+    expectNamed(
+      thrownBy(() => a.broadcast([validEvent])),
+      TypeError,
+      'event',
+    )
+  })
 
   const badTargets = [
     ['undefined', () => undefined, TypeError, 'target'],
@@ -306,36 +394,64 @@ describe('send(event) and send(target, event)', () => {
     ['an unknown node id', () => 'nobody', 'UNKNOWN_NODE', "'nobody'"],
     ['a disposed node', () => disposedNode(), 'DISPOSED', "'gone'"],
     ['a disposed node in an array', () => [b, disposedNode()], 'DISPOSED', "'gone'"],
-  ];
+  ]
   it.each(badTargets)('send(target, event) refuses %s as target synchronously', (label, target, kind, name) => {
-    exercised.add(`send target: ${label}`);
-    expectNamed(thrownBy(() => a.send(target(), validEvent)), kind, name);
-  });
+    exercised.add(`send target: ${label}`)
+    expectNamed(
+      thrownBy(() => a.send(target(), validEvent)),
+      kind,
+      name,
+    )
+  })
 
   it('a NodeArray that holds a node disposed since refuses to send, delivering to no one', async () => {
-    exercised.add('send target: NodeArray with a member disposed later');
-    const d = happen.createNode('d');
-    d.on('*', () => delivered.push('d'));
-    const nodes = happen.createNodeArray([a, b, d]);
-    d.dispose();
-    expectNamed(thrownBy(() => nodes.send(validEvent)), 'DISPOSED', "'d'");
-    expectNamed(await rejectionOf(() => nodes.process(validEvent)), 'DISPOSED', "'d'");
+    exercised.add('send target: NodeArray with a member disposed later')
+    const d = happen.createNode('d')
+    d.on('*', () => delivered.push('d'))
+    const nodes = happen.createNodeArray([a, b, d])
+    d.dispose()
+    expectNamed(
+      thrownBy(() => nodes.send(validEvent)),
+      'DISPOSED',
+      "'d'",
+    )
+    expectNamed(await rejectionOf(() => nodes.process(validEvent)), 'DISPOSED', "'d'")
     // A node created after the dispose reuses the freed core slot; it must not receive either.
-    const e = happen.createNode('e');
-    e.on('*', () => delivered.push('e'));
-    expectNamed(thrownBy(() => nodes.send(validEvent)), 'DISPOSED', "'d'");
-  });
+    const e = happen.createNode('e')
+    e.on('*', () => delivered.push('e'))
+    expectNamed(
+      thrownBy(() => nodes.send(validEvent)),
+      'DISPOSED',
+      "'d'",
+    )
+  })
 
   it('a disposed node can neither send, process, broadcast nor register', async () => {
-    exercised.add('disposed node: send/process/broadcast/on');
-    const gone = disposedNode();
-    expectNamed(thrownBy(() => gone.send(validEvent)), 'DISPOSED', "'gone'");
-    expectNamed(thrownBy(() => gone.send(a, validEvent)), 'DISPOSED', "'gone'");
-    expectNamed(thrownBy(() => gone.broadcast(validEvent)), 'DISPOSED', "'gone'");
-    expectNamed(thrownBy(() => gone.on('x', () => 1)), 'DISPOSED', "'gone'");
-    expectNamed(await rejectionOf(() => gone.process(validEvent)), 'DISPOSED', "'gone'");
-  });
-});
+    exercised.add('disposed node: send/process/broadcast/on')
+    const gone = disposedNode()
+    expectNamed(
+      thrownBy(() => gone.send(validEvent)),
+      'DISPOSED',
+      "'gone'",
+    )
+    expectNamed(
+      thrownBy(() => gone.send(a, validEvent)),
+      'DISPOSED',
+      "'gone'",
+    )
+    expectNamed(
+      thrownBy(() => gone.broadcast(validEvent)),
+      'DISPOSED',
+      "'gone'",
+    )
+    expectNamed(
+      thrownBy(() => gone.on('x', () => 1)),
+      'DISPOSED',
+      "'gone'",
+    )
+    expectNamed(await rejectionOf(() => gone.process(validEvent)), 'DISPOSED', "'gone'")
+  })
+})
 
 describe('return(options) rejects every bad option with a TypeError (SPEC §6)', () => {
   const cases = [
@@ -344,7 +460,12 @@ describe('return(options) rejects every bad option with a TypeError (SPEC §6)',
     ['null', null],
     ['an array', [{ settled: true }]],
     ['a function', () => ({ settled: true })],
-    ['a class instance', new (class Options { settled = true })()],
+    [
+      'a class instance',
+      new (class Options {
+        settled = true
+      })(),
+    ],
     ['an unknown key', { setled: true }],
     ['an unknown key beside known ones', { settled: true, retries: 3 }],
     ['settled a string', { settled: 'yes' }],
@@ -355,19 +476,22 @@ describe('return(options) rejects every bad option with a TypeError (SPEC §6)',
     ['timeout zero', { timeout: 0 }],
     ['timeout Infinity', { timeout: Infinity }],
     ['timeout a bigint', { timeout: 100n }],
-  ];
+  ]
   it.each(cases)('refuses %s', async (label, options) => {
-    exercised.add(`return: ${label}`);
-    const key = options !== null && typeof options === 'object' && !Array.isArray(options) ? Object.keys(options).find((k) => k !== 'settled' || typeof options.settled !== 'boolean') : undefined;
-    const name = key ? `options.${key}` : 'options';
-    const result = await a.send(validEvent);
-    expectNamed(await rejectionOf(() => result.return(options)), TypeError, name);
-    expectNamed(await rejectionOf(() => a.send(validEvent).return(options)), TypeError, name);
+    exercised.add(`return: ${label}`)
+    const key =
+      options !== null && typeof options === 'object' && !Array.isArray(options)
+        ? Object.keys(options).find((k) => k !== 'settled' || typeof options.settled !== 'boolean')
+        : undefined
+    const name = key ? `options.${key}` : 'options'
+    const result = await a.send(validEvent)
+    expectNamed(await rejectionOf(() => result.return(options)), TypeError, name)
+    expectNamed(await rejectionOf(() => a.send(validEvent).return(options)), TypeError, name)
     // The refused return() does not disturb a later valid one.
-    await expect(result.return()).resolves.toBeUndefined();
-    delivered.length = 0; // these sends were valid
-  });
-});
+    await expect(result.return()).resolves.toBeUndefined()
+    delivered.length = 0 // these sends were valid
+  })
+})
 
 describe('trace(id)', () => {
   it.each([
@@ -377,19 +501,23 @@ describe('trace(id)', () => {
     ['an object', { id: 'x' }],
     ['null', null],
   ])('refuses %s', (label, id) => {
-    exercised.add(`trace: ${label}`);
-    expectNamed(thrownBy(() => happen.trace(id)), TypeError, 'id');
-  });
+    exercised.add(`trace: ${label}`)
+    expectNamed(
+      thrownBy(() => happen.trace(id)),
+      TypeError,
+      'id',
+    )
+  })
 
   it('returns null for an id it does not hold', () => {
-    expect(happen.trace('no-such-id')).toBeNull();
-  });
-});
+    expect(happen.trace('no-such-id')).toBeNull()
+  })
+})
 
 describe('after shutdown()', () => {
   it('every call fails with SHUTDOWN, synchronously for send/on/createNode/createNodeArray, by rejection for process', async () => {
-    const nodes = happen.createNodeArray([a, b]);
-    await happen.shutdown();
+    const nodes = happen.createNodeArray([a, b])
+    await happen.shutdown()
     const calls = [
       ['createNode', () => happen.createNode('late')],
       ['createNodeArray', () => happen.createNodeArray([a])],
@@ -401,36 +529,42 @@ describe('after shutdown()', () => {
       ['send to id', () => a.send('b', validEvent)],
       ['nodes.send', () => nodes.send(validEvent)],
       ['broadcast', () => a.broadcast(validEvent)],
-    ];
+    ]
     for (const [label, call] of calls) {
-      exercised.add(`after shutdown: ${label}`);
-      const error = thrownBy(call);
-      expectNamed(error, 'SHUTDOWN');
-      expect(error.message).toMatch(/shut down/);
+      exercised.add(`after shutdown: ${label}`)
+      const error = thrownBy(call)
+      expectNamed(error, 'SHUTDOWN')
+      expect(error.message).toMatch(/shut down/)
     }
     for (const [label, call] of [
       ['process', () => a.process(validEvent)],
       ['nodes.process', () => nodes.process(validEvent)],
     ]) {
-      exercised.add(`after shutdown: ${label}`);
-      expectNamed(await rejectionOf(call), 'SHUTDOWN');
+      exercised.add(`after shutdown: ${label}`)
+      expectNamed(await rejectionOf(call), 'SHUTDOWN')
     }
     // A second shutdown is harmless; trace still reads the history.
-    await happen.shutdown();
-    expect(happen.trace('no-such-id')).toBeNull();
-  });
+    await happen.shutdown()
+    expect(happen.trace('no-such-id')).toBeNull()
+  })
 
   it('bad input after shutdown still reports SHUTDOWN first (the runtime state wins)', () => {
     return happen.shutdown().then(() => {
-      expectNamed(thrownBy(() => a.send(undefined)), 'SHUTDOWN');
-      expectNamed(thrownBy(() => happen.createNode('')), 'SHUTDOWN');
-    });
-  });
-});
+      expectNamed(
+        thrownBy(() => a.send(undefined)),
+        'SHUTDOWN',
+      )
+      expectNamed(
+        thrownBy(() => happen.createNode('')),
+        'SHUTDOWN',
+      )
+    })
+  })
+})
 
 describe('count', () => {
   it('exercised at least 100 distinct bad inputs, each refused with a named error', () => {
-    expect(exercised.size).toBeGreaterThanOrEqual(100);
-    console.log(`bad-input.test: ${exercised.size} distinct bad inputs, each refused with a named error`);
-  });
-});
+    expect(exercised.size).toBeGreaterThanOrEqual(100)
+    console.log(`bad-input.test: ${exercised.size} distinct bad inputs, each refused with a named error`)
+  })
+})

@@ -1,14 +1,14 @@
 // NODE_DEBUG=happen explains what happened: each send, a target without a matching handler,
 // failed flows (and, with NATS, the transport's events).
-import { spawnSync } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 
 function run(script, env) {
-  return spawnSync(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8', env: { ...process.env, ...env } });
+  return spawnSync(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8', env: { ...process.env, ...env } })
 }
 
 const script = `
@@ -23,28 +23,30 @@ const script = `
     const settled = await happen.createNodeArray([orders, audit]).send({ type: 'order.created' }).return({ settled: true })
     console.log(JSON.stringify({ typo, orders: settled.orders.status, audit: settled.audit.status }))
   })()
-`;
+`
 
 describe('NODE_DEBUG=happen', () => {
   it('logs each send, each target without a matching handler and each failed flow on stderr', () => {
-    const child = run(script, { NODE_DEBUG: 'happen' });
-    expect(child.status).toBe(0);
-    expect(JSON.parse(child.stdout)).toEqual({ typo: null, orders: 'fulfilled', audit: 'rejected' });
-    const lines = child.stderr.split('\n');
-    expect(lines.some((l) => /^HAPPEN \d+: send 'ordr\.created' \S+ from 'orders' to 'orders'$/.test(l))).toBe(true);
-    expect(child.stderr).toContain("no handler of 'ordr.created' at node 'orders'");
-    expect(child.stderr).toMatch(/send 'order\.created' \S+ from outside any node to 'orders', 'audit'/);
-    expect(child.stderr).toContain("flow of node 'audit' failed on 'order.created' at step 'on 'order.created'': audit is down");
-  });
+    const child = run(script, { NODE_DEBUG: 'happen' })
+    expect(child.status).toBe(0)
+    expect(JSON.parse(child.stdout)).toEqual({ typo: null, orders: 'fulfilled', audit: 'rejected' })
+    const lines = child.stderr.split('\n')
+    expect(lines.some((l) => /^HAPPEN \d+: send 'ordr\.created' \S+ from 'orders' to 'orders'$/.test(l))).toBe(true)
+    expect(child.stderr).toContain("no handler of 'ordr.created' at node 'orders'")
+    expect(child.stderr).toMatch(/send 'order\.created' \S+ from outside any node to 'orders', 'audit'/)
+    expect(child.stderr).toContain(
+      "flow of node 'audit' failed on 'order.created' at step 'on 'order.created'': audit is down",
+    )
+  })
 
   it('logs nothing without NODE_DEBUG', () => {
-    const child = run(script, { NODE_DEBUG: '' });
-    expect(child.status).toBe(0);
-    expect(child.stderr).toBe('');
-  });
-});
+    const child = run(script, { NODE_DEBUG: '' })
+    expect(child.status).toBe(0)
+    expect(child.stderr).toBe('')
+  })
+})
 
-const natsUrl = process.env.HAPPEN_NATS_URL;
+const natsUrl = process.env.HAPPEN_NATS_URL
 
 describe.skipIf(!natsUrl)('NODE_DEBUG=happen with the NATS transport', () => {
   it('logs the connection and the nodes other processes announce', () => {
@@ -60,10 +62,10 @@ describe.skipIf(!natsUrl)('NODE_DEBUG=happen with the NATS transport', () => {
         await a.shutdown()
         await b.shutdown()
       })()
-    `;
-    const child = run(nats, { NODE_DEBUG: 'happen' });
-    expect(child.status).toBe(0);
-    expect(child.stderr).toMatch(/HAPPEN \d+: nats: connected/);
-    expect(child.stderr).toMatch(/nats: nodes up \["far-\d+"\]/);
-  });
-});
+    `
+    const child = run(nats, { NODE_DEBUG: 'happen' })
+    expect(child.status).toBe(0)
+    expect(child.stderr).toMatch(/HAPPEN \d+: nats: connected/)
+    expect(child.stderr).toMatch(/nats: nodes up \["far-\d+"\]/)
+  })
+})

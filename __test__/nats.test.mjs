@@ -9,11 +9,24 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { HappenError, createNodeArray, initializeHappen } from 'happen'
-import { NATS_URL, hasNatsServer, skipMessage, spawnHost, stop, stopAll, freePort, startServer, sleep, until } from './nats/harness.mjs'
+import {
+  NATS_URL,
+  hasNatsServer,
+  skipMessage,
+  spawnHost,
+  stop,
+  stopAll,
+  freePort,
+  startServer,
+  sleep,
+  until,
+} from './nats/harness.mjs'
 
 if (!NATS_URL) console.warn(`skipping the NATS transport tests: ${skipMessage}`)
 
-const natsConfig = (url = NATS_URL, extra = {}) => ({ transport: { type: 'nats', servers: [url], heartbeat: 200, ...extra } })
+const natsConfig = (url = NATS_URL, extra = {}) => ({
+  transport: { type: 'nats', servers: [url], heartbeat: 200, ...extra },
+})
 
 import { rejection, thrown } from './helpers.mjs'
 
@@ -27,7 +40,11 @@ describe.skipIf(!NATS_URL)('NATS transport', () => {
     ;[hostB, hostC] = await Promise.all([spawnHost(NATS_URL, ['b1', 'b2']), spawnHost(NATS_URL, ['c1'])])
     happen = await initializeHappen(natsConfig())
     local = happen.createNode('local-a')
-    local.on('echo', (event, context) => ({ by: context.node.id, payload: event.payload, causal: event.context.causal }))
+    local.on('echo', (event, context) => ({
+      by: context.node.id,
+      payload: event.payload,
+      causal: event.context.causal,
+    }))
     local.on('relayed', (event) => ({ relayedCausal: event.context.causal, payload: event.payload }))
     await happen.ready()
   })
@@ -235,7 +252,9 @@ describe.skipIf(!NATS_URL)('NATS transport', () => {
     const nodes = createNodeArray([happen.node('b1'), happen.node('b2'), happen.node('c1')])
     await nodes.send({ type: 'echo' }).return()
     expect(happen._transport.hostOf.get('b1')).toBe(happen._transport.hostOf.get('b2'))
-    const all = await Promise.all(Array.from({ length: 200 }, (_, i) => nodes.send({ type: 'echo', payload: i }).return()))
+    const all = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => nodes.send({ type: 'echo', payload: i }).return()),
+    )
     all.forEach((results, i) => expect(results.c1.payload).toBe(i))
   })
 
@@ -265,7 +284,8 @@ describe.skipIf(!NATS_URL)('NATS transport', () => {
     const results = await sent.return()
     for (const id of ['b1', 'b2', 'c1', 'local-a']) expect(results[id]).toMatchObject({ by: id, payload: 'all' })
     // Nodes announced by processes that ended without shutdown() (the exit test's) answer null.
-    for (const [id, value] of Object.entries(results)) if (!['b1', 'b2', 'c1', 'local-a'].includes(id)) expect(value).toBeNull()
+    for (const [id, value] of Object.entries(results))
+      if (!['b1', 'b2', 'c1', 'local-a'].includes(id)) expect(value).toBeNull()
     expect(sent.trace().branches.map((b) => b.node)).toEqual(expect.arrayContaining(['b1', 'b2', 'c1', 'local-a']))
     // ...and leave the list: the next broadcast goes to the live ones.
     const again = await local.broadcast({ type: 'echo', payload: 'again' }).return()
@@ -358,64 +378,77 @@ describe.skipIf(!NATS_URL)('NATS transport: connection failures', () => {
     expect(() => initializeHappen({ transport: { ...base, heartbeat: 0 } })).toThrow(RangeError)
     expect(() => initializeHappen({ transport: { ...base, tls: 'yes' } })).toThrow(/config\.transport\.tls/)
     expect(() => initializeHappen({ transport: { ...base, user: 'u' } })).toThrow(/config\.transport\.pass/)
-    expect(() => initializeHappen({ transport: { type: 'nats', servers: ['localhost'] } })).toThrow(/config\.transport\.servers/)
+    expect(() => initializeHappen({ transport: { type: 'nats', servers: ['localhost'] } })).toThrow(
+      /config\.transport\.servers/,
+    )
   })
 
-  it.skipIf(!hasNatsServer)('user and password reach the server: right ones connect, wrong ones fail promptly', async () => {
-    const port = await freePort()
-    const server = await startServer(port, ['--user', 'happen', '--pass', 's3cret'])
-    try {
+  it.skipIf(!hasNatsServer)(
+    'user and password reach the server: right ones connect, wrong ones fail promptly',
+    async () => {
+      const port = await freePort()
+      const server = await startServer(port, ['--user', 'happen', '--pass', 's3cret'])
+      try {
+        const url = `nats://127.0.0.1:${port}`
+        const good = await initializeHappen(natsConfig(url, { user: 'happen', pass: 's3cret' }))
+        const n = good.createNode('auth-a')
+        n.on('ping', () => 'pong')
+        await good.ready()
+        expect(await n.process({ type: 'ping' })).toBe('pong')
+        await good.shutdown()
+        const started = Date.now()
+        const error = await rejection(
+          Promise.resolve(initializeHappen(natsConfig(url, { user: 'happen', pass: 'wrong' }))),
+        )
+        expect(error.code).toBe('CONNECTION_FAILED')
+        expect(error.message).toMatch(/authori[sz]ation|auth/i)
+        expect(Date.now() - started).toBeLessThan(3000)
+      } finally {
+        await stop(server)
+      }
+    },
+  )
+
+  it.skipIf(!hasNatsServer)(
+    'the server restarted during traffic: the client reconnects and later sends succeed',
+    async () => {
+      const port = await freePort()
       const url = `nats://127.0.0.1:${port}`
-      const good = await initializeHappen(natsConfig(url, { user: 'happen', pass: 's3cret' }))
-      const n = good.createNode('auth-a')
-      n.on('ping', () => 'pong')
-      await good.ready()
-      expect(await n.process({ type: 'ping' })).toBe('pong')
-      await good.shutdown()
-      const started = Date.now()
-      const error = await rejection(Promise.resolve(initializeHappen(natsConfig(url, { user: 'happen', pass: 'wrong' }))))
-      expect(error.code).toBe('CONNECTION_FAILED')
-      expect(error.message).toMatch(/authori[sz]ation|auth/i)
-      expect(Date.now() - started).toBeLessThan(3000)
-    } finally {
-      await stop(server)
-    }
-  })
-
-  it.skipIf(!hasNatsServer)('the server restarted during traffic: the client reconnects and later sends succeed', async () => {
-    const port = await freePort()
-    const url = `nats://127.0.0.1:${port}`
-    let server = await startServer(port)
-    const host = await spawnHost(url, ['r1'])
-    const rt = await initializeHappen(natsConfig(url))
-    const a = rt.createNode('ra')
-    try {
-      expect((await a.send('r1', { type: 'echo', payload: 1 }).return()).by).toBe('r1')
-      // Traffic while the server goes away and comes back.
-      const inFlight = Array.from({ length: 20 }, (_, i) => a.send('r1', { type: 'slow', payload: { ms: 50 + i } }).return({ settled: true }))
-      await sleep(20)
-      await stop(server, 'SIGKILL')
-      await sleep(300)
-      server = await startServer(port)
-      // Every send of the outage settles (fulfilled, or failed with a clear code) — none hangs.
-      const outcomes = await Promise.all(inFlight)
-      for (const entry of outcomes) {
-        if (entry.status === 'rejected') expect(['NODE_LOST', 'NO_RESPONDERS']).toContain(entry.reason.code)
+      let server = await startServer(port)
+      const host = await spawnHost(url, ['r1'])
+      const rt = await initializeHappen(natsConfig(url))
+      const a = rt.createNode('ra')
+      try {
+        expect((await a.send('r1', { type: 'echo', payload: 1 }).return()).by).toBe('r1')
+        // Traffic while the server goes away and comes back.
+        const inFlight = Array.from({ length: 20 }, (_, i) =>
+          a.send('r1', { type: 'slow', payload: { ms: 50 + i } }).return({ settled: true }),
+        )
+        await sleep(20)
+        await stop(server, 'SIGKILL')
+        await sleep(300)
+        server = await startServer(port)
+        // Every send of the outage settles (fulfilled, or failed with a clear code) — none hangs.
+        const outcomes = await Promise.all(inFlight)
+        for (const entry of outcomes) {
+          if (entry.status === 'rejected') expect(['NODE_LOST', 'NO_RESPONDERS']).toContain(entry.reason.code)
+        }
+        let answer = null
+        for (let attempt = 0; attempt < 50 && answer === null; attempt++) {
+          const settled = await a.send('r1', { type: 'echo', payload: 2 }).return({ settled: true })
+          if (settled.status === 'fulfilled' || settled.r1?.status === 'fulfilled') answer = settled
+          else await sleep(100)
+        }
+        expect(answer).not.toBeNull()
+        expect((await a.send('r1', { type: 'echo', payload: 3 }).return()).payload).toBe(3)
+      } finally {
+        await rt.shutdown()
+        await stop(host)
+        await stop(server)
       }
-      let answer = null
-      for (let attempt = 0; attempt < 50 && answer === null; attempt++) {
-        const settled = await a.send('r1', { type: 'echo', payload: 2 }).return({ settled: true })
-        if (settled.status === 'fulfilled' || settled.r1?.status === 'fulfilled') answer = settled
-        else await sleep(100)
-      }
-      expect(answer).not.toBeNull()
-      expect((await a.send('r1', { type: 'echo', payload: 3 }).return()).payload).toBe(3)
-    } finally {
-      await rt.shutdown()
-      await stop(host)
-      await stop(server)
-    }
-  }, 30_000)
+    },
+    30_000,
+  )
 })
 
 // issue 12: a second process creating an id a live one hosts was accepted, and shadowed the first.
@@ -431,7 +464,12 @@ describe.skipIf(!NATS_URL)('NATS transport: node ids are unique across processes
     await stopAll()
   })
 
-  const whoAnswers = async (rt, id) => (await createNodeArray([rt.node(id)]).send({ type: 'echo' }).return())[id].pid
+  const whoAnswers = async (rt, id) =>
+    (
+      await createNodeArray([rt.node(id)])
+        .send({ type: 'echo' })
+        .return()
+    )[id].pid
 
   it('createNode throws DUPLICATE_NODE for an id presence says a live process hosts; the first host keeps its node', async () => {
     const host = await spawnHost(NATS_URL, ['dup-a'])
@@ -469,7 +507,11 @@ describe.skipIf(!NATS_URL)('NATS transport: node ids are unique across processes
     const onWarning = (warning) => warning.code === 'DUPLICATE_NODE' && warnings.push(warning)
     process.on('warning', onWarning)
     try {
-      for (const [rt, name] of [[a, 'a'], [b, 'b']]) rt.createNode('dup-race').on('echo', () => ({ pid: name }))
+      for (const [rt, name] of [
+        [a, 'a'],
+        [b, 'b'],
+      ])
+        rt.createNode('dup-race').on('echo', () => ({ pid: name }))
       const outcomes = await Promise.allSettled([a.ready(), b.ready()])
       for (const o of outcomes) if (o.status === 'rejected') expect(o.reason.code).toBe('DUPLICATE_NODE')
       await until(() => [a, b].filter((rt) => rt.node('dup-race')._remote !== true).length === 1)
@@ -520,7 +562,9 @@ describe.skipIf(!NATS_URL)('NATS transport: no result lost under load', () => {
     const nodes = createNodeArray(ids.map((id) => rt.node(id)))
     // Once, so frames (which a first reply teaches) carry the burst.
     await nodes.send({ type: 'async.echo', payload: -1 }).return()
-    const all = await Promise.all(Array.from({ length: count }, (_, i) => nodes.send({ type: 'async.echo', payload: i }).return({ settled: true })))
+    const all = await Promise.all(
+      Array.from({ length: count }, (_, i) => nodes.send({ type: 'async.echo', payload: i }).return({ settled: true })),
+    )
     let fulfilled = 0
     const codes = {}
     all.forEach((entries, i) => {
@@ -559,50 +603,58 @@ describe.skipIf(!NATS_URL)('NATS transport: no result lost under load', () => {
     }
   }, 30_000)
 
-  it.skipIf(!hasNatsServer)('a server with a small max_payload (64 KB): frames of requests and replies split to fit, nothing lost', async () => {
-    const port = await freePort()
-    const url = `nats://127.0.0.1:${port}`
-    await startServer(port, [], 'max_payload: 65536\n')
-    await spawnHost(url, ids('small-a'))
-    const rt = await initializeHappen(natsConfig(url))
-    try {
-      expect(rt._transport.maxPayload).toBe(65536)
-      expect(await burst(rt, ids('small-a'), 3_000)).toEqual({ fulfilled: 15_000, codes: {} })
-    } finally {
-      await rt.shutdown()
-    }
-  }, 30_000)
+  it.skipIf(!hasNatsServer)(
+    'a server with a small max_payload (64 KB): frames of requests and replies split to fit, nothing lost',
+    async () => {
+      const port = await freePort()
+      const url = `nats://127.0.0.1:${port}`
+      await startServer(port, [], 'max_payload: 65536\n')
+      await spawnHost(url, ids('small-a'))
+      const rt = await initializeHappen(natsConfig(url))
+      try {
+        expect(rt._transport.maxPayload).toBe(65536)
+        expect(await burst(rt, ids('small-a'), 3_000)).toEqual({ fulfilled: 15_000, codes: {} })
+      } finally {
+        await rt.shutdown()
+      }
+    },
+    30_000,
+  )
 
-  it.skipIf(!hasNatsServer)('what the server refuses fails only its entry, with PAYLOAD_TOO_LARGE, logged under NODE_DEBUG=happen', async () => {
-    const port = await freePort()
-    const url = `nats://127.0.0.1:${port}`
-    await startServer(port, [], 'max_payload: 65536\n')
-    const host = await spawnHost(url, ['big-a', 'big-b'], 200, { NODE_DEBUG: 'happen' })
-    const rt = await initializeHappen(natsConfig(url))
-    const a = rt.createNode('big-local')
-    try {
-      const nodes = createNodeArray([rt.node('big-a'), rt.node('big-b')])
-      // A result larger than the server takes: that node's entry fails, the other arrives.
-      await nodes.send({ type: 'echo' }).return() // frames from now on
-      const sent = a.send(rt.node('big-a'), { type: 'big.result', payload: { bytes: 100_000 } })
-      const other = a.send(rt.node('big-b'), { type: 'big.result', payload: { bytes: 10 } })
-      const failed = await rejection(sent.return())
-      expect(failed.errors['big-a'].code).toBe('PAYLOAD_TOO_LARGE')
-      expect(failed.errors['big-a'].message).toContain("node 'big-a'")
-      expect(await other.return()).toBe('z'.repeat(10))
-      await until(() => /HAPPEN \d+: .*big-a/.test(host.stderr.text()))
-      // A batch whose causal contexts make the message too large for the server (the body alone
-      // fits): its entry fails with PAYLOAD_TOO_LARGE, not NODE_LOST after a heartbeat.
-      const batch = Array.from({ length: 1000 }, (_, i) => ({ type: 'batch.x', payload: i }))
-      const settled = await a.send(nodes, batch).return({ settled: true })
-      expect(settled['big-a'].status).toBe('rejected')
-      expect(settled['big-a'].reason.code).toBe('PAYLOAD_TOO_LARGE')
-      expect(settled['big-b'].reason.code).toBe('PAYLOAD_TOO_LARGE')
-      expect((await nodes.send({ type: 'echo', payload: 'after' }).return())['big-b'].payload).toBe('after')
-    } finally {
-      await rt.shutdown()
-    }
-  }, 30_000)
+  it.skipIf(!hasNatsServer)(
+    'what the server refuses fails only its entry, with PAYLOAD_TOO_LARGE, logged under NODE_DEBUG=happen',
+    async () => {
+      const port = await freePort()
+      const url = `nats://127.0.0.1:${port}`
+      await startServer(port, [], 'max_payload: 65536\n')
+      const host = await spawnHost(url, ['big-a', 'big-b'], 200, { NODE_DEBUG: 'happen' })
+      const rt = await initializeHappen(natsConfig(url))
+      const a = rt.createNode('big-local')
+      try {
+        const nodes = createNodeArray([rt.node('big-a'), rt.node('big-b')])
+        // A result larger than the server takes: that node's entry fails, the other arrives.
+        await nodes.send({ type: 'echo' }).return() // frames from now on
+        const sent = a.send(rt.node('big-a'), { type: 'big.result', payload: { bytes: 100_000 } })
+        const other = a.send(rt.node('big-b'), { type: 'big.result', payload: { bytes: 10 } })
+        const failed = await rejection(sent.return())
+        expect(failed.errors['big-a'].code).toBe('PAYLOAD_TOO_LARGE')
+        expect(failed.errors['big-a'].message).toContain("node 'big-a'")
+        expect(await other.return()).toBe('z'.repeat(10))
+        await until(() => /HAPPEN \d+: .*big-a/.test(host.stderr.text()))
+        // A batch whose causal contexts make the message too large for the server (the body alone
+        // fits): its entry fails with PAYLOAD_TOO_LARGE, not NODE_LOST after a heartbeat.
+        const batch = Array.from({ length: 1000 }, (_, i) => ({ type: 'batch.x', payload: i }))
+        const settled = await a.send(nodes, batch).return({ settled: true })
+        expect(settled['big-a'].status).toBe('rejected')
+        expect(settled['big-a'].reason.code).toBe('PAYLOAD_TOO_LARGE')
+        expect(settled['big-b'].reason.code).toBe('PAYLOAD_TOO_LARGE')
+        expect((await nodes.send({ type: 'echo', payload: 'after' }).return())['big-b'].payload).toBe('after')
+      } finally {
+        await rt.shutdown()
+      }
+    },
+    30_000,
+  )
 })
 
 // issue 12: every request in flight failed NODE_LOST ~1.9 s after the kill, although the client
@@ -637,11 +689,19 @@ describe.skipIf(!NATS_URL || !hasNatsServer)('NATS transport: in-flight requests
       await sleep(400)
       server = await startServer(port)
       const outcomes = await Promise.all([...before, ...during])
-      const failed = outcomes.filter((o) => o['restart-a'].status !== 'fulfilled').map((o) => o['restart-a'].reason.message)
+      const failed = outcomes
+        .filter((o) => o['restart-a'].status !== 'fulfilled')
+        .map((o) => o['restart-a'].reason.message)
       expect(failed).toEqual([])
       const runs = await a.send('restart-a', { type: 'runs' }).return()
-      const keys = [...Array.from({ length: 40 }, (_, i) => `before-${i}`), 'lost-request', ...Array.from({ length: 10 }, (_, i) => `during-${i}`)]
-      expect(Object.fromEntries(keys.map((key) => [key, runs[key]]))).toEqual(Object.fromEntries(keys.map((key) => [key, 1])))
+      const keys = [
+        ...Array.from({ length: 40 }, (_, i) => `before-${i}`),
+        'lost-request',
+        ...Array.from({ length: 10 }, (_, i) => `during-${i}`),
+      ]
+      expect(Object.fromEntries(keys.map((key) => [key, runs[key]]))).toEqual(
+        Object.fromEntries(keys.map((key) => [key, 1])),
+      )
     } finally {
       await rt.shutdown()
     }
@@ -708,7 +768,11 @@ test('a fan-out reaches a node of another runtime over NATS', async () => {
 `,
       )
       const jest = createRequire(import.meta.url).resolve('jest/bin/jest')
-      const run = spawnSync(process.execPath, [jest, '--rootDir', dir, '--ci', '--detectOpenHandles'], { cwd: dir, timeout: 60_000, encoding: 'utf8' })
+      const run = spawnSync(process.execPath, [jest, '--rootDir', dir, '--ci', '--detectOpenHandles'], {
+        cwd: dir,
+        timeout: 60_000,
+        encoding: 'utf8',
+      })
       const output = run.stdout + run.stderr
       expect(run.signal, output).toBeNull()
       expect(run.status, output).toBe(0)

@@ -26,7 +26,6 @@ function arg(name, fallback) {
 const IN_FLIGHT = Number(arg('inflight', '100'))
 const ids = Array.from({ length: RECEIVERS }, (_, i) => `n${i}`)
 
-
 // ------------------------------------------------------------------------------------------
 // Receivers (child processes)
 // ------------------------------------------------------------------------------------------
@@ -54,7 +53,12 @@ async function child(kind, url, mine) {
     await nc.flush()
   } else {
     const { ServiceBroker } = (await import('moleculer')).default
-    const broker = new ServiceBroker({ nodeID: `srv-${process.pid}`, transporter: url, logger: false, serializer: 'JSON' })
+    const broker = new ServiceBroker({
+      nodeID: `srv-${process.pid}`,
+      transporter: url,
+      logger: false,
+      serializer: 'JSON',
+    })
     for (const id of mine) {
       broker.createService({ name: id, actions: { verify: () => ({ ok: true, node: id }) } })
     }
@@ -108,7 +112,9 @@ async function rawSender(url) {
       new Promise((resolve) => {
         const key = next++
         pending.set(key, { results: {}, count: 0, resolve })
-        nc.publish('bench.raw.verify', jc.encode({ type: 'verify', payload: { order: i++ } }), { reply: `${prefix}.${key}` })
+        nc.publish('bench.raw.verify', jc.encode({ type: 'verify', payload: { order: i++ } }), {
+          reply: `${prefix}.${key}`,
+        })
       }),
     close: () => nc.close(),
   }
@@ -116,7 +122,12 @@ async function rawSender(url) {
 
 async function moleculerSender(url) {
   const { ServiceBroker } = (await import('moleculer')).default
-  const broker = new ServiceBroker({ nodeID: `client-${process.pid}`, transporter: url, logger: false, serializer: 'JSON' })
+  const broker = new ServiceBroker({
+    nodeID: `client-${process.pid}`,
+    transporter: url,
+    logger: false,
+    serializer: 'JSON',
+  })
   await broker.start()
   await broker.waitForServices(ids)
   let i = 0
@@ -139,7 +150,8 @@ async function measure(sender, seconds) {
   // Warm-up, then a check of the result's shape.
   for (let i = 0; i < 500; i++) await sender.call()
   const sample = await sender.call()
-  for (const id of ids) if (!sample[id] || sample[id].node !== id) throw new Error(`bad result: ${JSON.stringify(sample)}`)
+  for (const id of ids)
+    if (!sample[id] || sample[id].node !== id) throw new Error(`bad result: ${JSON.stringify(sample)}`)
 
   const latencies = []
   const latencyEnd = performance.now() + (seconds * 1000) / 2
@@ -175,7 +187,9 @@ function startChildren(kind, url, procs) {
       (mine) =>
         new Promise((resolve, reject) => {
           const extra = process.env.S7_CHILD_NODE_ARGS ? process.env.S7_CHILD_NODE_ARGS.split(' ') : []
-          const c = spawn(process.execPath, [...extra, self, '--child', kind, url, mine.join(',')], { stdio: ['pipe', 'pipe', 'inherit'] })
+          const c = spawn(process.execPath, [...extra, self, '--child', kind, url, mine.join(',')], {
+            stdio: ['pipe', 'pipe', 'inherit'],
+          })
           c.stdout.once('data', () => resolve(c))
           c.on('exit', (code) => reject(new Error(`${kind} receivers exited with ${code}`)))
         }),
@@ -185,12 +199,15 @@ function startChildren(kind, url, procs) {
 
 function stopChildren(children) {
   return Promise.all(
-    children.map((c) => new Promise((resolve) => {
-      c.removeAllListeners('exit')
-      c.once('exit', resolve)
-      c.stdin.end()
-      setTimeout(() => c.kill('SIGKILL'), 2000).unref()
-    })),
+    children.map(
+      (c) =>
+        new Promise((resolve) => {
+          c.removeAllListeners('exit')
+          c.once('exit', resolve)
+          c.stdin.end()
+          setTimeout(() => c.kill('SIGKILL'), 2000).unref()
+        }),
+    ),
   )
 }
 
@@ -244,7 +261,9 @@ async function main() {
   const server = given ? { url: given, stop() {} } : await ownServer()
   const names = { happen: 'happen (NATS)', raw: 'raw nats.js scatter-gather', moleculer: 'moleculer 0.14 mcall (NATS)' }
   const results = {}
-  console.log(`S7 on Node ${process.versions.node}: fan-out to ${RECEIVERS} nodes in other processes over NATS + return(); ${seconds}s per implementation, ${rounds} round(s)`)
+  console.log(
+    `S7 on Node ${process.versions.node}: fan-out to ${RECEIVERS} nodes in other processes over NATS + return(); ${seconds}s per implementation, ${rounds} round(s)`,
+  )
   for (const procs of topologies) {
     const runs = Object.fromEntries(only.map((kind) => [kind, []]))
     for (let round = 0; round < rounds; round++) {
@@ -265,8 +284,14 @@ async function main() {
           `${r.perSecond.toFixed(0).padStart(7)} fan-outs/s (${IN_FLIGHT} in flight)`,
       )
     }
-    if (rows.happen && rows.raw) console.log(`  happen / raw nats.js throughput: ${(rows.happen.perSecond / rows.raw.perSecond).toFixed(2)}x (target >= 1.3)`)
-    if (rows.happen && rows.moleculer) console.log(`  happen / moleculer throughput:   ${(rows.happen.perSecond / rows.moleculer.perSecond).toFixed(2)}x (target >= 3)`)
+    if (rows.happen && rows.raw)
+      console.log(
+        `  happen / raw nats.js throughput: ${(rows.happen.perSecond / rows.raw.perSecond).toFixed(2)}x (target >= 1.3)`,
+      )
+    if (rows.happen && rows.moleculer)
+      console.log(
+        `  happen / moleculer throughput:   ${(rows.happen.perSecond / rows.moleculer.perSecond).toFixed(2)}x (target >= 3)`,
+      )
     results[procs] = rows
   }
   server.stop()

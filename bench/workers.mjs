@@ -50,9 +50,12 @@ async function rounds(cases, count, warm) {
 
 async function main() {
   const cpus = os.cpus().length
-  console.log(`happen worker-thread bench — node ${process.version}, ${os.platform()} ${os.arch()}, ${cpus} CPU (${os.cpus()[0]?.model ?? '?'})${QUICK ? ', QUICK' : ''}`)
+  console.log(
+    `happen worker-thread bench — node ${process.version}, ${os.platform()} ${os.arch()}, ${cpus} CPU (${os.cpus()[0]?.model ?? '?'})${QUICK ? ', QUICK' : ''}`,
+  )
   const load = os.loadavg()[0]
-  if (load > 0.7) console.log(`warning: load average ${load.toFixed(2)} at start: other work on this machine skews the numbers.`)
+  if (load > 0.7)
+    console.log(`warning: load average ${load.toFixed(2)} at start: other work on this machine skews the numbers.`)
 
   // Main-thread nodes.
   const local = initializeHappen()
@@ -74,31 +77,48 @@ async function main() {
   const echo = new Worker(here('echo.mjs'))
   let answer = null
   echo.on('message', (message) => answer(message))
-  const postRoundTrip = (message) => new Promise((resolve) => {
-    answer = resolve
-    echo.postMessage(message)
-  })
+  const postRoundTrip = (message) =>
+    new Promise((resolve) => {
+      answer = resolve
+      echo.postMessage(message)
+    })
 
   const spinEvent = () => ({ type: 'spin', payload: { ms: SPIN_MS } })
-  const fanOut = await rounds([
-    ['main-thread nodes', () => localArray.send(spinEvent()).return()],
-    ['happen, 4 nodes in 2 workers', () => threadedArray.send(spinEvent()).return()],
-    ['piscina, Promise.all of 4 runs', () => Promise.all([0, 1, 2, 3].map(() => pool.run({ ms: SPIN_MS })))],
-  ], QUICK ? 40 : 100, 10)
+  const fanOut = await rounds(
+    [
+      ['main-thread nodes', () => localArray.send(spinEvent()).return()],
+      ['happen, 4 nodes in 2 workers', () => threadedArray.send(spinEvent()).return()],
+      ['piscina, Promise.all of 4 runs', () => Promise.all([0, 1, 2, 3].map(() => pool.run({ ms: SPIN_MS })))],
+    ],
+    QUICK ? 40 : 100,
+    10,
+  )
 
   const payload = { n: 1, text: 'hello' }
-  const roundTrip = await rounds([
-    ['happen, one event to a worker node', () => echoNode.send({ type: 'echo', payload }).return()],
-    ['raw postMessage round trip', () => postRoundTrip(payload)],
-    ['piscina.run', () => pool.run({ echo: payload })],
-  ], QUICK ? 500 : 2000, 200)
+  const roundTrip = await rounds(
+    [
+      ['happen, one event to a worker node', () => echoNode.send({ type: 'echo', payload }).return()],
+      ['raw postMessage round trip', () => postRoundTrip(payload)],
+      ['piscina.run', () => pool.run({ echo: payload })],
+    ],
+    QUICK ? 500 : 2000,
+    200,
+  )
 
   const print = (title, results, unit) => {
     console.log(`\n${title}`)
     for (const [name, ms] of results) console.log(`  ${name.padEnd(40)} ${unit(ms)}`)
   }
-  print(`(a) fan-out to 4 nodes, each spinning ${SPIN_MS} ms (median ms per fan-out)`, fanOut, (ms) => `${ms.toFixed(2)} ms`)
-  print('(b) one event to one worker and back (median µs per round trip)', roundTrip, (ms) => `${(ms * 1000).toFixed(1)} µs`)
+  print(
+    `(a) fan-out to 4 nodes, each spinning ${SPIN_MS} ms (median ms per fan-out)`,
+    fanOut,
+    (ms) => `${ms.toFixed(2)} ms`,
+  )
+  print(
+    '(b) one event to one worker and back (median µs per round trip)',
+    roundTrip,
+    (ms) => `${(ms * 1000).toFixed(1)} µs`,
+  )
 
   const mainMs = fanOut.get('main-thread nodes')
   const workersMs = fanOut.get('happen, 4 nodes in 2 workers')
@@ -113,7 +133,8 @@ async function main() {
     ['(b) round trip vs raw postMessage (no target)', tripMs / rawTripMs, () => true, 'x postMessage'],
   ]
   console.log(`\ntargets (${cpus} CPU; ratios of cases measured in this run)`)
-  for (const [name, ratio, met, unit] of targets) console.log(`  ${name.padEnd(50)} ${ratio.toFixed(2)}${unit}  ${met(ratio) ? 'met' : 'NOT MET'}`)
+  for (const [name, ratio, met, unit] of targets)
+    console.log(`  ${name.padEnd(50)} ${ratio.toFixed(2)}${unit}  ${met(ratio) ? 'met' : 'NOT MET'}`)
 
   await Promise.all([local.shutdown(), threaded.shutdown(), pool.destroy(), echo.terminate()])
 }

@@ -277,7 +277,14 @@ class SendResult {
     if (outcome.recorded) {
       // The flow ran on a runtime sharing this one's core, which recorded its outcome there.
       if (outcome.ok) this._values[slot] = outcome.value
-      else (this._failures || (this._failures = [])).push({ slot, node: this._targets[slot].id, type: this._type, step: outcome.step, error: outcome.error })
+      else
+        (this._failures || (this._failures = [])).push({
+          slot,
+          node: this._targets[slot].id,
+          type: this._type,
+          step: outcome.step,
+          error: outcome.error,
+        })
     } else if (outcome.ok) {
       this._values[slot] = outcome.value
       if (!outcome.matched && debug.enabled) debug.logUnmatched(this._type, this._targets[slot].id)
@@ -291,7 +298,9 @@ class SendResult {
   /** A finished target's outcome: { ok: true, value } or { ok: false, error, step }. */
   outcome(slot) {
     const failure = this._failures === null ? undefined : this._failures.find((f) => f.slot === slot)
-    return failure === undefined ? { ok: true, value: this._values[slot] } : { ok: false, error: failure.error, step: failure.step }
+    return failure === undefined
+      ? { ok: true, value: this._values[slot] }
+      : { ok: false, error: failure.error, step: failure.step }
   }
 
   /** Whether the target's flow has finished. */
@@ -369,8 +378,16 @@ class SendResult {
       const entries = this._collect(true)
       this._targets.forEach(({ id }, slot) => {
         if (this._isDone(slot)) return
-        const reason = new HappenError('TIMEOUT', `return() timed out after ${timeout} ms; node '${id}' was still running`)
-        Object.defineProperty(entries, id, { value: { status: 'rejected', reason }, enumerable: true, writable: true, configurable: true })
+        const reason = new HappenError(
+          'TIMEOUT',
+          `return() timed out after ${timeout} ms; node '${id}' was still running`,
+        )
+        Object.defineProperty(entries, id, {
+          value: { status: 'rejected', reason },
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        })
       })
       return waiter.resolve(entries)
     }
@@ -407,9 +424,11 @@ class SendResult {
       const entries = {}
       for (let slot = 0; slot < targets.length; slot++) {
         const failure = failures === null ? undefined : failures.find((f) => f.slot === slot)
-        setKey(entries, targets[slot].id, failure
-          ? { status: 'rejected', reason: failure.error }
-          : { status: 'fulfilled', value: this._values[slot] })
+        setKey(
+          entries,
+          targets[slot].id,
+          failure ? { status: 'rejected', reason: failure.error } : { status: 'fulfilled', value: this._values[slot] },
+        )
       }
       return entries
     }
@@ -428,7 +447,8 @@ class SendResult {
     this._targets.forEach((node, slot) => {
       if (!this._hasFailed(slot)) setKey(results, node.id, this._values[slot])
     })
-    const describeFailure = (f) => `node '${f.node}' failed on '${f.type}' at step '${f.step}': ${errorMessage(f.error)}`
+    const describeFailure = (f) =>
+      `node '${f.node}' failed on '${f.type}' at step '${f.step}': ${errorMessage(f.error)}`
     const message =
       failures.length === 1 && this._targets.length === 1
         ? `The flow in ${describeFailure(failures[0])}`

@@ -27,7 +27,8 @@ function describeUnsafe(value) {
   if (value === null) return 'null'
   if (value === undefined) return 'undefined'
   if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`
-  if (typeof value === 'string') return `type string (${inspect(value.length > 28 ? value.slice(0, 25) + '...' : value)})`
+  if (typeof value === 'string')
+    return `type string (${inspect(value.length > 28 ? value.slice(0, 25) + '...' : value)})`
   if (typeof value === 'object') {
     if (Array.isArray(value)) return `an array of length ${value.length}`
     const ctor = value.constructor && value.constructor.name
@@ -46,13 +47,22 @@ function invalidArg(name, expected, actual) {
 }
 
 function outOfRange(name, expected, actual) {
-  const error = new RangeError(`The value of "${name}" is out of range. It must be ${expected}. Received ${inspect(actual)}`)
+  const error = new RangeError(
+    `The value of "${name}" is out of range. It must be ${expected}. Received ${inspect(actual)}`,
+  )
   error.code = 'ERR_OUT_OF_RANGE'
   return error
 }
 
 /** The codes the native core puts in its "[CODE] " prefix; anything else is INTERNAL. */
-const NATIVE_CODES = new Set(['SHUTDOWN', 'DUPLICATE_NODE', 'UNKNOWN_NODE', 'UNKNOWN_HANDLER', 'FLOW_TOO_LONG', 'INTERNAL'])
+const NATIVE_CODES = new Set([
+  'SHUTDOWN',
+  'DUPLICATE_NODE',
+  'UNKNOWN_NODE',
+  'UNKNOWN_HANDLER',
+  'FLOW_TOO_LONG',
+  'INTERNAL',
+])
 
 /**
  * Native errors carry their code as a "[CODE] " prefix. Everything else that comes out of the
@@ -75,7 +85,9 @@ function fromNative(error) {
     // A caught panic: the addon's panic hook kept its message and place (src/panic.rs).
     const panic = lastPanic()
     const detail = panic !== null && panic.startsWith(message) ? panic : message
-    return new HappenError('INTERNAL', `happen's native core failed (a bug in happen, please report it): ${detail}`, { cause: error })
+    return new HappenError('INTERNAL', `happen's native core failed (a bug in happen, please report it): ${detail}`, {
+      cause: error,
+    })
   }
   return new HappenError(match[1], match[2])
 }
@@ -108,4 +120,13 @@ function disposedError(what, id) {
   return new HappenError('DISPOSED', `Cannot ${what}: node '${id}' has been disposed`)
 }
 
-module.exports = { HappenError, invalidArg, outOfRange, fromNative, errorMessage, describe, shutdownError, disposedError }
+module.exports = {
+  HappenError,
+  invalidArg,
+  outOfRange,
+  fromNative,
+  errorMessage,
+  describe,
+  shutdownError,
+  disposedError,
+}

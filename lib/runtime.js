@@ -92,9 +92,12 @@ class BatchInfo {
     const cause = this.cause
     let correlationId = event.correlationId
     if (correlationId == null) {
-      correlationId = event.causationId != null
-        ? guard(() => native.eventCorrelationId(runtime._core, seq)) ?? id
-        : cause === null ? id : cause.correlationId
+      correlationId =
+        event.causationId != null
+          ? (guard(() => native.eventCorrelationId(runtime._core, seq)) ?? id)
+          : cause === null
+            ? id
+            : cause.correlationId
     }
     return {
       id,
@@ -171,7 +174,10 @@ class RemoteNode extends Node {
   }
 
   on() {
-    throw new HappenError('REMOTE_NODE', `Cannot on() node '${this.id}': it lives in ${this._transport.place}; register its handlers there`)
+    throw new HappenError(
+      'REMOTE_NODE',
+      `Cannot on() node '${this.id}': it lives in ${this._transport.place}; register its handlers there`,
+    )
   }
 
   dispose() {
@@ -365,17 +371,23 @@ class Runtime {
         configurable: true,
         writable: true,
         value: (onFulfilled, onRejected) =>
-          this.ready().then(() => {
-            delete this.then
-            return this
-          }, (error) => {
-            delete this.then
-            throw error
-          }).then(onFulfilled, onRejected),
+          this.ready()
+            .then(
+              () => {
+                delete this.then
+                return this
+              },
+              (error) => {
+                delete this.then
+                throw error
+              },
+            )
+            .then(onFulfilled, onRejected),
       })
     }
     // Usable unbound, as the top-level exports and destructuring expect.
-    for (const name of ['createNode', 'createNodeArray', 'node', 'trace', 'shutdown', 'ready']) this[name] = this[name].bind(this)
+    for (const name of ['createNode', 'createNodeArray', 'node', 'trace', 'shutdown', 'ready'])
+      this[name] = this[name].bind(this)
   }
 
   createNode(id, options) {
@@ -384,7 +396,9 @@ class Runtime {
     checkNodeOptions(options)
     const transports = this._transports
     for (let i = 0; i < transports.length; i++) transports[i].beforeCreate(id)
-    const index = guard(() => this._place === 0 ? native.createNode(this._core, id) : native.createNodeIn(this._core, id, this._place))
+    const index = guard(() =>
+      this._place === 0 ? native.createNode(this._core, id) : native.createNodeIn(this._core, id, this._place),
+    )
     const node = new Node(this, id, index)
     this._nodesByIndex[index] = node
     this._nodesById.set(id, node)
@@ -436,7 +450,8 @@ class Runtime {
 
   /** The causal tree of an event id or correlation id, or null when the history holds neither. */
   trace(id) {
-    if (typeof id !== 'string' || id.length === 0) throw invalidArg('id', 'a non-empty event or correlation id string', id)
+    if (typeof id !== 'string' || id.length === 0)
+      throw invalidArg('id', 'a non-empty event or correlation id string', id)
     this._flushJournal()
     for (const transport of this._transports) transport.flushSteps()
     const json = guard(() => native.trace(this._core, id))
@@ -458,7 +473,8 @@ class Runtime {
 
   _assertLive(node, what) {
     this._assertOpen(what)
-    if (node._index < 0) throw new HappenError('DISPOSED', `Cannot ${what}() on node '${node.id}': it has been disposed`)
+    if (node._index < 0)
+      throw new HappenError('DISPOSED', `Cannot ${what}() on node '${node.id}': it has been disposed`)
   }
 
   _on(node, pattern, handler) {
@@ -562,7 +578,8 @@ class Runtime {
    */
   _deliver(origin, targets, keyed, input, inbound) {
     if (this._closed) this._assertOpen('send')
-    if (origin !== null && origin._index < 0) throw new HappenError('DISPOSED', `Cannot send from node '${origin.id}': it has been disposed`)
+    if (origin !== null && origin._index < 0)
+      throw new HappenError('DISPOSED', `Cannot send from node '${origin.id}': it has been disposed`)
     // A NodeArray may hold a node disposed since.
     if (targets !== EVERY_NODE) checkLiveTargets(targets, 'send')
     const batch = Array.isArray(input)
@@ -610,11 +627,17 @@ class Runtime {
     const explicitIds = ids.causationId != null || ids.correlationId != null
     let length
     try {
-      length = inbound !== undefined
-        ? native.dispatchInbound(this._core, inbound.causeSeq > 0 ? undefined : ids.causationId ?? undefined, ids.correlationId ?? undefined, inbound.causal.id)
-        : explicitIds
-        ? native.dispatchWithIds(this._core, ids.causationId ?? undefined, ids.correlationId ?? undefined)
-        : ((native.args[0] = this._core), native.dispatch())
+      length =
+        inbound !== undefined
+          ? native.dispatchInbound(
+              this._core,
+              inbound.causeSeq > 0 ? undefined : (ids.causationId ?? undefined),
+              ids.correlationId ?? undefined,
+              inbound.causal.id,
+            )
+          : explicitIds
+            ? native.dispatchWithIds(this._core, ids.causationId ?? undefined, ids.correlationId ?? undefined)
+            : ((native.args[0] = this._core), native.dispatch())
     } catch (error) {
       throw fromNative(error)
     }
@@ -637,20 +660,31 @@ class Runtime {
     // Every target of a fan-out sees this one causal context: frozen, so no node's writes reach
     // another (each target gets its own event object around it, cheaper than freezing that).
     // An event from elsewhere comes with its causal context.
-    const causal = inbound !== undefined ? inbound.causal : Object.freeze({
-      id,
-      sender: senderId,
-      causationId: first.causationId ?? (frame === null ? null : frame.causal.id),
-      // The core chose the correlation; one that is not one of our ids it names on request.
-      // A batch's first event's own ids are its own (the core keeps them as its override).
-      correlationId:
-        batch && explicitIds ? first.correlationId ?? guard(() => native.eventCorrelationId(this._core, seq))
-        : correlationSeq === seq ? id
-        : correlationSeq > 0 ? this._prefix + correlationSeq
-        : first.correlationId ?? guard(() => native.eventCorrelationId(this._core, seq)),
-      path: frame === null ? (sender === null ? NO_PATH : sender._rootPath) : Object.freeze([...frame.causal.path, senderId]),
-      timestamp: plan[2],
-    })
+    const causal =
+      inbound !== undefined
+        ? inbound.causal
+        : Object.freeze({
+            id,
+            sender: senderId,
+            causationId: first.causationId ?? (frame === null ? null : frame.causal.id),
+            // The core chose the correlation; one that is not one of our ids it names on request.
+            // A batch's first event's own ids are its own (the core keeps them as its override).
+            correlationId:
+              batch && explicitIds
+                ? (first.correlationId ?? guard(() => native.eventCorrelationId(this._core, seq)))
+                : correlationSeq === seq
+                  ? id
+                  : correlationSeq > 0
+                    ? this._prefix + correlationSeq
+                    : (first.correlationId ?? guard(() => native.eventCorrelationId(this._core, seq))),
+            path:
+              frame === null
+                ? sender === null
+                  ? NO_PATH
+                  : sender._rootPath
+                : Object.freeze([...frame.causal.path, senderId]),
+            timestamp: plan[2],
+          })
 
     // The core plans explicit targets in their order, one slot each.
     let nodes = targets
@@ -674,14 +708,15 @@ class Runtime {
       }
     }
     const result = new SendResult(this, nodes, keyed, id, null, planned)
-    if (batch) result._ids = count === 1 ? null : () => Array.from({ length: count }, (_, i) => this._prefix + (seq + i))
+    if (batch)
+      result._ids = count === 1 ? null : () => Array.from({ length: count }, (_, i) => this._prefix + (seq + i))
     result._seq = seq
     result._firstBranch = plan[1]
     result._causal = causal
     result._correlation = correlationSeq > 0 ? correlationSeq : -1
     result._startedAt = plan[5] + CLOCK_OFFSET
     // What errors and messages call the flow's event: a mixed batch lists its types.
-    result._type = !batch ? input.type : sharedType ?? [...new Set(input.map((e) => e.type))].join(', ')
+    result._type = !batch ? input.type : (sharedType ?? [...new Set(input.map((e) => e.type))].join(', '))
     if (debug.enabled) debug.logSend(senderId, result._type, id, nodes, count)
     if (inbound !== undefined) result._onTarget = inbound.onTarget
     const flowOrigin = frame === null ? undefined : frame.origin
@@ -689,7 +724,9 @@ class Runtime {
     // start on a fresh stack instead of overflowing this one.
     if (depth >= MAX_SYNC_DEPTH) {
       const copy = plan.slice(0, length)
-      setImmediate(() => this._runPlan(result, copy, input, info, inbound, wires, flowOrigin, everyone, flowStorage.getStore()))
+      setImmediate(() =>
+        this._runPlan(result, copy, input, info, inbound, wires, flowOrigin, everyone, flowStorage.getStore()),
+      )
     } else {
       this._runPlan(result, plan, input, info, inbound, wires, flowOrigin, everyone, current)
     }
@@ -705,7 +742,15 @@ class Runtime {
   _runPlan(result, plan, input, info, inbound, wires, flowOrigin, everyone, prior) {
     let elsewhere
     if (CONTEXT_FRAMES) {
-      elsewhere = new AsyncResource('happen.send').runInAsyncScope(this._startFlows, this, result, plan, input, info, inbound)
+      elsewhere = new AsyncResource('happen.send').runInAsyncScope(
+        this._startFlows,
+        this,
+        result,
+        plan,
+        input,
+        info,
+        inbound,
+      )
     } else {
       try {
         elsewhere = this._startFlows(result, plan, input, info, inbound)
@@ -713,7 +758,8 @@ class Runtime {
         flowStorage.enterWith(prior)
       }
     }
-    if (elsewhere !== null) this._startElsewhere(result, result._targets, elsewhere, wires, result._causal, info, flowOrigin, everyone)
+    if (elsewhere !== null)
+      this._startElsewhere(result, result._targets, elsewhere, wires, result._causal, info, flowOrigin, everyone)
   }
 
   /** The loop of _runPlan: starts the local flows; returns the slots that live elsewhere, or null. */
@@ -735,21 +781,36 @@ class Runtime {
         if (node._transport !== null) {
           // Its transport starts all of this send's flows it reaches at once, below, with the
           // handlers the core planned there.
-          ;(elsewhere || (elsewhere = [])).push(slot, n === 0 ? null : n === 1 ? plan[firstHandler] : Array.prototype.slice.call(plan, firstHandler, at))
+          ;(elsewhere || (elsewhere = [])).push(
+            slot,
+            n === 0 ? null : n === 1 ? plan[firstHandler] : Array.prototype.slice.call(plan, firstHandler, at),
+          )
           continue
         }
         if (n === 0) {
           result._unmatched(slot)
           continue
         }
-        const event = batch ? (planned === 1 ? input : input.slice()) : { type: input.type, payload: input.payload, context: { causal } }
+        const event = batch
+          ? planned === 1
+            ? input
+            : input.slice()
+          : { type: input.type, payload: input.payload, context: { causal } }
         if (n === 1) {
           const entry = handlers[plan[firstHandler]]
           if (!result._runnable(slot, entry, event)) {
             result._unmatched(slot)
             continue
           }
-          const flow = new Flow(result, slot, node, event, batch ? new BatchContext(info, node) : { causal, node }, entry.name, null)
+          const flow = new Flow(
+            result,
+            slot,
+            node,
+            event,
+            batch ? new BatchContext(info, node) : { causal, node },
+            entry.name,
+            null,
+          )
           // A flow serving an event from elsewhere carries what its sender needs to nest the
           // events this flow sends.
           if (inbound !== undefined) flow.origin = inbound.origins[slot]
@@ -839,7 +900,20 @@ class Runtime {
     let transport = nodes[slots[0]]._transport
     let group = []
     const { _seq: seq, _correlation: correlation, _type: type, _startedAt: startedAt } = result
-    const start = () => transport.start({ result, slots: group, wire: wires.get(transport), causal, batch, origin, broadcast, seq, correlation, type, startedAt })
+    const start = () =>
+      transport.start({
+        result,
+        slots: group,
+        wire: wires.get(transport),
+        causal,
+        batch,
+        origin,
+        broadcast,
+        seq,
+        correlation,
+        type,
+        startedAt,
+      })
     let rest = null
     // `slots`: slot, planned handlers, slot, planned handlers...
     for (let i = 0; i < slots.length; i += 2) {
@@ -847,7 +921,10 @@ class Runtime {
       const node = nodes[slot]
       const target = { slot, branch: firstBranch + slot, node, handlers: slots[i + 1] }
       if (node._transport === transport) group.push(target)
-      else (rest || (rest = new Map())).has(node._transport) ? rest.get(node._transport).push(target) : rest.set(node._transport, [target])
+      else
+        (rest || (rest = new Map())).has(node._transport)
+          ? rest.get(node._transport).push(target)
+          : rest.set(node._transport, [target])
     }
     start()
     if (rest !== null) for ([transport, group] of rest) start()
@@ -855,7 +932,8 @@ class Runtime {
 
   /** See TransportHost.runPlanned: each target is a send of its own to one node, already planned. */
   _runPlanned(message) {
-    const { nodes, branches, handlers, input, causal, batchCause, seq, correlation, type, startedAt, onTarget } = message
+    const { nodes, branches, handlers, input, causal, batchCause, seq, correlation, type, startedAt, onTarget } =
+      message
     const info = Array.isArray(input) ? new BatchInfo(this, seq, input, causal, batchCause) : null
     const results = new Array(nodes.length)
     for (let i = 0; i < nodes.length; i++) {
@@ -977,8 +1055,10 @@ function createNodeArray(nodes) {
   for (let i = 0; i < nodes.length; i++) {
     const node = nodes[i]
     if (!(node instanceof Node)) throw invalidArg(`nodes[${i}]`, 'a node made by createNode()', node)
-    if (node._runtime !== nodes[0]._runtime) throw invalidArg(`nodes[${i}]`, 'a node of the same runtime as nodes[0]', node)
-    if (ids.has(node.id)) throw invalidArg(`nodes[${i}]`, `a node whose id is distinct ('${node.id}' appears twice)`, node)
+    if (node._runtime !== nodes[0]._runtime)
+      throw invalidArg(`nodes[${i}]`, 'a node of the same runtime as nodes[0]', node)
+    if (ids.has(node.id))
+      throw invalidArg(`nodes[${i}]`, `a node whose id is distinct ('${node.id}' appears twice)`, node)
     ids.add(node.id)
   }
   checkLiveMembers(nodes) // robustness (issue 3): no disposed node, no shut-down runtime

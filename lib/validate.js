@@ -19,7 +19,11 @@ function checkEvent(event, name) {
     throw invalidArg(name, 'an event object { type, payload }', event)
   }
   if (!isPlainObject(event)) {
-    throw invalidArg(name, 'a plain event object { type, payload } (not a class instance, Map or other exotic object)', event)
+    throw invalidArg(
+      name,
+      'a plain event object { type, payload } (not a class instance, Map or other exotic object)',
+      event,
+    )
   }
   const type = event.type
   if (typeof type !== 'string' || type.length === 0) {
@@ -44,8 +48,13 @@ function checkBatch(events, name) {
   let ownIds = false
   for (let i = 0; i < events.length; i++) {
     const event = events[i]
-    if (typeof event !== 'object' || event === null || typeof event.type !== 'string' || event.type.length === 0 ||
-        !isPlainObject(event)) {
+    if (
+      typeof event !== 'object' ||
+      event === null ||
+      typeof event.type !== 'string' ||
+      event.type.length === 0 ||
+      !isPlainObject(event)
+    ) {
       checkEvent(event, `${name}[${i}]`)
     }
     if (event.causationId != null || event.correlationId != null) {
@@ -70,7 +79,8 @@ function checkReturnOptions(options) {
     }
   }
   const { settled, timeout } = options
-  if (settled !== undefined && typeof settled !== 'boolean') throw invalidArg('options.settled', 'of type boolean', settled)
+  if (settled !== undefined && typeof settled !== 'boolean')
+    throw invalidArg('options.settled', 'of type boolean', settled)
   if (timeout !== undefined) {
     if (typeof timeout !== 'number') throw invalidArg('options.timeout', 'of type number', timeout)
     // SPEC §6: every bad return() option is a TypeError, a bad number included.
@@ -99,10 +109,12 @@ function checkNodeOptions(options) {
   for (const key of Object.keys(options)) {
     const kind = NODE_OPTIONS[key]
     if (!Object.hasOwn(NODE_OPTIONS, key)) {
-      const expected = known.length === 0 ? 'absent: createNode() has no options yet' : `one of the known keys (${known.join(', ')})`
+      const expected =
+        known.length === 0 ? 'absent: createNode() has no options yet' : `one of the known keys (${known.join(', ')})`
       throw invalidArg(`options.${key}`, expected, options[key])
     }
-    if (options[key] !== undefined && typeof options[key] !== kind) throw invalidArg(`options.${key}`, `of type ${kind}`, options[key])
+    if (options[key] !== undefined && typeof options[key] !== kind)
+      throw invalidArg(`options.${key}`, `of type ${kind}`, options[key])
   }
 }
 
@@ -142,7 +154,8 @@ function checkConfig(config) {
   if (config === undefined || config === null) return { historySize: 10_000, transport: { type: 'memory' } }
   if (!isPlainObject(config)) throw invalidArg('config', 'an object', config)
   for (const key of Object.keys(config)) {
-    if (!CONFIG_KEYS.has(key)) throw invalidArg(`config.${key}`, `one of the known keys (${[...CONFIG_KEYS].join(', ')})`, key)
+    if (!CONFIG_KEYS.has(key))
+      throw invalidArg(`config.${key}`, `one of the known keys (${[...CONFIG_KEYS].join(', ')})`, key)
   }
   let historySize = 10_000
   if (config.historySize !== undefined) {

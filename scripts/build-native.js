@@ -69,19 +69,24 @@ say(
 )
 let status
 try {
-  const build = spawnSync(cargo, ['build', '--lib', ...(debug ? [] : ['--release']), ...(asDependency ? ['--locked'] : [])], {
-    cwd: root,
-    stdio: ['ignore', progress.fd, progress.fd],
-    env: {
-      ...process.env,
-      CARGO_TARGET_DIR: targetDir,
-      // cargo draws its progress bar only on a terminal; a captured log gets its lines.
-      ...(progress.tty ? { CARGO_TERM_PROGRESS_WHEN: 'always', CARGO_TERM_PROGRESS_WIDTH: '80' } : {}),
+  const build = spawnSync(
+    cargo,
+    ['build', '--lib', ...(debug ? [] : ['--release']), ...(asDependency ? ['--locked'] : [])],
+    {
+      cwd: root,
+      stdio: ['ignore', progress.fd, progress.fd],
+      env: {
+        ...process.env,
+        CARGO_TARGET_DIR: targetDir,
+        // cargo draws its progress bar only on a terminal; a captured log gets its lines.
+        ...(progress.tty ? { CARGO_TERM_PROGRESS_WHEN: 'always', CARGO_TERM_PROGRESS_WIDTH: '80' } : {}),
+      },
     },
-  })
+  )
   status = build.error ? 1 : build.status
   if (status === 0) {
-    const library = { linux: 'libhappen.so', darwin: 'libhappen.dylib', win32: 'happen.dll' }[process.platform] ?? 'libhappen.so'
+    const library =
+      { linux: 'libhappen.so', darwin: 'libhappen.dylib', win32: 'happen.dll' }[process.platform] ?? 'libhappen.so'
     copyFileSync(join(targetDir, debug ? 'debug' : 'release', library), target)
     say(`happen: built ${target}`)
   }

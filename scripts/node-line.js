@@ -24,9 +24,13 @@ const dir = join(__dirname, '..', 'node_modules', '.cache', `node-${major}`)
 const binary = join(dir, 'node_modules', pkg, 'bin', process.platform === 'win32' ? 'node.exe' : 'node')
 if (!existsSync(binary)) {
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
-  execFileSync(npm, ['install', '--prefix', dir, '--no-save', '--no-audit', '--no-fund', '--loglevel=error', `${pkg}@${major}`], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  })
+  execFileSync(
+    npm,
+    ['install', '--prefix', dir, '--no-save', '--no-audit', '--no-fund', '--loglevel=error', `${pkg}@${major}`],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  )
 }
 if (!existsSync(binary)) {
   console.error(`node-line: ${pkg}@${major} installed, but ${binary} is missing`)

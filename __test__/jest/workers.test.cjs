@@ -12,7 +12,10 @@ test('a fan-out over main-thread and worker nodes, then shutdown() leaves nothin
   const main = rt.createNode('main')
   main.on('crunch', () => 'main')
   const worker = await rt.worker(cruncher, { workerData: { prefix: 'j', nodes: ['1', '2'] } })
-  const results = await rt.createNodeArray([main, rt.node('j-1'), rt.node('j-2')]).send({ type: 'crunch', payload: 1 }).return()
+  const results = await rt
+    .createNodeArray([main, rt.node('j-1'), rt.node('j-2')])
+    .send({ type: 'crunch', payload: 1 })
+    .return()
   expect(results.main).toBe('main')
   expect(results['j-1'].threadId).toBe(worker.threadId)
   expect(results['j-2'].by).toBe('j-2')

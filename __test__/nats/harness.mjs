@@ -8,7 +8,8 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const NATS_URL = process.env.HAPPEN_NATS_URL || ''
-export const skipMessage = 'HAPPEN_NATS_URL is not set: the NATS transport tests need a nats-server (.ci/run starts one)'
+export const skipMessage =
+  'HAPPEN_NATS_URL is not set: the NATS transport tests need a nats-server (.ci/run starts one)'
 export const hasNatsServer = spawnSync('nats-server', ['--version'], { stdio: 'ignore' }).status === 0
 
 const host = fileURLToPath(new URL('./host.mjs', import.meta.url))
@@ -19,7 +20,10 @@ const started = new Set()
  * child's environment; `child.stderr.text()` is what it wrote to stderr so far.
  */
 export function spawnHost(url, ids, heartbeat = 200, env = {}) {
-  const child = spawn(process.execPath, [host, url, ids.join(','), String(heartbeat)], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+  const child = spawn(process.execPath, [host, url, ids.join(','), String(heartbeat)], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  })
   started.add(child)
   child.on('exit', () => started.delete(child))
   let stderr = ''
@@ -61,7 +65,9 @@ export function startServer(port, extra = [], config = null) {
     fs.writeFileSync(file, config)
     extra = ['-c', file, ...extra]
   }
-  const child = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), ...extra], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const child = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), ...extra], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
   started.add(child)
   child.on('exit', () => started.delete(child))
   return new Promise((resolve, reject) => {

@@ -7,7 +7,12 @@ const [url, ids, heartbeat = '200'] = process.argv.slice(2)
 const happen = await initializeHappen({ transport: { type: 'nats', servers: [url], heartbeat: Number(heartbeat) } })
 const nodes = createNodeArray(ids.split(',').map((id) => happen.createNode(id)))
 
-nodes.on('echo', (event, context) => ({ by: context.node.id, payload: event.payload, causal: event.context.causal, pid: process.pid }))
+nodes.on('echo', (event, context) => ({
+  by: context.node.id,
+  payload: event.payload,
+  causal: event.context.causal,
+  pid: process.pid,
+}))
 nodes.on('fail', (event, context) => {
   const error = new RangeError(`boom from ${context.node.id}`)
   error.code = 'E_REMOTE'
@@ -18,7 +23,9 @@ nodes.on('slow', async (event, context) => {
   return `${context.node.id} slept ${event.payload.ms} ms`
 })
 // Never ends on the nodes the payload names (the test kills their process); quick elsewhere.
-nodes.on('hang', (event, context) => (event.payload.hang.includes(context.node.id) ? new Promise(() => {}) : `${context.node.id} done`))
+nodes.on('hang', (event, context) =>
+  event.payload.hang.includes(context.node.id) ? new Promise(() => {}) : `${context.node.id} done`,
+)
 nodes.on('flow', function firstStep() {
   return function secondStep(event, context) {
     return `${context.node.id}: two steps`
@@ -34,7 +41,12 @@ nodes.on('relay', async (event, context) => {
 nodes.on('unserialisable', () => ({ keep: 1, bad: { callback() {} } }))
 nodes.on('batch.*', (events, context) =>
   Array.isArray(events)
-    ? { size: events.length, types: events.map((e) => e.type), ids: context.events.map((e) => e.causal.id), payloads: events.map((e) => e.payload) }
+    ? {
+        size: events.length,
+        types: events.map((e) => e.type),
+        ids: context.events.map((e) => e.causal.id),
+        payloads: events.map((e) => e.payload),
+      }
     : 'single',
 )
 nodes.on('undefined', () => undefined)

@@ -33,8 +33,10 @@ const workers = await Promise.all([start('payment-node'), start('inventory-node,
 const orderNode = happen.createNode('order-node')
 orderNode.on('verify-order', (event, context) => ({ node: context.node.id, pid: process.pid, ok: true }))
 orderNode.on('stock-reserved', (event, context) => {
-  console.log(`order-node heard stock-reserved for ${event.payload.sku} from ${context.causal.sender}` +
-    ` (caused by ${context.causal.causationId}, path ${context.causal.path.join(' -> ')})`)
+  console.log(
+    `order-node heard stock-reserved for ${event.payload.sku} from ${context.causal.sender}` +
+      ` (caused by ${context.causal.causationId}, path ${context.causal.path.join(' -> ')})`,
+  )
   return 'noted'
 })
 await happen.ready()
@@ -51,7 +53,7 @@ const results = await sent.return()
 console.log('\nresults by node:')
 for (const [id, value] of Object.entries(results)) console.log(`  ${id.padEnd(15)} ${JSON.stringify(value)}`)
 
-console.log('\ncausal trace (this process\'s view; remote branches carry their steps and outcome):')
+console.log("\ncausal trace (this process's view; remote branches carry their steps and outcome):")
 console.log(String(happen.trace(sent.id)))
 
 for (const child of workers) child.stdin.end()

@@ -12,7 +12,10 @@ nodes.on('verify-order', function checkOrder(event, context) {
     // A divergent flow: the inventory reserves stock next, and tells the order node about it.
     return async function reserveStock() {
       const order = happen.node('order-node')
-      await happen.node(node.id).send(order, { type: 'stock-reserved', payload: { sku: event.payload.sku } }).return()
+      await happen
+        .node(node.id)
+        .send(order, { type: 'stock-reserved', payload: { sku: event.payload.sku } })
+        .return()
       return { node: node.id, pid: process.pid, reserved: event.payload.quantity }
     }
   }

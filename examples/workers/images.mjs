@@ -9,7 +9,8 @@ for (const id of workerData.ids) {
     // Stand-in for real image work: about 20 ms of CPU over the pixels.
     let checksum = 0
     for (let round = 0; round < 8; round++) {
-      for (let i = 0; i < event.payload.pixels.length; i += 16) checksum = (checksum * 31 + event.payload.pixels[i] + round) >>> 0
+      for (let i = 0; i < event.payload.pixels.length; i += 16)
+        checksum = (checksum * 31 + event.payload.pixels[i] + round) >>> 0
     }
     // The next step tells a main-thread node, caused by this event.
     return async function announce() {

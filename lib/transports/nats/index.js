@@ -156,8 +156,12 @@ class NatsTransport {
   ready() {
     if (this.closed) return Promise.resolve()
     return this.connected
-      .then(() => (this.claims.size === 0 ? undefined : Promise.all([...this.claims.values()].map((claim) => claim.settled))))
-      .then(() => (this.echoes.size === 0 ? undefined : Promise.all([...this.echoes.values()].map((echo) => echo.settled))))
+      .then(() =>
+        this.claims.size === 0 ? undefined : Promise.all([...this.claims.values()].map((claim) => claim.settled)),
+      )
+      .then(() =>
+        this.echoes.size === 0 ? undefined : Promise.all([...this.echoes.values()].map((echo) => echo.settled)),
+      )
       .then(() => this._flushConnection())
       .then(() => {
         if (this.refused.length === 0) return
@@ -316,14 +320,20 @@ class NatsTransport {
     if (this.closed) return
     if (this.state === 'connected') {
       if (this.subscriptions.size > 0) {
-        this._out(PRESENCE, '', '', JSON.stringify({ down: [...this.subscriptions.keys()], from: this.inbox, rt: this.rt }))
+        this._out(
+          PRESENCE,
+          '',
+          '',
+          JSON.stringify({ down: [...this.subscriptions.keys()], from: this.inbox, rt: this.rt }),
+        )
       }
       await this._flushConnection().catch(() => {})
     }
     for (const claim of this.claims.values()) claim.granted()
     this.claims.clear()
     for (const id of [...this.echoes.keys()]) this._heard(id)
-    for (const branch of [...this.waiting.keys()]) this._failBranch(branch, 'SHUTDOWN', 'the happen runtime was shut down before the remote node answered')
+    for (const branch of [...this.waiting.keys()])
+      this._failBranch(branch, 'SHUTDOWN', 'the happen runtime was shut down before the remote node answered')
     this.closed = true
     clearInterval(this.timer)
     this._sendNow()

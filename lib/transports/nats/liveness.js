@@ -115,7 +115,11 @@ class Liveness {
         waiting.sentAt = performance.now()
         this._direct(waiting, false, true)
       } else if (lost.has(this.inbox + branch)) {
-        this._failBranch(branch, 'NODE_LOST', `Node '${id}' is not running this flow: the event was lost in transit (the NATS server restarted?) or its process restarted`)
+        this._failBranch(
+          branch,
+          'NODE_LOST',
+          `Node '${id}' is not running this flow: the event was lost in transit (the NATS server restarted?) or its process restarted`,
+        )
       } else {
         waiting.pinged = false
         waiting.sentAt = performance.now()

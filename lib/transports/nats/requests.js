@@ -144,7 +144,8 @@ class Requests {
       if (ring.count < ring.names.length) ring.count++
     }
     if (ok) result.settleTarget(slot, { ok: true, value: payload, matched: ran })
-    else result.settleTarget(slot, { ok: false, step: step || '(remote)', error: remoteError(waiting.node.id, payload) })
+    else
+      result.settleTarget(slot, { ok: false, step: step || '(remote)', error: remoteError(waiting.node.id, payload) })
   }
 
   /** Records the steps remote flows reported on their branches (called by runtime.trace()). */
@@ -153,7 +154,11 @@ class Requests {
     if (steps.count === 0) return
     const size = steps.names.length
     const pairs = []
-    for (let i = 0, at = (steps.next - steps.count + size) % size; i < steps.count; i++, at = at + 1 === size ? 0 : at + 1) {
+    for (
+      let i = 0, at = (steps.next - steps.count + size) % size;
+      i < steps.count;
+      i++, at = at + 1 === size ? 0 : at + 1
+    ) {
       pairs.push(steps.branches[at], steps.names[at])
       steps.names[at] = undefined
     }
@@ -184,7 +189,8 @@ class Requests {
       return
     }
     if (first === 112 /* p: a liveness answer */) return this._onPingAnswer(key, header, body)
-    if (first === 99 /* c: who serves an id */) return this._onCheckAnswer(key, header === 'status:503' ? null : JSON.parse(body))
+    if (first === 99 /* c: who serves an id */)
+      return this._onCheckAnswer(key, header === 'status:503' ? null : JSON.parse(body))
     if (first === 120 /* x: a frame nobody took */) {
       // Its runtime is gone: resend its requests on their nodes' subjects, which tell
       // whether each node lives elsewhere now or nowhere (no responders).
@@ -247,7 +253,8 @@ class Requests {
       } else if (key.charCodeAt(0) === 112 /* p: a liveness check, asked again next time */) {
         const branches = this.pings.get(key)
         this.pings.delete(key)
-        if (branches !== undefined) for (const branch of branches) if (this.waiting.has(branch)) this.waiting.get(branch).pinged = false
+        if (branches !== undefined)
+          for (const branch of branches) if (this.waiting.has(branch)) this.waiting.get(branch).pinged = false
       } else {
         const branch = Number(key)
         const waiting = this.waiting.get(branch)
@@ -257,7 +264,11 @@ class Requests {
     }
     if (code === 'PAYLOAD_TOO_LARGE' && subject.startsWith('_HAPPEN.') && subject.endsWith('.f')) {
       const inbox = subject.slice(0, -1)
-      const error = JSON.stringify({ name: 'HappenError', code, message: `The reply could not be sent over NATS: ${why}` })
+      const error = JSON.stringify({
+        name: 'HappenError',
+        code,
+        message: `The reply could not be sent over NATS: ${why}`,
+      })
       for (const item of JSON.parse(body).r) this._reply(inbox, item[0], 0, '[]', `${error},"(reply)"`)
     }
   }

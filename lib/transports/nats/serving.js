@@ -57,11 +57,16 @@ class Serving {
     const host = this.host
     let nodes = ids.map((id) => (id === undefined ? undefined : host.localNode(id)))
     if (host.closed || nodes.includes(undefined)) {
-      const error = (id) => ({ name: 'HappenError', code: 'NO_RESPONDERS', message: `Node '${id}' is no longer served by this process` })
+      const error = (id) => ({
+        name: 'HappenError',
+        code: 'NO_RESPONDERS',
+        message: `Node '${id}' is no longer served by this process`,
+      })
       const keep = []
       nodes.forEach((node, i) => {
         // A frame's sender resends these on the node's subject (it may live elsewhere now).
-        if (node === undefined || host.closed) this._reply(inbox, branches[i], 0, '[]', `${JSON.stringify(error(ids[i]))},"(transport)",${framed ? 1 : 0}`)
+        if (node === undefined || host.closed)
+          this._reply(inbox, branches[i], 0, '[]', `${JSON.stringify(error(ids[i]))},"(transport)",${framed ? 1 : 0}`)
         else keep.push(i)
       })
       if (keep.length === 0) return
@@ -78,7 +83,11 @@ class Serving {
     }
     // Sent by a flow that serves one of this runtime's branches: caused by that branch.
     const origin = wire.origin
-    const mine = origin !== undefined && origin[0] === this.rt && typeof causal.causationId === 'string' && causal.causationId.startsWith(host.prefix)
+    const mine =
+      origin !== undefined &&
+      origin[0] === this.rt &&
+      typeof causal.causationId === 'string' &&
+      causal.causationId.startsWith(host.prefix)
     const senderRt = inbox.slice(8, -1)
     let serving = this.serving.get(inbox)
     if (serving === undefined) this.serving.set(inbox, (serving = new Set()))
@@ -87,7 +96,7 @@ class Serving {
     let result
     try {
       result = host.receive({
-        sender: wire.sender === null ? null : host.localNode(wire.sender) ?? this.remoteNode(wire.sender),
+        sender: wire.sender === null ? null : (host.localNode(wire.sender) ?? this.remoteNode(wire.sender)),
         nodes,
         input,
         causal,
@@ -110,7 +119,8 @@ class Serving {
   _finished(answer, slot) {
     answer.serving.delete(answer.branches[slot])
     // Peers come and go (each process has its own inbox): drop a peer's empty set.
-    if (answer.serving.size === 0 && this.serving.get(answer.inbox) === answer.serving) this.serving.delete(answer.inbox)
+    if (answer.serving.size === 0 && this.serving.get(answer.inbox) === answer.serving)
+      this.serving.delete(answer.inbox)
     this.answers.push(answer, slot)
     this._schedule()
   }
@@ -150,7 +160,13 @@ class Serving {
         }
         this._reply(answer.inbox, branch, 1, stepsText, text === undefined ? '' : text)
       } else {
-        this._reply(answer.inbox, branch, 0, stepsText, `${JSON.stringify(describeError(outcome.error))},${JSON.stringify(outcome.step)}`)
+        this._reply(
+          answer.inbox,
+          branch,
+          0,
+          stepsText,
+          `${JSON.stringify(describeError(outcome.error))},${JSON.stringify(outcome.step)}`,
+        )
       }
     }
   }

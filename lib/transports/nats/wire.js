@@ -42,7 +42,13 @@ function unserialisable(value, path, seen) {
   if (value === null) return null
   if (typeof value.toJSON === 'function') return null
   if (seen.includes(value)) return `${path} refers back to one of its parents (a cycle)`
-  if (value instanceof Map || value instanceof Set || value instanceof WeakMap || value instanceof WeakSet || value instanceof Promise) {
+  if (
+    value instanceof Map ||
+    value instanceof Set ||
+    value instanceof WeakMap ||
+    value instanceof WeakSet ||
+    value instanceof Promise
+  ) {
     return `${path} is a ${value.constructor.name}, which JSON cannot carry`
   }
   seen.push(value)
@@ -55,7 +61,11 @@ function unserialisable(value, path, seen) {
       return null
     }
     for (const key of Object.keys(value)) {
-      const problem = unserialisable(value[key], /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`, seen)
+      const problem = unserialisable(
+        value[key],
+        /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`,
+        seen,
+      )
       if (problem !== null) return problem
     }
     return null
@@ -85,9 +95,18 @@ function plainJson(value, depth) {
   }
   if (typeof value.toJSON === 'function') return true
   const proto = Object.getPrototypeOf(value)
-  if (proto !== Object.prototype && proto !== null && (value instanceof Map || value instanceof Set || value instanceof WeakMap || value instanceof WeakSet || value instanceof Promise)) return false
+  if (
+    proto !== Object.prototype &&
+    proto !== null &&
+    (value instanceof Map ||
+      value instanceof Set ||
+      value instanceof WeakMap ||
+      value instanceof WeakSet ||
+      value instanceof Promise)
+  )
+    return false
   for (const key in value) {
-    if (Object.prototype.hasOwnProperty.call(value, key) && !plainJson(value[key], depth + 1)) return false
+    if (Object.hasOwn(value, key) && !plainJson(value[key], depth + 1)) return false
   }
   return true
 }
@@ -111,7 +130,11 @@ function remoteError(node, described) {
 
 function describeError(error) {
   if (error instanceof Error) return { message: error.message, code: error.code ?? null, name: error.name }
-  return { message: typeof error === 'string' ? error : `non-Error value thrown: ${String(error)}`, code: null, name: 'Error' }
+  return {
+    message: typeof error === 'string' ? error : `non-Error value thrown: ${String(error)}`,
+    code: null,
+    name: 'Error',
+  }
 }
 
 /** The causal contexts of a batch that came over the wire (what BatchInfo gives locally). */
@@ -131,4 +154,14 @@ class WireBatch {
   }
 }
 
-module.exports = { PRESENCE, FRAME_LIMIT, REPLY_EVERY, subjectOf, unserialisable, checkJson, remoteError, describeError, WireBatch }
+module.exports = {
+  PRESENCE,
+  FRAME_LIMIT,
+  REPLY_EVERY,
+  subjectOf,
+  unserialisable,
+  checkJson,
+  remoteError,
+  describeError,
+  WireBatch,
+}

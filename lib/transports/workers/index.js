@@ -67,9 +67,11 @@ function checkOptions(options) {
     throw invalidArg('options', 'an object { workerData, name }', options)
   }
   for (const key of Object.keys(options)) {
-    if (key !== 'workerData' && key !== 'name') throw invalidArg(`options.${key}`, 'one of workerData, name', options[key])
+    if (key !== 'workerData' && key !== 'name')
+      throw invalidArg(`options.${key}`, 'one of workerData, name', options[key])
   }
-  if (options.name !== undefined && typeof options.name !== 'string') throw invalidArg('options.name', 'a string', options.name)
+  if (options.name !== undefined && typeof options.name !== 'string')
+    throw invalidArg('options.name', 'a string', options.name)
   return options
 }
 
@@ -79,7 +81,8 @@ function startWorker(runtime, module, options) {
     const url = moduleUrl(module)
     const { workerData, name } = checkOptions(options)
     const transport = transportOf(runtime)
-    if (transport.host.closed) throw new HappenError('SHUTDOWN', 'Cannot worker(): this happen runtime has been shut down')
+    if (transport.host.closed)
+      throw new HappenError('SHUTDOWN', 'Cannot worker(): this happen runtime has been shut down')
     const place = native.joinCore(transport.core)
     return launch(transport, place, url, workerData, name)
   } catch (error) {
@@ -134,7 +137,9 @@ function launch(transport, place, url, workerData, name) {
     }
     const early = (code) => {
       thread.off('message', started)
-      reject(failure ?? new HappenError('NODE_LOST', `The worker for ${url} exited (code ${code}) before its module ran`))
+      reject(
+        failure ?? new HappenError('NODE_LOST', `The worker for ${url} exited (code ${code}) before its module ran`),
+      )
     }
     thread.once('message', started)
     thread.once('exit', early)

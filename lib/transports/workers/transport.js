@@ -186,7 +186,11 @@ class ThreadTransport {
       const [index, nodeId, branch, planned] = targets[i]
       const node = this.host.localNode(nodeId)
       if (node === undefined || node._index !== index) {
-        this._answer(from, [id, i, false, '(delivery)'], describeError(new HappenError('NODE_LOST', `Node '${nodeId}' left its thread before the event reached it`)))
+        this._answer(
+          from,
+          [id, i, false, '(delivery)'],
+          describeError(new HappenError('NODE_LOST', `Node '${nodeId}' left its thread before the event reached it`)),
+        )
         continue
       }
       nodes.push(node)
@@ -246,7 +250,8 @@ class ThreadTransport {
       const outcome = holder.results[target].outcome(0)
       const position = holder.positions[target]
       if (outcome.ok) this._queueAnswer(holder.from, [holder.id, position, true, null], outcome.value)
-      else this._queueAnswer(holder.from, [holder.id, position, false, outcome.step ?? null], describeError(outcome.error))
+      else
+        this._queueAnswer(holder.from, [holder.id, position, false, outcome.step ?? null], describeError(outcome.error))
     }
     if (this.answers.size === 0) return
     this.host.flushJournal()
@@ -270,9 +275,12 @@ class ThreadTransport {
       const run = this.waiting.get(id)
       if (run === undefined) continue
       const target = run.group[position]
-      run.result.settleTarget(target.slot, ok
-        ? { ok: true, value, recorded: true }
-        : { ok: false, error: rebuildError(value, target.node.id), step: step ?? '(unknown)', recorded: true })
+      run.result.settleTarget(
+        target.slot,
+        ok
+          ? { ok: true, value, recorded: true }
+          : { ok: false, error: rebuildError(value, target.node.id), step: step ?? '(unknown)', recorded: true },
+      )
       if (--run.left === 0) this._finished(id, run)
     }
   }
@@ -287,7 +295,8 @@ class ThreadTransport {
     for (const [id, run] of this.waiting) {
       if (run.place !== place) continue
       for (const target of run.group) {
-        if (!run.result.isDone(target.slot)) run.result.settleTarget(target.slot, lost(target.node, 'while its flow ran', reason))
+        if (!run.result.isDone(target.slot))
+          run.result.settleTarget(target.slot, lost(target.node, 'while its flow ran', reason))
       }
       this._finished(id, run)
     }
@@ -348,7 +357,10 @@ class ThreadTransport {
         if (!run.result.isDone(target.slot)) {
           run.result.settleTarget(target.slot, {
             ok: false,
-            error: new HappenError('SHUTDOWN', `The runtime was shut down while node '${target.node.id}' (in another thread) ran its flow`),
+            error: new HappenError(
+              'SHUTDOWN',
+              `The runtime was shut down while node '${target.node.id}' (in another thread) ran its flow`,
+            ),
             step: '(shutdown)',
           })
         }

@@ -40,7 +40,7 @@ function plain(value, depth) {
   }
   if (Object.getPrototypeOf(value) !== Object.prototype) return false
   for (const key in value) {
-    if (!Object.prototype.hasOwnProperty.call(value, key)) return false
+    if (!Object.hasOwn(value, key)) return false
     if (!plain(value[key], depth + 1)) return false
   }
   return true
@@ -117,7 +117,8 @@ function uncloneable(value, path, seen) {
   if (value instanceof Map) {
     let i = 0
     for (const [key, entry] of value) {
-      const problem = uncloneable(key, `${path}.<key ${i}>`, seen) ?? uncloneable(entry, `${path}.get(${describeKey(key)})`, seen)
+      const problem =
+        uncloneable(key, `${path}.<key ${i}>`, seen) ?? uncloneable(entry, `${path}.get(${describeKey(key)})`, seen)
       if (problem !== null) return problem
       i++
     }
@@ -143,7 +144,11 @@ function uncloneable(value, path, seen) {
     return `${path} is a ${value.constructor.name}`
   }
   for (const key of Object.keys(value)) {
-    const problem = uncloneable(value[key], /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`, seen)
+    const problem = uncloneable(
+      value[key],
+      /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`,
+      seen,
+    )
     if (problem !== null) return problem
   }
   return null
@@ -156,7 +161,13 @@ function describeKey(key) {
 /** An error as it crosses: what a plain rebuild needs (structured clone drops `code`). */
 function describeError(error) {
   if (error instanceof Error) {
-    return { message: error.message, name: error.name, code: error.code ?? null, stack: error.stack ?? null, details: errorDetails(error) }
+    return {
+      message: error.message,
+      name: error.name,
+      code: error.code ?? null,
+      stack: error.stack ?? null,
+      details: errorDetails(error),
+    }
   }
   return { thrown: cloneOrString(error) }
 }
@@ -186,7 +197,8 @@ function rebuildError(described, node) {
   const { message, name, code, stack, details } = described
   const error = name === 'HappenError' ? new HappenError(code, message, details ?? undefined) : new Error(message)
   if (name !== 'HappenError') {
-    if (name && name !== 'Error') Object.defineProperty(error, 'name', { value: name, writable: true, configurable: true })
+    if (name && name !== 'Error')
+      Object.defineProperty(error, 'name', { value: name, writable: true, configurable: true })
     if (code !== null && code !== undefined) error.code = code
   }
   if (stack) error.stack = stack
