@@ -1,6 +1,6 @@
 'use strict'
 
-// Lifecycle helpers (issue 3): what dispose() and shutdown() do so that a process creating and
+// Lifecycle helpers: what dispose() and shutdown() do so that a process creating and
 // disposing nodes forever holds memory for the live ones only.
 
 /**

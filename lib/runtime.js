@@ -45,7 +45,7 @@ const PLAN_HEADER = 6
 /** The core's monotonic clock against performance.now(): both read CLOCK_MONOTONIC, so one offset holds. */
 const CLOCK_OFFSET = performance.now() - native.monotonicMs()
 /**
- * robustness (issue 3): how many sends may nest synchronously (`_syncDepth`: a handler sending
+ * How many sends may nest synchronously (`_syncDepth`: a handler sending
  * to a node whose handler sends...) before the inner flows start on a fresh stack
  * (setImmediate), so a cycle of sends cannot overflow the stack; about 1.5 KB of stack a level.
  */
@@ -355,7 +355,7 @@ class Runtime {
     this._typeIds = new Map()
     this._stepIds = new Map()
     this._closed = false
-    // robustness (issue 3): a counter stamped on each handler so a send runs only handlers
+    // A counter stamped on each handler so a send runs only handlers
     // registered before it.
     this._handlerGen = 0
     // The transports that reach nodes living elsewhere (lib/transport.js); `_transport` is the
@@ -486,7 +486,7 @@ class Runtime {
     const name = handler.name || (predicate === null ? `on '${pattern}'` : `on ${stepName(predicate)}`)
     const id = guard(() => native.addHandler(this._core, node._index, predicate === null ? pattern : null, name))
     // `gen`: a handler added while a send is being delivered (maybe reusing a removed
-    // handler's id) does not run for that send (robustness, issue 3).
+    // handler's id) does not run for that send.
     const gen = ++this._handlerGen
     // A predicate handler's step is recorded when its predicate lets it run (the core cannot
     // tell beforehand).
@@ -494,13 +494,13 @@ class Runtime {
     this._handlers[id] = { fn: handler, predicate, name, gen, stepId }
     // The remover knows its handler by (id, gen), not by holding it: a remover the program
     // keeps must not keep the handler (and all it closes over) alive after remove(), dispose()
-    // or shutdown() (issue 3).
+    // or shutdown().
     return () => {
       // Removing twice, or after the node is gone, is harmless.
       const current = this._handlers[id]
       if (current === undefined || current.gen !== gen) return
       this._handlers[id] = undefined
-      trimTail(this._handlers) // issue 3: tables shrink back as the core's do
+      trimTail(this._handlers) // tables shrink back as the core's do
       guard(() => native.removeHandler(this._core, id))
     }
   }
@@ -511,7 +511,7 @@ class Runtime {
     const released = guard(() => native.disposeNode(this._core, node._index))
     for (const id of released) this._handlers[id] = undefined
     this._nodesByIndex[node._index] = undefined
-    trimTail(this._handlers) // issue 3: tables shrink back as the core's do
+    trimTail(this._handlers) // tables shrink back as the core's do
     trimTail(this._nodesByIndex)
     this._nodesById.delete(node.id)
     node._index = -1
@@ -532,7 +532,7 @@ class Runtime {
     if (Array.isArray(target)) {
       if (target.length === 0) throw invalidArg('target', 'a non-empty array of nodes', target)
       const seen = new Set()
-      // Array.from, not map: a hole in a sparse array is checked as undefined (issue 3).
+      // Array.from, not map: a hole in a sparse array is checked as undefined.
       const nodes = Array.from(target, (n, i) => {
         if (!(n instanceof Node)) throw invalidArg(`target[${i}]`, 'a node', n)
         if (seen.has(n.id)) throw invalidArg(`target[${i}]`, `a node not already in the array (duplicate '${n.id}')`, n)
@@ -1051,7 +1051,7 @@ function createNodeArray(nodes) {
   if (!Array.isArray(nodes)) throw invalidArg('nodes', 'a non-empty array of nodes', nodes)
   if (nodes.length === 0) throw invalidArg('nodes', 'a non-empty array of nodes', nodes)
   const ids = new Set()
-  // An indexed loop, not forEach: a hole in a sparse array is refused too (issue 3).
+  // An indexed loop, not forEach: a hole in a sparse array is refused too.
   for (let i = 0; i < nodes.length; i++) {
     const node = nodes[i]
     if (!(node instanceof Node)) throw invalidArg(`nodes[${i}]`, 'a node made by createNode()', node)
@@ -1061,7 +1061,7 @@ function createNodeArray(nodes) {
       throw invalidArg(`nodes[${i}]`, `a node whose id is distinct ('${node.id}' appears twice)`, node)
     ids.add(node.id)
   }
-  checkLiveMembers(nodes) // robustness (issue 3): no disposed node, no shut-down runtime
+  checkLiveMembers(nodes) // no disposed node, no shut-down runtime
   return new NodeArray(nodes)
 }
 

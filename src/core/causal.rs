@@ -187,7 +187,7 @@ impl Delivery {
         self.count != 1
     }
 
-    /// The type of event `index` (never a panic on an index past the end: issue 3).
+    /// The type of event `index` (never a panic on an index past the end).
     pub fn event_type(&self, index: usize) -> NameId {
         match self.extra.as_ref().and_then(|e| e.types.as_ref()) {
             Some(types) => types.get(index).copied().unwrap_or(self.event_type),

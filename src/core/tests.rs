@@ -166,7 +166,7 @@ fn history_stays_bounded_under_endless_traffic() {
     assert!(core.trace(&core.format_id(first.unwrap())).is_none());
 }
 
-/// Issue 3: whatever numbers reach the core (the binding casts JS doubles: NaN becomes 0,
+/// Whatever numbers reach the core (the binding casts JS doubles: NaN becomes 0,
 /// negatives 0, huge values the maximum), no call panics, and the history stays readable.
 #[test]
 fn malformed_requests_never_panic() {
