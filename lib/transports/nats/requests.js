@@ -9,7 +9,6 @@
 //   a message that could not be published fails it with the connection's code.
 
 const debug = require('../../debug')
-const { HappenError } = require('../../errors')
 const { performance } = require('node:perf_hooks')
 const { FRAME_LIMIT, subjectOf, remoteError } = require('./wire')
 
