@@ -120,8 +120,14 @@ function disposedError(what, id) {
   return new HappenError('DISPOSED', `Cannot ${what}: node '${id}' has been disposed`)
 }
 
+/** How an error names a field of a value: `payload.user`, or `payload["a-b"]` for other keys. */
+function fieldPath(path, key) {
+  return /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`
+}
+
 module.exports = {
   HappenError,
+  fieldPath,
   invalidArg,
   outOfRange,
   fromNative,

@@ -9,7 +9,7 @@
 //   back as an Error (or HappenError) with those, and `node` naming where it was thrown.
 // - WireBatch: a batch's per-event causal contexts as they came over the wire.
 
-const { HappenError } = require('../../errors')
+const { HappenError, fieldPath } = require('../../errors')
 
 const PRESENCE = 'happen.presence'
 /** Characters of one outbound frame of requests or replies at most (see messageLimit). */
@@ -61,11 +61,7 @@ function unserialisable(value, path, seen) {
       return null
     }
     for (const key of Object.keys(value)) {
-      const problem = unserialisable(
-        value[key],
-        /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`,
-        seen,
-      )
+      const problem = unserialisable(value[key], fieldPath(path, key), seen)
       if (problem !== null) return problem
     }
     return null

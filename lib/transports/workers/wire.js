@@ -8,7 +8,7 @@
 // refused with NOT_SERIALIZABLE naming the field (`payload.callback`, `events[2].payload.fn`).
 
 const v8 = require('node:v8')
-const { HappenError } = require('../../errors')
+const { HappenError, fieldPath } = require('../../errors')
 
 /**
  * `value` as it crosses: JSON text when JSON carries it exactly as structured clone would
@@ -144,11 +144,7 @@ function uncloneable(value, path, seen) {
     return `${path} is a ${value.constructor.name}`
   }
   for (const key of Object.keys(value)) {
-    const problem = uncloneable(
-      value[key],
-      /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`,
-      seen,
-    )
+    const problem = uncloneable(value[key], fieldPath(path, key), seen)
     if (problem !== null) return problem
   }
   return null
