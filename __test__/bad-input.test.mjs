@@ -2,6 +2,7 @@
 // argument and says what was expected (Node's ERR_INVALID_ARG_TYPE style), and a refused call
 // delivers nothing anywhere. send / on / createNode / createNodeArray throw synchronously;
 // process and return() reject.
+import vm from 'node:vm'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { HappenError, initializeHappen } from 'happen'
 
@@ -318,6 +319,27 @@ describe('send(event) and send(target, event)', () => {
     ['a sparse batch', [validEvent, , validEvent], 'events[1]'], // eslint-disable-line no-sparse-arrays
     ['a nested batch', [validEvent, [validEvent]], 'events[1]'],
     ['a batch with a bad correlationId', [validEvent, { type: 'ok', correlationId: 3 }], 'events[1].correlationId'],
+    // The batch loop trusts a type equal to the first one and a prototype equal to the last one
+    // seen: each of these must still be refused, at its own index.
+    ['a batch with null first', [null, validEvent], 'events[0]'],
+    ['a batch of a class instance after a plain one', [validEvent, validEvent, new Event()], 'events[2]'],
+    [
+      'a batch of a class instance after a null-prototype one',
+      [validEvent, Object.assign(Object.create(null), { type: 'ok' }), new Event()],
+      'events[2]',
+    ],
+    ['a batch with an inherited type after a plain one', [validEvent, Object.create({ type: 'ok' })], 'events[1]'],
+    [
+      'a batch with an array of plain prototype',
+      [validEvent, Object.setPrototypeOf(Object.assign([], { type: 'ok' }), Object.prototype)],
+      'events[1]',
+    ],
+    [
+      'a batch with an array of null prototype',
+      [validEvent, Object.setPrototypeOf(Object.assign([], { type: 'ok' }), null)],
+      'events[1]',
+    ],
+    ['a batch with a bad type after another type', [validEvent, { type: 'other' }, { type: 7 }], 'events[2].type'],
   ]
 
   it.each(badEvents)('node.send refuses %s synchronously', (label, event, name) => {
@@ -368,6 +390,26 @@ describe('send(event) and send(target, event)', () => {
     const events = Array.isArray(input) ? input.map((e) => (e === 'placeholder' ? b : e)) : input
     expectNamed(await rejectionOf(() => a.process(events)), TypeError, name)
     expectNamed(await rejectionOf(() => happen.createNodeArray([a, b]).process(events)), TypeError, name)
+  })
+
+  it('a batch mixing plain prototypes (null, this realm, another realm) and events with a length is accepted', async () => {
+    const otherRealm = vm.runInNewContext("({ type: 'ok', payload: 'other realm' })")
+    const events = [
+      { type: 'ok', payload: 'plain' },
+      Object.assign(Object.create(null), { type: 'ok', payload: 'null prototype' }),
+      otherRealm,
+      { type: 'ok', payload: 'plain again', length: 3 },
+      Object.assign(Object.create(null), { type: 'other', payload: 'null prototype, other type' }),
+    ]
+    const d = happen.createNode('accepts-batches')
+    d.on('*', (batch) => batch.map((event) => event.payload))
+    expect(await d.send(events).return()).toEqual([
+      'plain',
+      'null prototype',
+      'other realm',
+      'plain again',
+      'null prototype, other type',
+    ])
   })
 
   it('broadcast refuses a batch', () => {

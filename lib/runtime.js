@@ -353,6 +353,9 @@ class Runtime {
     this._nodesByIndex = []
     this._nodesById = new Map()
     this._typeIds = new Map()
+    // By type id: the last mixed batch that listed the type (see _deliver).
+    this._typeStamps = []
+    this._typeStamp = 0
     this._stepIds = new Map()
     this._closed = false
     // A counter stamped on each handler so a send runs only handlers
@@ -615,7 +618,29 @@ class Runtime {
     io[6] = count
     io[7] = outcomes / 3
     for (let i = 0; i < targetCount; i++) io[INPUT_HEADER + i] = targets[i]._index
-    if (sharedType === null) for (let i = 0; i < count; i++) io[typesAt + i] = this._typeId(input[i].type)
+    // A mixed batch: each event's type id, and its distinct types in the order first seen (what
+    // errors and messages call the flow's event). Events of one type usually come in runs, so
+    // each run's type is looked up once; a type id stamped with this send was listed already.
+    let mixedTypes = null
+    if (sharedType === null) {
+      const stamp = ++this._typeStamp
+      const stamps = this._typeStamps
+      mixedTypes = []
+      let runType = null
+      let runTypeId = -1
+      for (let i = 0; i < count; i++) {
+        const type = input[i].type
+        if (type !== runType) {
+          runType = type
+          runTypeId = this._typeId(type)
+          if (stamps[runTypeId] !== stamp) {
+            stamps[runTypeId] = stamp
+            mixedTypes.push(type)
+          }
+        }
+        io[typesAt + i] = runTypeId
+      }
+    }
     const journal = this._journal
     for (let i = 0; i < outcomes; i++) io[outcomesAt + i] = journal[i]
     this._journalLength = 0
@@ -716,7 +741,7 @@ class Runtime {
     result._correlation = correlationSeq > 0 ? correlationSeq : -1
     result._startedAt = plan[5] + CLOCK_OFFSET
     // What errors and messages call the flow's event: a mixed batch lists its types.
-    result._type = !batch ? input.type : (sharedType ?? [...new Set(input.map((e) => e.type))].join(', '))
+    result._type = !batch ? input.type : (sharedType ?? mixedTypes.join(', '))
     if (debug.enabled) debug.logSend(senderId, result._type, id, nodes, count)
     if (inbound !== undefined) result._onTarget = inbound.onTarget
     const flowOrigin = frame === null ? undefined : frame.origin

