@@ -248,11 +248,10 @@ class TransportHost {
   }
 
   createHandle(id) {
-    const runtime = this._runtime
-    const index = guard(() => native.createRemoteNode(runtime._core, id))
-    const node = new RemoteNode(runtime, id, index, this._transport)
-    runtime._nodesByIndex[index] = node
-    return node
+    return this.handleAt(
+      guard(() => native.createRemoteNode(this._runtime._core, id)),
+      id,
+    )
   }
 
   dropHandle(node) {
