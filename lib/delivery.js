@@ -56,6 +56,8 @@ class Flow {
     this.origin = undefined
     /** When the flow started (performance.now() ms): its branch's duration runs from here. */
     this.startedAt = result._runtime._clockAt
+    /** tracing: the flow's OpenTelemetry span, null when its send is not traced. */
+    this.span = null
   }
 
   get seq() {
@@ -77,6 +79,8 @@ class Flow {
 
 /** Runs the first step of `flow`, whose store the caller has entered, and follows it. */
 function runFlow(flow, fn) {
+  // tracing: a traced send's flow runs inside its span (lib/tracing), which calls back here.
+  if (flow.result._trace !== null && flow.span === null) return flow.runtime._tracing.runFlow(flow, fn, runFlow)
   let value
   try {
     value = fn(flow.event, flow.context)
@@ -109,6 +113,7 @@ function advance(flow, value) {
       }
       flow.step = name
       flow.steps++
+      if (flow.span !== null) flow.span.addEvent(name) // tracing
       try {
         value = value(flow.event, flow.context)
       } catch (error) {
@@ -200,6 +205,8 @@ class SendResult {
     this._correlation = -1
     /** What failure messages call the send's event. */
     this._type = ''
+    /** tracing: the OpenTelemetry context this send's flows' spans are children of; null: untraced. */
+    this._trace = null
     this.id = firstId
     this._ids = ids
   }
@@ -233,6 +240,7 @@ class SendResult {
   }
 
   _flowDone(flow, value) {
+    if (flow.span !== null) this._runtime._tracing.flowEnded(flow, false) // tracing
     const group = flow.group
     if (group !== null) {
       if (flow.order === 0) group.value = value
@@ -248,6 +256,7 @@ class SendResult {
   }
 
   _flowFailed(flow, error) {
+    if (flow.span !== null) this._runtime._tracing.flowEnded(flow, true, error) // tracing
     this._recordFailure(flow.slot, flow.step, error, flow.startedAt)
     if (flow.group !== null && --flow.group.left > 0) return
     this._targetDone(flow.slot)

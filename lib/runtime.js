@@ -19,6 +19,7 @@ const debug = require('./debug')
 const { createTransport } = require('./transport')
 const { AsyncLocalStorage, AsyncResource } = require('node:async_hooks')
 const { SendResult, Flow, BatchContext, flowStorage, runFlow, stepName, performance } = require('./delivery')
+const { createTracing } = require('./tracing')
 
 const EVERY_NODE = null
 /** The path of a root event sent from outside any node; root paths are shared and frozen. */
@@ -327,7 +328,7 @@ class Runtime {
    * as the runtime of `place`; its nodes run their handlers in this runtime.
    */
   constructor(config, shared) {
-    const { historySize, transport } = checkConfig(config)
+    const { historySize, transport, tracing } = checkConfig(config)
     this._core = shared === undefined ? native.createCore(historySize) : shared.core
     this._place = shared === undefined ? 0 : shared.place
     this._prefix = native.idPrefix(this._core) + '-'
@@ -357,6 +358,8 @@ class Runtime {
     this._typeStamp = 0
     this._stepIds = new Map()
     this._closed = false
+    /** tracing: OpenTelemetry spans for flows (lib/tracing), null when off or the API is not installed. */
+    this._tracing = createTracing(tracing)
     // A counter stamped on each handler so a send runs only handlers
     // registered before it.
     this._handlerGen = 0
@@ -743,6 +746,7 @@ class Runtime {
     result._type = !batch ? input.type : (sharedType ?? mixedTypes.join(', '))
     if (debug.enabled) debug.logSend(senderId, result._type, id, nodes, count)
     if (inbound !== undefined) result._onTarget = inbound.onTarget
+    if (this._tracing !== null) this._tracing.sent(result, frame, inbound) // tracing
     const flowOrigin = frame === null ? undefined : frame.origin
     // Past MAX_SYNC_DEPTH sends nested synchronously (handlers sending in a cycle), the flows
     // start on a fresh stack instead of overflowing this one.
@@ -924,6 +928,7 @@ class Runtime {
     let transport = nodes[slots[0]]._transport
     let group = []
     const { _seq: seq, _correlation: correlation, _type: type, _startedAt: startedAt } = result
+    const trace = result._trace === null ? null : this._tracing.carrierOf(result) // tracing
     const start = () =>
       transport.start({
         result,
@@ -937,6 +942,7 @@ class Runtime {
         correlation,
         type,
         startedAt,
+        trace,
       })
     let rest = null
     // `slots`: slot, planned handlers, slot, planned handlers...
@@ -971,6 +977,7 @@ class Runtime {
       result._startedAt = startedAt
       result._type = type
       result._onTarget = () => onTarget(i)
+      if (this._tracing !== null) this._tracing.sent(result, null, message) // tracing
       results[i] = result
       // A plan as the core writes it, for this one target.
       const plan = [seq, branches[i], causal.timestamp, correlation, 1, 0, node._index]
@@ -992,6 +999,7 @@ class Runtime {
       causeBranch: cause === null ? -1 : cause.branch,
       origins,
       onTarget,
+      trace: message.trace, // tracing
     }
     return this._deliver(sender, nodes, true, input, inbound)
   }

@@ -37,7 +37,11 @@
 //                                 `seq` the (first) event's number in the core, `correlation` the
 //                                 correlation's event number (-1: none of ours), `type` what
 //                                 failures call the event, `startedAt` the send's start
-//                                 (performance.now() of this thread); each slot also
+//                                 (performance.now() of this thread), `trace` the W3C trace
+//                                 context ({ traceparent, tracestate? }) the targets' flow
+//                                 spans continue, or null when the send is not traced (a
+//                                 transport carries it to where the flows run and gives it
+//                                 back there as `message.trace`); each slot also
 //                                 has the handler ids the core planned for it (`handlers`: an id,
 //                                 an array, or null for none) — a transport sharing the core runs
 //                                 exactly those
@@ -57,7 +61,8 @@
 //                                 null), nodes (local nodes), input, causal, cause ({ seq,
 //                                 branch } of this runtime's flow that caused it, or null),
 //                                 batch, origins (per target: opaque, seen again as
-//                                 delivery.origin by sends those flows make), onTarget(slot) }
+//                                 delivery.origin by sends those flows make), onTarget(slot),
+//                                 trace (the W3C trace context delivery.trace carried, or null) }
 //   flushJournal()                local flows' steps and outcomes reach the core now
 //   stepsOf(result) -> string[]   per target, the JSON array of step names its flow ran
 //   addSteps(json)                records steps that flows elsewhere ran on this runtime's branches
@@ -67,7 +72,7 @@
 //   releaseHandle(handle)         forgets such a handle (its node left the core)
 //   runPlanned(message) -> results   runs flows the core planned on another thread (no new
 //                                 dispatch): { nodes, branches, handlers, input, causal,
-//                                 batchCause, seq, correlation, type, startedAt, onTarget }
+//                                 batchCause, seq, correlation, type, startedAt, trace, onTarget }
 //
 // A kind of transport is registered by its config type (registerTransport) with
 // checkOptions(options), which throws a TypeError naming a bad field, and create(options,

@@ -170,10 +170,10 @@ function checkPattern(pattern) {
   if (pattern.length === 0) throw invalidArg('pattern', 'a non-empty string', pattern)
 }
 
-const CONFIG_KEYS = new Set(['historySize', 'transport'])
+const CONFIG_KEYS = new Set(['historySize', 'transport', 'tracing'])
 
 function checkConfig(config) {
-  if (config === undefined || config === null) return { historySize: 10_000, transport: { type: 'memory' } }
+  if (config === undefined || config === null) return { historySize: 10_000, transport: { type: 'memory' }, tracing: true }
   if (!isPlainObject(config)) throw invalidArg('config', 'an object', config)
   for (const key of Object.keys(config)) {
     if (!CONFIG_KEYS.has(key))
@@ -193,7 +193,9 @@ function checkConfig(config) {
     if (!isPlainObject(transport)) throw invalidArg('config.transport', 'an object { type }', transport)
     if (transport.type !== 'memory') checkTransportOptions(transport)
   }
-  return { historySize, transport }
+  const tracing = config.tracing === undefined ? true : config.tracing
+  if (typeof tracing !== 'boolean') throw invalidArg('config.tracing', 'of type boolean', tracing)
+  return { historySize, transport, tracing }
 }
 
 module.exports = {

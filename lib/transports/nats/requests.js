@@ -16,8 +16,13 @@ const { FRAME_LIMIT, subjectOf, remoteError } = require('./wire')
 class Requests {
   /** Sends the planned event to the remote targets of one dispatch; replies finish their branches. */
   start(delivery) {
-    const { result, slots: remote, wire: body, causal, batch: info, origin, broadcast } = delivery
+    const { result, slots: remote, wire: body, causal, batch: info, origin, broadcast, trace } = delivery
     const header = { ...causal }
+    // The W3C trace context the remote flows' spans continue, as fields of the causal header.
+    if (trace !== null && trace !== undefined) {
+      header.traceparent = trace.traceparent
+      if (trace.tracestate !== undefined) header.tracestate = trace.tracestate
+    }
     // A flow serving another runtime's branch: that runtime nests what it sends there.
     if (origin !== undefined) header.origin = origin
     if (info !== null) {

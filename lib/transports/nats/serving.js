@@ -104,6 +104,7 @@ class Serving {
         batch: Array.isArray(input) ? new WireBatch(input, causal, wire.batch) : null,
         origins: branches.map((branch) => [senderRt, branch]),
         onTarget: (slot) => this._finished(answer, slot),
+        trace: wire.traceparent === undefined ? null : { traceparent: wire.traceparent, tracestate: wire.tracestate },
       })
     } catch (error) {
       for (const branch of branches) serving.delete(branch)

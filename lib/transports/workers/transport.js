@@ -19,8 +19,9 @@
 //
 // Messages (frames of wire.js: a JSON header and a structured-clone body, posted with
 // native.post to a place's inbox):
-//   RUN  { k, id, from, seq, correlation, type, causal, batchCause, started, targets }
-//        targets: [[node index, node id, branch, handlers]]; body: the encoded event(s)
+//   RUN  { k, id, from, seq, correlation, type, causal, batchCause, started, targets, trace }
+//        targets: [[node index, node id, branch, handlers]]; trace: the W3C trace context the
+//        flows' spans continue ({ traceparent, tracestate }) or null; body: the encoded event(s)
 //   DONE { k, answers: [[run id, target position, ok, step]] }; body: per answer its value or
 //        the error's description
 //   LOST { k, place }  a place has left: fail what waits on it, forget its handles
@@ -140,7 +141,7 @@ class ThreadTransport {
   }
 
   _run(delivery, place, group) {
-    const { result, wire, causal, batch, seq, correlation, type, startedAt } = delivery
+    const { result, wire, causal, batch, seq, correlation, type, startedAt, trace } = delivery
     const id = this.nextRun++
     const message = {
       k: RUN,
@@ -153,6 +154,7 @@ class ThreadTransport {
       batchCause: batch === null ? null : batch.cause,
       started: startedAt - CLOCK_OFFSET,
       targets: group.map((t) => [t.node._index, t.node.id, t.branch, t.handlers]),
+      trace,
     }
     if (this.closed || !native.post(this.core, place, frame(message, wire))) {
       for (const target of group) result.settleTarget(target.slot, lost(target.node, 'before the event reached it'))
@@ -211,6 +213,7 @@ class ThreadTransport {
       correlation: message.correlation,
       type: message.type,
       startedAt: message.started + CLOCK_OFFSET,
+      trace: message.trace,
       onTarget: (i) => {
         this.ended.push(holder, i)
         this._schedule()
