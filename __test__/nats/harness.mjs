@@ -20,7 +20,13 @@ const started = new Set()
  * child's environment; `child.stderr.text()` is what it wrote to stderr so far.
  */
 export function spawnHost(url, ids, heartbeat = 200, env = {}) {
-  const child = spawn(process.execPath, [host, url, ids.join(','), String(heartbeat)], {
+  return spawnReady(host, [url, ids.join(','), String(heartbeat)], ids, env)
+}
+
+/** Starts `script` with `args` like spawnHost (`label` names it in errors); resolves once it prints "ready". */
+export function spawnReady(script, args, label, env = {}) {
+  const ids = label
+  const child = spawn(process.execPath, [script, ...args], {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   })
