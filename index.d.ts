@@ -645,6 +645,18 @@ export interface HappenConfig {
   historySize?: number
   /** Where nodes live: `memory` (default, this thread) or `nats` (other processes). */
   transport?: { type: 'memory' } | NatsTransportConfig
+  /**
+   * OpenTelemetry spans for flows (default true): with `@opentelemetry/api` installed and a
+   * tracer provider registered, every flow is a span `happen.process <type>`, parented as the
+   * causal tree, across NATS and worker threads; `false` opts out. Without the API or a
+   * provider, nothing is traced and nothing is spent.
+   *
+   * @example
+   * ```ts
+   * const untraced = initializeHappen({ tracing: false })
+   * ```
+   */
+  tracing?: boolean
 }
 
 /**

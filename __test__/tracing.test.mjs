@@ -41,7 +41,8 @@ const spans = () => exporter.getFinishedSpans()
 const idOf = (span) => span.spanContext().spanId
 const traceOf = (span) => span.spanContext().traceId
 const parentOf = (span) => span.parentSpanContext?.spanId
-const named = (name, node) => spans().filter((s) => s.name === name && (node === undefined || s.attributes['happen.node'] === node))
+const named = (name, node) =>
+  spans().filter((s) => s.name === name && (node === undefined || s.attributes['happen.node'] === node))
 const one = (name, node) => {
   const found = named(name, node)
   expect(found, `${name} ${node ?? ''}`).toHaveLength(1)
@@ -53,15 +54,17 @@ describe('tracing with OpenTelemetry', () => {
     const rt = runtime()
     const nodes = ['a', 'b', 'c'].map((id) => rt.createNode(id))
     rt.createNodeArray(nodes).on('order', function route(event, ctx) {
-      if (ctx.node.id === 'a') return function express() {
-        return 'fast'
-      }
-      if (ctx.node.id === 'b') return async function standard() {
-        await new Promise((resolve) => setTimeout(resolve, 2))
-        return function ship() {
-          return 'slow'
+      if (ctx.node.id === 'a')
+        return function express() {
+          return 'fast'
         }
-      }
+      if (ctx.node.id === 'b')
+        return async function standard() {
+          await new Promise((resolve) => setTimeout(resolve, 2))
+          return function ship() {
+            return 'slow'
+          }
+        }
       return 'none'
     })
     const sent = rt.createNodeArray(nodes).send({ type: 'order', payload: 1 })

@@ -173,7 +173,8 @@ function checkPattern(pattern) {
 const CONFIG_KEYS = new Set(['historySize', 'transport', 'tracing'])
 
 function checkConfig(config) {
-  if (config === undefined || config === null) return { historySize: 10_000, transport: { type: 'memory' }, tracing: true }
+  if (config === undefined || config === null)
+    return { historySize: 10_000, transport: { type: 'memory' }, tracing: true }
   if (!isPlainObject(config)) throw invalidArg('config', 'an object', config)
   for (const key of Object.keys(config)) {
     if (!CONFIG_KEYS.has(key))

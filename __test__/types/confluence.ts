@@ -293,6 +293,9 @@ export async function misuse() {
   createNode(7)
   // @ts-expect-error historySize is a number
   initializeHappen({ historySize: 'big' })
+  initializeHappen({ tracing: false })
+  // @ts-expect-error tracing is a boolean
+  initializeHappen({ tracing: 'off' })
   const result = await nodes.send({ type: 'x' })
   // @ts-expect-error timeout is a number of ms
   await result.return({ timeout: 'soon' })
