@@ -220,6 +220,20 @@ describe('tracing with OpenTelemetry', () => {
   })
 })
 
+describe('tracing: false reaches worker threads', () => {
+  it('a worker started by a runtime with tracing: false traces nothing, though it registers a provider', async () => {
+    const rt = runtime({ tracing: false })
+    const main = rt.createNode('main')
+    main.on('relayed', () => 'back')
+    await rt.worker(new URL('./fixtures/workers/traced.mjs', import.meta.url), { workerData: { prefix: 'off' } })
+    expect(await main.send('off-relay', { type: 'relay', payload: { to: 'main' } }).return()).toEqual({
+      answer: 'back',
+    })
+    expect(await rt.node('off-spans').send({ type: 'spans' }).return()).toEqual([])
+    expect(spans()).toEqual([])
+  })
+})
+
 describe.skipIf(!NATS_URL)('tracing across NATS', () => {
   afterAll(() => stopAll())
 

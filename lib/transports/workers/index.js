@@ -41,8 +41,9 @@ function transportOf(runtime) {
 }
 
 /** Makes this thread's runtime, joined to the core its parent passed (bootstrap.mjs). */
-function joinThread({ core, place }) {
-  joined = new Runtime(undefined, { core, place })
+function joinThread({ core, place, tracing }) {
+  // A thread started by a runtime with `tracing: false` does not trace either.
+  joined = new Runtime(tracing === false ? { tracing: false } : undefined, { core, place })
   transportOf(joined)
   return joined
 }
@@ -94,7 +95,13 @@ function launch(transport, place, url, workerData, name) {
   const { core } = transport
   let thread
   try {
-    thread = new Worker(BOOTSTRAP, { workerData: { happen: { core, place, module: url }, user: workerData }, name })
+    thread = new Worker(BOOTSTRAP, {
+      workerData: {
+        happen: { core, place, module: url, tracing: transport.host._runtime._tracing !== null },
+        user: workerData,
+      },
+      name,
+    })
   } catch (error) {
     native.leavePlace(core, place)
     throw error.name === 'DataCloneError'
