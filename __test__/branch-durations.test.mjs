@@ -46,7 +46,7 @@ describe("branch durations are each flow's own", () => {
     await result.return()
     const d = durations(result.trace())
     expect(d.slow).toBeGreaterThanOrEqual(49)
-    expect(d.quick).toBeLessThan(10)
+    expect(d.quick).toBeLessThan(d.slow / 2) // not the slow flow's time; a margin for GC pauses under load
   })
 
   it('a synchronous failure next to a slow node is timed on its own', async () => {
@@ -60,7 +60,7 @@ describe("branch durations are each flow's own", () => {
     await result.return({ settled: true })
     const d = durations(result.trace())
     expect(d.slow).toBeGreaterThanOrEqual(39)
-    expect(d.bad).toBeLessThan(10)
+    expect(d.bad).toBeLessThan(d.slow / 2) // not the slow flow's time; a margin for GC pauses under load
   })
 
   it("a slow node reached by a nested synchronous send counts inside its sender's flow only", async () => {
