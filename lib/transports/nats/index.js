@@ -27,7 +27,7 @@ const native = require('../../native')
 const debug = require('../../debug')
 const { HappenError } = require('../../errors')
 const { performance } = require('node:perf_hooks')
-const { PRESENCE, checkJson } = require('./wire')
+const { PRESENCE, FAN, checkJson } = require('./wire')
 const { Presence } = require('./presence')
 const { Requests } = require('./requests')
 const { Serving } = require('./serving')
@@ -52,6 +52,8 @@ class NatsTransport {
     this.inbox = `_HAPPEN.${this.rt}.`
     /** Which runtime hosts a remote node id (learnt from presence and replies). */
     this.hostOf = new Map()
+    /** When each remote runtime last replied (performance.now()): fan frames name only these. */
+    this.heardAt = new Map()
     /** This turn's frames, by destination runtime, and replies, by destination inbox. */
     this.frames = new Map()
     this.replies = new Map()
@@ -97,7 +99,7 @@ class NatsTransport {
     this._sendNow = () => {
       this.scheduled = false
       if (this.answers.length > 0) this._answerFinished()
-      if (this.frames.size > 0) for (const [host, frame] of this.frames) this._sendFrame(host, frame)
+      if (this.frames.size > 0) this._sendFrames()
       if (this.replies.size > 0) {
         for (const [inbox, list] of this.replies) this._sendReplies(inbox, list)
         this.replies.clear()
@@ -126,9 +128,11 @@ class NatsTransport {
     // Keeps the process alive while something waits on the network (connecting, replies,
     // flushes), never when idle: unref'd whenever `holds` is 0.
     this.timer = setInterval(() => this._checkLiveness(), Math.max(50, this.heartbeat / 2))
-    const { heartbeat, type, frames, ...connect } = options
+    const { heartbeat, type, frames, fan, ...connect } = options
     /** `frames: false` sends every request on its node's subject (for comparison and tests). */
     this.useFrames = frames !== false
+    /** `fan: false` sends a turn's frames to each runtime apart instead of in one fan frame. */
+    this.useFan = this.useFrames && fan !== false
     this.handle = native.natsConnect(connect, () => this._drain())
     this.connected = new Promise((resolve, reject) => {
       this._connected = resolve
@@ -138,6 +142,7 @@ class NatsTransport {
     native.natsSubscribe(this.handle, this.inbox + '*', 'r')
     native.natsSubscribe(this.handle, PRESENCE, 'p')
     native.natsSubscribe(this.handle, `happen.rt.${this.rt}`, 'f')
+    if (this.useFan) native.natsSubscribe(this.handle, FAN, 'f')
     this._out(PRESENCE, '', '', JSON.stringify({ hello: this.inbox }))
   }
 
@@ -252,7 +257,7 @@ class NatsTransport {
       const kind = entries[i]
       try {
         if (kind === 'r') this._onReply(entries[i + 1], entries[i + 3], entries[i + 4])
-        else if (kind === 'f') this._onFrame(entries[i + 2], entries[i + 3], entries[i + 4])
+        else if (kind === 'f') this._onFrame(entries[i + 2], entries[i + 3], entries[i + 4], entries[i + 1])
         else if (kind === 'q') this._onRequest(entries[i + 1], entries[i + 2], entries[i + 3], entries[i + 4])
         else if (kind === 'p') this._onPresence(entries[i + 4])
         else if (kind === 's') this._onStatus(entries[i + 1], entries[i + 4])
