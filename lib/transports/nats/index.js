@@ -17,6 +17,17 @@
 //                      their requests on the same subject, so it never overtakes them).
 //                      A frame whose runtime is gone, or an entry whose node moved, is resent
 //                      through happen.node.<id>.
+//   happen.fan         fan frames: what one turn sends to two or more runtimes that replied within
+//                      the last half heartbeat, as ONE publish the server fans out (every runtime
+//                      subscribes). Header {t: target runtimes, c: causal contexts}; entries
+//                      [node ids, branch ids, event(s), index in t of each id's runtime]: one send's
+//                      event written once for all its targets. A runtime serves the ids meant for
+//                      it (as a frame entry: a moved node is answered "retry") and skips a frame
+//                      whose header does not name it. Replies, keyed by branch, come back on .f per
+//                      runtime; each branch keeps its runtime, so its liveness check goes on
+//                      happen.rt.<that runtime> and a gone runtime fails only its own nodes
+//                      (NODE_LOST). A runtime not heard from lately gets its own happen.rt frame, so
+//                      "no responders" still tells at once that it is gone. `fan: false`: none.
 //   _HAPPEN.<rt>.*     this runtime's replies, gathered per turn and split like frames: `.f` carries
 //                      {h: replying runtime, r: [[branch, 1, steps, value] | [branch, 0, steps,
 //                      {message, code, name}, step, retry], …]}; `.x<frame>` and `.<branch>`
