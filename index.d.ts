@@ -632,7 +632,7 @@ export interface NatsTransportConfig {
   frames?: boolean
   /**
    * Send a turn's frames for several runtimes as one message on `happen.fan`, which the server
-   * fans out and each runtime takes its own part of (default true; needs `frames`).
+   * fans out and each runtime takes its own part of (default false; needs `frames`).
    */
   fan?: boolean
 }
