@@ -172,7 +172,7 @@ class Requests {
       FAN,
       `${this.inbox}x${this.nextFrame++}`,
       `{"t":${JSON.stringify(hosts)},"c":[${causals}]}`,
-      body + ']',
+      `${body}]`,
     )
   }
 
