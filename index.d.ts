@@ -630,6 +630,11 @@ export interface NatsTransportConfig {
   heartbeat?: number
   /** Coalesce what one turn of the event loop sends to one runtime into one message (default true). */
   frames?: boolean
+  /**
+   * Send a turn's frames for several runtimes as one message on `happen.fan`, which the server
+   * fans out and each runtime takes its own part of (default false; needs `frames`).
+   */
+  fan?: boolean
 }
 
 /**

@@ -292,6 +292,46 @@ describe.skipIf(!NATS_URL)('NATS transport', () => {
     expect(Object.keys(again).sort()).toEqual(['b1', 'b2', 'c1', 'local-a'])
   })
 
+  it('issue 12: with fan: true a fan-out to nodes of two processes travels as one publish on happen.fan; replies per node', async () => {
+    const { connect } = createRequire(import.meta.url)('nats')
+    const watcher = await connect({ servers: NATS_URL })
+    const seen = { fan: 0, frames: 0 }
+    // Requests carry a causal header; liveness checks do not.
+    const count = (key) => (error, msg) => {
+      if (!error && msg.headers?.get('happen-causal')) seen[key]++
+    }
+    watcher.subscribe('happen.fan', { callback: count('fan') })
+    watcher.subscribe('happen.rt.>', { callback: count('frames') })
+    await watcher.flush()
+    const t = happen._transport
+    t.useFan = true
+    const nodes = createNodeArray(['b1', 'b2', 'c1'].map((id) => happen.node(id)))
+    try {
+      const fanOut = async (payload) => {
+        // A reply from each runtime just before: both count as live, so both go in one fan frame.
+        await nodes.send({ type: 'echo', payload: 'warm' }).return()
+        const results = await nodes.send({ type: 'echo', payload }).return()
+        await watcher.flush()
+        await sleep(20)
+        return results
+      }
+      await fanOut('warm')
+      Object.assign(seen, { fan: 0, frames: 0 })
+      const results = await fanOut('one')
+      for (const id of ['b1', 'b2', 'c1']) expect(results[id]).toMatchObject({ by: id, payload: 'one' })
+      // The warm-up fan-out and this one: one message each, none on the runtimes' frame subjects.
+      expect(seen).toEqual({ fan: 2, frames: 0 })
+      // Without fan (the default), each runtime gets its own frame.
+      t.useFan = false
+      Object.assign(seen, { fan: 0, frames: 0 })
+      await fanOut('apart')
+      expect(seen).toEqual({ fan: 0, frames: 4 })
+    } finally {
+      t.useFan = false
+      await watcher.close()
+    }
+  })
+
   it('a node whose process was replaced is found again: frames to the gone runtime are resent on the node subject', async () => {
     let mover = await spawnHost(NATS_URL, ['mover'])
     const first = await local.send('mover', { type: 'echo' }).return()
@@ -598,6 +638,16 @@ describe.skipIf(!NATS_URL)('NATS transport: no result lost under load', () => {
     const rt = await initializeHappen(natsConfig())
     try {
       expect(await burst(rt, ids('burst-b'), 10_000)).toEqual({ fulfilled: 50_000, codes: {} })
+    } finally {
+      await rt.shutdown()
+    }
+  }, 30_000)
+
+  it('10,000 fan-outs queued at once to 5 async nodes, one per process, in fan frames (fan: true): all 50,000 entries arrive', async () => {
+    await Promise.all(ids('burst-c').map((id) => spawnHost(NATS_URL, [id])))
+    const rt = await initializeHappen(natsConfig(NATS_URL, { fan: true }))
+    try {
+      expect(await burst(rt, ids('burst-c'), 10_000)).toEqual({ fulfilled: 50_000, codes: {} })
     } finally {
       await rt.shutdown()
     }

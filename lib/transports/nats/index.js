@@ -17,6 +17,17 @@
 //                      their requests on the same subject, so it never overtakes them).
 //                      A frame whose runtime is gone, or an entry whose node moved, is resent
 //                      through happen.node.<id>.
+//   happen.fan         fan frames: what one turn sends to two or more runtimes that replied within
+//                      the last half heartbeat, as ONE publish the server fans out (every runtime
+//                      subscribes). Header {t: target runtimes, c: causal contexts}; entries
+//                      [node ids, branch ids, event(s), index in t of each id's runtime]: one send's
+//                      event written once for all its targets. A runtime serves the ids meant for
+//                      it (as a frame entry: a moved node is answered "retry") and skips a frame
+//                      whose header does not name it. Replies, keyed by branch, come back on .f per
+//                      runtime; each branch keeps its runtime, so its liveness check goes on
+//                      happen.rt.<that runtime> and a gone runtime fails only its own nodes
+//                      (NODE_LOST). A runtime not heard from lately gets its own happen.rt frame, so
+//                      "no responders" still tells at once that it is gone. Only with `fan: true`.
 //   _HAPPEN.<rt>.*     this runtime's replies, gathered per turn and split like frames: `.f` carries
 //                      {h: replying runtime, r: [[branch, 1, steps, value] | [branch, 0, steps,
 //                      {message, code, name}, step, retry], …]}; `.x<frame>` and `.<branch>`
@@ -27,7 +38,7 @@ const native = require('../../native')
 const debug = require('../../debug')
 const { HappenError } = require('../../errors')
 const { performance } = require('node:perf_hooks')
-const { PRESENCE, checkJson } = require('./wire')
+const { PRESENCE, FAN, checkJson } = require('./wire')
 const { Presence } = require('./presence')
 const { Requests } = require('./requests')
 const { Serving } = require('./serving')
@@ -52,6 +63,8 @@ class NatsTransport {
     this.inbox = `_HAPPEN.${this.rt}.`
     /** Which runtime hosts a remote node id (learnt from presence and replies). */
     this.hostOf = new Map()
+    /** When each remote runtime last replied (performance.now()): fan frames name only these. */
+    this.heardAt = new Map()
     /** This turn's frames, by destination runtime, and replies, by destination inbox. */
     this.frames = new Map()
     this.replies = new Map()
@@ -97,7 +110,7 @@ class NatsTransport {
     this._sendNow = () => {
       this.scheduled = false
       if (this.answers.length > 0) this._answerFinished()
-      if (this.frames.size > 0) for (const [host, frame] of this.frames) this._sendFrame(host, frame)
+      if (this.frames.size > 0) this._sendFrames()
       if (this.replies.size > 0) {
         for (const [inbox, list] of this.replies) this._sendReplies(inbox, list)
         this.replies.clear()
@@ -126,9 +139,16 @@ class NatsTransport {
     // Keeps the process alive while something waits on the network (connecting, replies,
     // flushes), never when idle: unref'd whenever `holds` is 0.
     this.timer = setInterval(() => this._checkLiveness(), Math.max(50, this.heartbeat / 2))
-    const { heartbeat, type, frames, ...connect } = options
+    const { heartbeat, type, frames, fan, ...connect } = options
     /** `frames: false` sends every request on its node's subject (for comparison and tests). */
     this.useFrames = frames !== false
+    /**
+     * `fan: true` sends a turn's frames for several runtimes as one fan frame. Off by default: it
+     * measured no faster than a frame per runtime (the publishes of a turn already leave in one
+     * native call) and every runtime receives every fan frame. Every runtime listens on FAN
+     * whatever its own setting, so a sender may choose it alone.
+     */
+    this.useFan = this.useFrames && fan === true
     this.handle = native.natsConnect(connect, () => this._drain())
     this.connected = new Promise((resolve, reject) => {
       this._connected = resolve
@@ -138,6 +158,7 @@ class NatsTransport {
     native.natsSubscribe(this.handle, this.inbox + '*', 'r')
     native.natsSubscribe(this.handle, PRESENCE, 'p')
     native.natsSubscribe(this.handle, `happen.rt.${this.rt}`, 'f')
+    native.natsSubscribe(this.handle, FAN, 'f')
     this._out(PRESENCE, '', '', JSON.stringify({ hello: this.inbox }))
   }
 
@@ -252,7 +273,7 @@ class NatsTransport {
       const kind = entries[i]
       try {
         if (kind === 'r') this._onReply(entries[i + 1], entries[i + 3], entries[i + 4])
-        else if (kind === 'f') this._onFrame(entries[i + 2], entries[i + 3], entries[i + 4])
+        else if (kind === 'f') this._onFrame(entries[i + 2], entries[i + 3], entries[i + 4], entries[i + 1])
         else if (kind === 'q') this._onRequest(entries[i + 1], entries[i + 2], entries[i + 3], entries[i + 4])
         else if (kind === 'p') this._onPresence(entries[i + 4])
         else if (kind === 's') this._onStatus(entries[i + 1], entries[i + 4])

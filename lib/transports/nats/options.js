@@ -22,6 +22,7 @@ const NATS_OPTIONS = {
   maxReconnects: 'count',
   heartbeat: 'ms',
   frames: 'boolean',
+  fan: 'boolean',
 }
 
 function checkNatsOptions(transport) {

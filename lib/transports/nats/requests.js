@@ -10,7 +10,7 @@
 
 const debug = require('../../debug')
 const { performance } = require('node:perf_hooks')
-const { FRAME_LIMIT, subjectOf, remoteError } = require('./wire')
+const { FAN, FRAME_LIMIT, subjectOf, remoteError } = require('./wire')
 
 /** Installed on NatsTransport.prototype by ./index.js. */
 class Requests {
@@ -112,6 +112,75 @@ class Requests {
     return frame
   }
 
+  /**
+   * Sends this turn's frames. Frames for two or more runtimes that fit one message together
+   * leave as one fan frame on FAN, which every runtime subscribes to (one publish; the server
+   * fans it out): the header names the target runtimes and holds the causal contexts, each
+   * entry [node ids, branch ids, event, target runtime of each id (index into the header's
+   * list)] is one send, its event written once for all its targets. A runtime serves the ids
+   * meant for it and skips the message when it is not named. The branches keep their
+   * per-runtime frame numbers and hosts, so replies (keyed by branch), retries of moved nodes
+   * and liveness checks (on each runtime's own frame subject) work as for frames.
+   */
+  _sendFrames() {
+    const frames = this.frames
+    if (!this.useFan || frames.size < 2) {
+      for (const [host, frame] of frames) this._sendFrame(host, frame)
+      return
+    }
+    let size = 0
+    for (const frame of frames.values()) size += frame.size
+    if (size > this.messageLimit) {
+      for (const [host, frame] of frames) this._sendFrame(host, frame)
+      return
+    }
+    // Only runtimes that replied within the last half heartbeat go in: one that is gone gets
+    // its own frame, which the server answers "no responders" (resent on the nodes' subjects).
+    const recent = performance.now() - this.heartbeat / 2
+    const hosts = []
+    const entries = []
+    const byCausal = new Map()
+    for (const [host, frame] of frames) {
+      if (!(this.heardAt.get(host) >= recent)) {
+        this._sendFrame(host, frame)
+        continue
+      }
+      const at = hosts.length
+      hosts.push(host)
+      for (let i = 0; i < frame.entries.length; i++) {
+        const e = frame.entries[i]
+        let merged = byCausal.get(e.causal)
+        if (merged === undefined) {
+          merged = { causal: e.causal, body: e.body, ids: [], branches: [], at: [] }
+          byCausal.set(e.causal, merged)
+          entries.push(merged)
+        }
+        for (let k = 0; k < e.ids.length; k++) {
+          merged.ids.push(e.ids[k])
+          merged.branches.push(e.branches[k])
+          merged.at.push(at)
+        }
+      }
+    }
+    frames.clear()
+    if (hosts.length === 0) return
+    let body = '['
+    let causals = ''
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]
+      body += `${i === 0 ? '' : ','}[${JSON.stringify(e.ids)},[${e.branches.join(',')}],${e.body},[${e.at.join(',')}]]`
+      causals += `${i === 0 ? '' : ','}${e.causal}`
+    }
+    // Nobody takes a fan frame only when no runtime is left at all (this one listens too): its
+    // branches are then found out by their liveness checks.
+    this.out.push(
+      FAN,
+      `${this.inbox}x${this.nextFrame++}`,
+      `{"t":${JSON.stringify(hosts)},"c":[${causals}]}`,
+      `${body}]`,
+    )
+  }
+
   _sendFrame(host, frame) {
     this.frames.delete(host)
     let body = '['
@@ -183,6 +252,7 @@ class Requests {
       // {h: replying runtime, r: [[branch, 1, steps, value?] | [branch, 0, steps, error, step, retry?], …]};
       // steps 0: the same as the item before.
       const { h: host, r: replies } = JSON.parse(body)
+      this.heardAt.set(host, performance.now())
       let steps
       for (let i = 0; i < replies.length; i++) {
         const r = replies[i]

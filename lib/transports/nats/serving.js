@@ -13,7 +13,7 @@
 const debug = require('../../debug')
 const { HappenError } = require('../../errors')
 const { performance } = require('node:perf_hooks')
-const { REPLY_EVERY, checkJson, describeError, WireBatch } = require('./wire')
+const { FAN, REPLY_EVERY, checkJson, describeError, WireBatch } = require('./wire')
 
 /** Installed on NatsTransport.prototype by ./index.js. */
 class Serving {
@@ -35,8 +35,9 @@ class Serving {
   }
 
   /** A frame: entries [node ids, branch ids, event or batch], their causal contexts in the header; without one, a liveness check. */
-  _onFrame(reply, header, body) {
+  _onFrame(reply, header, body, subject) {
     if (header === '') return this._onPing(reply, body)
+    if (subject === FAN) return this._onFan(reply, header, body)
     const inbox = reply.slice(0, reply.lastIndexOf('.') + 1)
     const causals = JSON.parse(header)
     const entries = JSON.parse(body)
@@ -44,6 +45,37 @@ class Serving {
       const entry = entries[i]
       this._serve(inbox, entry[1], entry[0], causals[i], entry[2], true)
       // A long frame: let the sender have the first answers while the rest are served.
+      if (i % REPLY_EVERY === REPLY_EVERY - 1 && i + 1 < entries.length && this.answers.length > 0) this._sendNow()
+    }
+  }
+
+  /**
+   * A fan frame (see requests.js _sendFrames): header {t: target runtimes, c: causal contexts},
+   * entries [node ids, branch ids, event, index in t of each id's runtime]; this runtime serves
+   * the ids meant for it, and skips a fan frame that does not name it without reading its body.
+   */
+  _onFan(reply, header, body) {
+    if (!header.includes(`"${this.rt}"`)) return
+    const { t: targets, c: causals } = JSON.parse(header)
+    const me = targets.indexOf(this.rt)
+    if (me < 0) return
+    const inbox = reply.slice(0, reply.lastIndexOf('.') + 1)
+    const entries = JSON.parse(body)
+    for (let i = 0; i < entries.length; i++) {
+      const [ids, branches, input, at] = entries[i]
+      let mine = null
+      let mineBranches = null
+      for (let k = 0; k < at.length; k++) {
+        if (at[k] !== me) continue
+        if (mine === null) {
+          mine = []
+          mineBranches = []
+        }
+        mine.push(ids[k])
+        mineBranches.push(branches[k])
+      }
+      if (mine === null) continue
+      this._serve(inbox, mineBranches, mine, causals[i], input, true)
       if (i % REPLY_EVERY === REPLY_EVERY - 1 && i + 1 < entries.length && this.answers.length > 0) this._sendNow()
     }
   }

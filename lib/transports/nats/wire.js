@@ -12,6 +12,8 @@
 const { HappenError, fieldPath } = require('../../errors')
 
 const PRESENCE = 'happen.presence'
+/** Fan frames: one message for every runtime a turn's frames go to; each serves its own part. */
+const FAN = 'happen.fan'
 /** Characters of one outbound frame of requests or replies at most (see messageLimit). */
 const FRAME_LIMIT = 512 * 1024
 /** Entries of a frame served before the replies so far leave (the sender can start on them). */
@@ -152,6 +154,7 @@ class WireBatch {
 
 module.exports = {
   PRESENCE,
+  FAN,
   FRAME_LIMIT,
   REPLY_EVERY,
   subjectOf,
