@@ -33,11 +33,9 @@ import { rejection, thrown } from './helpers.mjs'
 describe.skipIf(!NATS_URL)('NATS transport', () => {
   let happen
   let local
-  let hostB
-  let hostC
 
   beforeAll(async () => {
-    ;[hostB, hostC] = await Promise.all([spawnHost(NATS_URL, ['b1', 'b2']), spawnHost(NATS_URL, ['c1'])])
+    await Promise.all([spawnHost(NATS_URL, ['b1', 'b2']), spawnHost(NATS_URL, ['c1'])])
     happen = await initializeHappen(natsConfig())
     local = happen.createNode('local-a')
     local.on('echo', (event, context) => ({
