@@ -6,6 +6,7 @@ import { context, trace } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
 import { initializeHappen } from '../../index.mjs'
+import { finishedSpans } from '../fixtures/finished-spans.mjs'
 
 const exporter = new InMemorySpanExporter()
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
@@ -20,13 +21,7 @@ happen.createNode(`${prefix}-relay`).on('relay', async function relay(event, con
   return { answer }
 })
 happen.createNode(`${prefix}-spans`).on('spans', function spans() {
-  return exporter.getFinishedSpans().map((s) => ({
-    name: s.name,
-    traceId: s.spanContext().traceId,
-    spanId: s.spanContext().spanId,
-    parentSpanId: s.parentSpanContext?.spanId,
-    node: s.attributes['happen.node'],
-  }))
+  return finishedSpans(exporter)
 })
 
 await happen.ready()
