@@ -2,6 +2,7 @@
 //   node host.mjs <url> <node ids, comma-separated> [heartbeat ms]
 // Prints "ready" once its nodes are reachable; exits when its stdin closes (the test ended).
 import { initializeHappen, createNodeArray } from '../../index.mjs'
+import { serveUntilStdinEnds } from './host-lifecycle.mjs'
 
 const [url, ids, heartbeat = '200'] = process.argv.slice(2)
 const happen = await initializeHappen({ transport: { type: 'nats', servers: [url], heartbeat: Number(heartbeat) } })
@@ -66,10 +67,4 @@ nodes.on('counted', async (event, context) => {
 })
 nodes.on('runs', () => Object.fromEntries(runs))
 
-await happen.ready()
-process.stdout.write('ready\n')
-process.stdin.resume()
-process.stdin.on('end', async () => {
-  await happen.shutdown()
-  process.exit(0)
-})
+await serveUntilStdinEnds(happen)

@@ -7,6 +7,7 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
 import { initializeHappen } from '../../index.mjs'
 import { finishedSpans } from '../fixtures/finished-spans.mjs'
+import { serveUntilStdinEnds } from './host-lifecycle.mjs'
 
 const exporter = new InMemorySpanExporter()
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
@@ -24,10 +25,4 @@ happen.createNode(`${prefix}-spans`).on('spans', function spans() {
   return finishedSpans(exporter)
 })
 
-await happen.ready()
-process.stdout.write('ready\n')
-process.stdin.resume()
-process.stdin.on('end', async () => {
-  await happen.shutdown()
-  process.exit(0)
-})
+await serveUntilStdinEnds(happen)
