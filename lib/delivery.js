@@ -41,7 +41,6 @@ const stepName = (fn) => fn.name || '(anonymous)'
 class Flow {
   constructor(result, slot, node, event, context, step, group) {
     this.result = result
-    this.runtime = result._runtime
     this.node = node
     this.slot = slot
     this.branch = result._firstBranch + slot
@@ -53,11 +52,21 @@ class Flow {
     /** null, or what the flows of one target's several handlers share: { left, value }. */
     this.group = group
     this.order = 0
-    this.origin = undefined
     /** When the flow started (performance.now() ms): its branch's duration runs from here. */
     this.startedAt = result._runtime._clockAt
     /** tracing: the flow's OpenTelemetry span, null when its send is not traced. */
     this.span = null
+  }
+
+  // What every flow of a send shares is read from the send's result: fewer fields per flow.
+  get runtime() {
+    return this.result._runtime
+  }
+
+  /** What a transport gave for the event this flow serves (undefined for a local send). */
+  get origin() {
+    const origins = this.result._origins
+    return origins == null ? undefined : origins[this.slot]
   }
 
   get seq() {
@@ -199,6 +208,8 @@ class SendResult {
     this._gen = runtime._handlerGen
     /** Told of each target whose flow ended (a transport answering the sender elsewhere per node). */
     this._onTarget = null
+    /** By slot: what the transport that brought the event gave for each target, or null. */
+    this._origins = null
     this._seq = 0
     this._firstBranch = 0
     this._causal = null
@@ -358,7 +369,8 @@ class SendResult {
         // Timers take at most 2^31-1 ms (~24.8 days); a longer timeout waits that long.
         waiter.timer = setTimeout(() => this._timeOut(waiter, parsed.timeout), Math.min(parsed.timeout, 2 ** 31 - 1))
       }
-      ;(this._waiters || (this._waiters = [])).push(waiter)
+      if (this._waiters === null) this._waiters = [waiter]
+      else this._waiters.push(waiter)
     })
   }
 

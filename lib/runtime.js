@@ -57,6 +57,34 @@ const MAX_SYNC_DEPTH = 64
  */
 const CONTEXT_FRAMES = /AsyncContextFrame/.test(AsyncLocalStorage.prototype.enterWith.toString())
 
+/**
+ * Starts a flow in its own store. `scope` (context frames only) holds the caller's frame: each
+ * flow enters from it and leaves it current again, so a flow's frame is a copy of the caller's
+ * rather than of the previous flow's (which would copy one entry more), and the caller's is
+ * current again after the last without a copy. Without context frames, `scope` is null and
+ * the caller's store is entered again once the send has started its flows.
+ */
+function startFlow(scope, flow, fn) {
+  if (scope === null) {
+    flowStorage.enterWith(flow)
+    runFlow(flow, fn)
+    return
+  }
+  // The flow is the call's receiver and its first step waits here, so the scope is entered
+  // without an array of arguments per flow.
+  firstStep = fn
+  scope.runInAsyncScope(enterFlow, flow)
+}
+
+let firstStep = null
+
+function enterFlow() {
+  const fn = firstStep
+  firstStep = null
+  flowStorage.enterWith(this)
+  runFlow(this, fn)
+}
+
 /** Runs a call into the core, turning its errors into happen's. */
 function guard(call) {
   try {
@@ -745,7 +773,12 @@ class Runtime {
     // What errors and messages call the flow's event: a mixed batch lists its types.
     result._type = !batch ? input.type : (sharedType ?? mixedTypes.join(', '))
     if (debug.enabled) debug.logSend(senderId, result._type, id, nodes, count)
-    if (inbound !== undefined) result._onTarget = inbound.onTarget
+    if (inbound !== undefined) {
+      result._onTarget = inbound.onTarget
+      // Flows serving an event from elsewhere carry what its sender needs to nest the events
+      // they send.
+      result._origins = inbound.origins
+    }
     if (this._tracing !== null) this._tracing.sent(result, frame, inbound) // tracing
     const flowOrigin = frame === null ? undefined : frame.origin
     // Past MAX_SYNC_DEPTH sends nested synchronously (handlers sending in a cycle), the flows
@@ -763,22 +796,14 @@ class Runtime {
 
   /**
    * Starts every planned target's flow, then hands the targets that live elsewhere to their
-   * transports. Each local flow runs in its own store, entered once; the caller's is restored
-   * once at the end: with context frames by leaving an AsyncResource scope (which sets the
-   * caller's frame back without copying it), else by entering `prior` again (cheap there).
+   * transports. Each local flow runs in its own store, entered once. With context frames each
+   * flow enters from the caller's frame (see startFlow), which is current again once it has
+   * started; else the caller's store is entered again at the end (cheap there).
    */
   _runPlan(result, plan, input, info, inbound, wires, flowOrigin, everyone, prior) {
     let elsewhere
     if (CONTEXT_FRAMES) {
-      elsewhere = new AsyncResource('happen.send').runInAsyncScope(
-        this._startFlows,
-        this,
-        result,
-        plan,
-        input,
-        info,
-        inbound,
-      )
+      elsewhere = this._startFlows(result, plan, input, info, inbound)
     } else {
       try {
         elsewhere = this._startFlows(result, plan, input, info, inbound)
@@ -798,6 +823,7 @@ class Runtime {
     const causal = result._causal
     const handlers = this._handlers
     let elsewhere = null
+    let scope = null
     this._syncDepth++
     this._clockAt = result._startedAt
     try {
@@ -839,11 +865,8 @@ class Runtime {
             entry.name,
             null,
           )
-          // A flow serving an event from elsewhere carries what its sender needs to nest the
-          // events this flow sends.
-          if (inbound !== undefined) flow.origin = inbound.origins[slot]
-          flowStorage.enterWith(flow)
-          runFlow(flow, entry.fn)
+          if (CONTEXT_FRAMES && scope === null) scope = new AsyncResource('happen.send')
+          startFlow(scope, flow, entry.fn)
           continue
         }
         // Several handlers: choose every handler first and count their flows before
@@ -862,9 +885,8 @@ class Runtime {
           const context = batch ? new BatchContext(info, node) : { causal, node }
           const flow = new Flow(result, slot, node, event, context, entries[order].name, group)
           flow.order = order
-          if (inbound !== undefined) flow.origin = inbound.origins[slot]
-          flowStorage.enterWith(flow)
-          runFlow(flow, entries[order].fn)
+          if (CONTEXT_FRAMES && scope === null) scope = new AsyncResource('happen.send')
+          startFlow(scope, flow, entries[order].fn)
         }
       }
     } finally {
