@@ -126,3 +126,31 @@ describe('dispose and shutdown in a running program', () => {
     expect(() => removeB()).not.toThrow()
   })
 })
+
+describe('async resources', () => {
+  it('every async resource a send opens is destroyed once its flows have started', async () => {
+    const { createHook } = await import('node:async_hooks')
+    const opened = new Set()
+    const destroyed = new Set()
+    const hook = createHook({
+      init(id, type) {
+        if (type.startsWith('happen')) opened.add(id)
+      },
+      destroy(id) {
+        if (opened.has(id)) destroyed.add(id)
+      },
+    }).enable()
+    try {
+      const rt = initializeHappen()
+      const nodes = rt.createNodeArray(['a', 'b', 'c'].map((id) => rt.createNode(id)))
+      nodes.on('x', async (_event, context) => context.node.id)
+      for (let i = 0; i < 100; i++) await nodes.send({ type: 'x' }).return()
+      // Destroy hooks run after the turn that queued them.
+      await new Promise((resolve) => setImmediate(resolve))
+      await new Promise((resolve) => setImmediate(resolve))
+      expect([...opened].filter((id) => !destroyed.has(id))).toEqual([])
+    } finally {
+      hook.disable()
+    }
+  })
+})

@@ -373,6 +373,46 @@ describe('§8 steps are what ran', () => {
     expect(result.trace().branches[0].steps.map((s) => s.name)).toEqual(['onOrder', 'then'])
   })
 
+  it('each flow records the steps it ran, when its handler returns different functions from one flow to the next', async () => {
+    const rt = initializeHappen()
+    const a = rt.createNode('a')
+    function approve() {
+      return 'approved'
+    }
+    function reject() {
+      return 'rejected'
+    }
+    a.on('order', function review(event) {
+      if (event.payload.kind === 'static') return event.payload.ok ? approve : reject
+      // A closure made per flow, renamed after the order it serves.
+      const step = () => `closure ${event.payload.n}`
+      Object.defineProperty(step, 'name', { value: `handle${event.payload.n}` })
+      return step
+    })
+    const sends = [
+      { kind: 'static', ok: true },
+      { kind: 'static', ok: true },
+      { kind: 'static', ok: false },
+      { kind: 'closure', n: 1 },
+      { kind: 'closure', n: 2 },
+      { kind: 'static', ok: true },
+    ]
+    const steps = []
+    for (const payload of sends) {
+      const result = await a.send({ type: 'order', payload })
+      await result.return()
+      steps.push(result.trace().branches[0].steps.map((s) => s.name))
+    }
+    expect(steps).toEqual([
+      ['review', 'approve'],
+      ['review', 'approve'],
+      ['review', 'reject'],
+      ['review', 'handle1'],
+      ['review', 'handle2'],
+      ['review', 'approve'],
+    ])
+  })
+
   it('an empty batch sends nothing: its trace is null', async () => {
     const rt = initializeHappen()
     const a = rt.createNode('a')

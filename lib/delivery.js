@@ -39,7 +39,8 @@ const stepName = (fn) => fn.name || '(anonymous)'
  * `seq`, `causal`, `correlationSeq` (the cause), `origin` (what a transport gave for it).
  */
 class Flow {
-  constructor(result, slot, node, event, context, step, group) {
+  /** `handler`: the runtime's entry of the handler that is the flow's first step. */
+  constructor(result, slot, node, event, context, handler, group) {
     this.result = result
     this.node = node
     this.slot = slot
@@ -47,8 +48,9 @@ class Flow {
     this.event = event
     this.context = context
     /** The name of the step that runs or ran last, and how many ran. */
-    this.step = step
+    this.step = handler.name
     this.steps = 1
+    this.chain = handler.chain
     /** null, or what the flows of one target's several handlers share: { left, value }. */
     this.group = group
     this.order = 0
@@ -99,6 +101,43 @@ function runFlow(flow, fn) {
   advance(flow, value)
 }
 
+/**
+ * Where the further step `fn` of `flow` sits in its handler's `chain` (fn, name, step id by
+ * step), or -1 when it is not cached. A handler's flows mostly run the same functions as
+ * steps, whose names would otherwise be read each time (`fn.name` of a closure goes through
+ * its scope info); a position that saw two different functions (closures made per call) is
+ * marked DYNAMIC and holds no function, so the chain keeps no closure alive.
+ */
+function stepOf(flow, fn) {
+  const at = 3 * (flow.steps - 1)
+  if (at >= CACHED_STEPS * 3) return -1
+  const chain = flow.chain
+  const cached = chain[at]
+  if (cached === fn) return at
+  if (cached === undefined) {
+    const name = stepName(fn)
+    let id
+    try {
+      id = flow.runtime._stepId(name)
+    } catch {
+      return -1 // recorded uncached, where the error fails the flow
+    }
+    chain[at] = fn
+    chain[at + 1] = name
+    chain[at + 2] = id
+    return at
+  }
+  if (cached !== DYNAMIC) {
+    chain[at] = DYNAMIC
+    chain[at + 1] = chain[at + 2] = undefined
+  }
+  return -1
+}
+
+/** How many further steps of a handler's flows are cached, and the mark of a position that varies. */
+const CACHED_STEPS = 8
+const DYNAMIC = Symbol('dynamic step')
+
 /** A flow's awaited Promise fulfilled: its continuation runs in the flow's store. */
 function resumeFlow(value) {
   advance(flowStorage.getStore(), value)
@@ -113,9 +152,10 @@ function failFlow(error) {
 function advance(flow, value) {
   for (;;) {
     if (typeof value === 'function') {
-      const name = stepName(value)
+      const at = stepOf(flow, value)
+      const name = at < 0 ? stepName(value) : flow.chain[at + 1]
       try {
-        flow.runtime._recordStep(flow, name)
+        flow.runtime._recordStep(flow, at < 0 ? flow.runtime._stepId(name) : flow.chain[at + 2])
       } catch (error) {
         flow.step = name
         return flow.result._flowFailed(flow, error)

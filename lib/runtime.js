@@ -78,6 +78,12 @@ function startFlow(scope, flow, fn) {
 
 let firstStep = null
 
+/**
+ * A send's scope is done with once its flows have started, so it says so itself rather than
+ * leave async_hooks destroy hooks (OpenTelemetry's context manager has one) to a GC callback.
+ */
+const SCOPE_OPTIONS = { requireManualDestroy: true }
+
 function enterFlow() {
   const fn = firstStep
   firstStep = null
@@ -524,7 +530,8 @@ class Runtime {
     // A predicate handler's step is recorded when its predicate lets it run (the core cannot
     // tell beforehand).
     const stepId = predicate === null ? -1 : this._stepId(name)
-    this._handlers[id] = { fn: handler, predicate, name, gen, stepId }
+    // `chain`: the further steps its flows ran, cached (see stepOf in lib/delivery.js).
+    this._handlers[id] = { fn: handler, predicate, name, gen, stepId, chain: [] }
     // The remover knows its handler by (id, gen), not by holding it: a remover the program
     // keeps must not keep the handler (and all it closes over) alive after remove(), dispose()
     // or shutdown().
@@ -862,10 +869,10 @@ class Runtime {
             node,
             event,
             batch ? new BatchContext(info, node) : { causal, node },
-            entry.name,
+            entry,
             null,
           )
-          if (CONTEXT_FRAMES && scope === null) scope = new AsyncResource('happen.send')
+          if (CONTEXT_FRAMES && scope === null) scope = new AsyncResource('happen.send', SCOPE_OPTIONS)
           startFlow(scope, flow, entry.fn)
           continue
         }
@@ -883,14 +890,15 @@ class Runtime {
         const group = entries.length > 1 ? { left: entries.length, value: undefined } : null
         for (let order = 0; order < entries.length; order++) {
           const context = batch ? new BatchContext(info, node) : { causal, node }
-          const flow = new Flow(result, slot, node, event, context, entries[order].name, group)
+          const flow = new Flow(result, slot, node, event, context, entries[order], group)
           flow.order = order
-          if (CONTEXT_FRAMES && scope === null) scope = new AsyncResource('happen.send')
+          if (CONTEXT_FRAMES && scope === null) scope = new AsyncResource('happen.send', SCOPE_OPTIONS)
           startFlow(scope, flow, entries[order].fn)
         }
       }
     } finally {
       this._syncDepth--
+      if (scope !== null) scope.emitDestroy()
     }
     return elsewhere
   }
@@ -1041,15 +1049,15 @@ class Runtime {
     return id
   }
 
-  /** Records a flow's further step `name`; a flow past MAX_FLOW_STEPS fails instead. */
-  _recordStep(flow, name) {
+  /** Records a flow's further step (its step name id); a flow past MAX_FLOW_STEPS fails instead. */
+  _recordStep(flow, stepId) {
     if (flow.steps >= MAX_FLOW_STEPS) {
       throw new HappenError(
         'FLOW_TOO_LONG',
         `The flow in node '${flow.node.id}' ran more than ${MAX_FLOW_STEPS} steps for event '${flow.type}'`,
       )
     }
-    this._log(flow.branch, STEP, this._stepId(name))
+    this._log(flow.branch, STEP, stepId)
   }
 
   /** Records that a predicate handler runs in this branch. */
