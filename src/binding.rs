@@ -133,12 +133,7 @@ pub fn create_core(history_size: u32) -> u32 {
 /// once against performance.now().
 #[napi(catch_unwind)]
 pub fn monotonic_ms() -> f64 {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_secs_f64()
-        * 1000.0
+    crate::core::clock::monotonic_ms()
 }
 
 /// Binds the buffers later calls read and write: `io` (send inputs and plans) and `journal`
@@ -400,9 +395,9 @@ fn plan_send(core: u32, causation: Option<&str>, correlation: Option<&str>) -> R
             Correlation::External(_) => -1.0,
         };
         plan[4] = targets as f64;
-        // The send's start on the monotonic clock, for flow durations: a clock read here costs
-        // far less than performance.now() in JS.
-        plan[5] = monotonic_ms();
+        // The send's start on the monotonic clock, for flow durations: read with the timestamp
+        // (core::clock), for far less than performance.now() in JS.
+        plan[5] = dispatched.started_ms;
         let len = plan.len();
         if len > io.len() {
             return Ok(-(len as i32));

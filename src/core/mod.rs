@@ -3,6 +3,7 @@
 //! nodes in other threads or processes drives the same `Core::dispatch`.
 
 pub mod causal;
+pub mod clock;
 pub mod dispatch;
 pub mod ids;
 pub mod names;
@@ -12,8 +13,6 @@ pub mod registry;
 pub mod slab;
 pub mod trace;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 pub use causal::{BranchId, CausalStore, Cause, Correlation, Outcome};
 pub use ids::EventSeq;
 pub use names::NameId;
@@ -22,6 +21,7 @@ pub use places::{PlaceId, HOME};
 pub use registry::{HandlerId, Matcher, NodeIndex, RegistryError, HOST_DECIDES};
 
 use causal::{Branch, NewDelivery};
+use clock::SendClock;
 use dispatch::Dispatcher;
 use ids::EventIds;
 use names::{Interner, SharedNames};
@@ -61,6 +61,8 @@ pub struct Dispatched {
     pub first_branch: BranchId,
     pub correlation: Correlation,
     pub timestamp: f64,
+    /// The send's start on the monotonic clock (`clock::monotonic_ms`), for flow durations.
+    pub started_ms: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +104,7 @@ pub struct Core {
     pending_steps: Vec<(BranchId, NameId)>,
     branch_scratch: Vec<Branch>,
     places: Places,
+    clock: SendClock,
 }
 
 impl Core {
@@ -119,6 +122,7 @@ impl Core {
             pending_steps: Vec::new(),
             branch_scratch: Vec::new(),
             places: Places::default(),
+            clock: SendClock::default(),
         }
     }
 
@@ -241,7 +245,8 @@ impl Core {
     ) -> Dispatched {
         let count = request.count;
         let first_seq = self.ids.allocate(count as u64);
-        let timestamp = now_ms();
+        let stamp = self.clock.now();
+        let timestamp = stamp.wall_ms;
         // Explicit ids are the first event's own. A batch's record keeps the automatic
         // causality that its other members share; the first event's ids become its override.
         let first_only = count > 1;
@@ -344,6 +349,7 @@ impl Core {
             first_branch,
             correlation,
             timestamp,
+            started_ms: stamp.monotonic_ms,
         }
     }
 
@@ -479,12 +485,6 @@ impl Core {
         }
         .build(id)
     }
-}
-
-fn now_ms() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_millis() as f64)
 }
 
 #[cfg(test)]
