@@ -19,7 +19,7 @@ const FRAME_LIMIT = 512 * 1024
 /** How often (in entries) serving a frame looks whether its answers so far should leave early. */
 const REPLY_EVERY = 16
 /** How long (ms) a frame is served before its answers so far leave (the sender can start on them). */
-const EARLY_REPLY_MS = 1
+const EARLY_REPLY_MS = 0.25
 
 /** `happen.node.<id>`: ids made of subject-safe tokens go as they are, others base64url-encoded. */
 function subjectOf(id) {
