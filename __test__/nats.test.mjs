@@ -115,6 +115,33 @@ describe.skipIf(!NATS_URL)('NATS transport', () => {
     expect(typeof branch.duration).toBe('number')
   })
 
+  it('sends of one turn served in one frame: each remote branch gets its own steps', async () => {
+    // Known hosts first, so the sends below travel in one frame and are answered together.
+    await createNodeArray([happen.node('b1'), happen.node('b2')])
+      .send({ type: 'echo' })
+      .return()
+    const sends = [
+      local.send('b1', { type: 'flow' }),
+      local.send('b2', { type: 'echo', payload: 1 }),
+      createNodeArray([happen.node('b1'), happen.node('b2')]).send({ type: 'flow' }),
+      local.send('b2', { type: 'flow' }),
+      local.send('b1', { type: 'echo', payload: 2 }),
+    ]
+    const sent = await Promise.all(sends)
+    await Promise.all(sent.map((s) => s.return()))
+    const steps = sent.map((s) =>
+      Object.fromEntries(s.trace().branches.map((b) => [b.node, b.steps.map((step) => step.name)])),
+    )
+    const two = ['firstStep', 'secondStep']
+    expect(steps).toEqual([
+      { b1: two },
+      { b2: ["on 'echo'"] },
+      { b1: two, b2: two },
+      { b2: two },
+      { b1: ["on 'echo'"] },
+    ])
+  })
+
   it('undefined and unmatched results cross like local ones', async () => {
     expect(await local.send('b1', { type: 'undefined' }).return()).toBeUndefined()
     const sent = await local.send('b1', { type: 'nobody.listens' })

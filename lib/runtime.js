@@ -348,7 +348,12 @@ class TransportHost {
   }
 
   stepsOf(result) {
-    return guard(() => native.branchStepsJson(this._runtime._core, result._firstBranch, result._targets.length))
+    return this.stepsOfBranches(result._firstBranch, result._targets.length)
+  }
+
+  /** The steps (JSON text each) of `count` consecutive branches from `firstBranch`. */
+  stepsOfBranches(firstBranch, count) {
+    return guard(() => native.branchStepsJson(this._runtime._core, firstBranch, count))
   }
 
   addSteps(json) {

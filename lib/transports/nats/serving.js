@@ -13,7 +13,7 @@
 const debug = require('../../debug')
 const { HappenError } = require('../../errors')
 const { performance } = require('node:perf_hooks')
-const { FAN, REPLY_EVERY, checkJson, describeError, WireBatch } = require('./wire')
+const { FAN, REPLY_EVERY, EARLY_REPLY_MS, checkJson, describeError, WireBatch } = require('./wire')
 
 /** Installed on NatsTransport.prototype by ./index.js. */
 class Serving {
@@ -41,12 +41,25 @@ class Serving {
     const inbox = reply.slice(0, reply.lastIndexOf('.') + 1)
     const causals = JSON.parse(header)
     const entries = JSON.parse(body)
+    const early = { at: performance.now() }
     for (let i = 0; i < entries.length; i++) {
       const entry = entries[i]
       this._serve(inbox, entry[1], entry[0], causals[i], entry[2], true)
-      // A long frame: let the sender have the first answers while the rest are served.
-      if (i % REPLY_EVERY === REPLY_EVERY - 1 && i + 1 < entries.length && this.answers.length > 0) this._sendNow()
+      if (i % REPLY_EVERY === REPLY_EVERY - 1 && i + 1 < entries.length) this._replyEarly(early)
     }
+  }
+
+  /**
+   * A frame that takes long to serve: the answers so far leave (the sender can start on them)
+   * once EARLY_REPLY_MS passed since the frame began or the last early answers left. Not
+   * sooner: a message per few entries costs both sides more than it saves.
+   */
+  _replyEarly(early) {
+    if (this.answers.length === 0) return
+    const now = performance.now()
+    if (now - early.at < EARLY_REPLY_MS) return
+    early.at = now
+    this._sendNow()
   }
 
   /**
@@ -61,6 +74,7 @@ class Serving {
     if (me < 0) return
     const inbox = reply.slice(0, reply.lastIndexOf('.') + 1)
     const entries = JSON.parse(body)
+    const early = { at: performance.now() }
     for (let i = 0; i < entries.length; i++) {
       const [ids, branches, input, at] = entries[i]
       let mine = null
@@ -76,7 +90,7 @@ class Serving {
       }
       if (mine === null) continue
       this._serve(inbox, mineBranches, mine, causals[i], input, true)
-      if (i % REPLY_EVERY === REPLY_EVERY - 1 && i + 1 < entries.length && this.answers.length > 0) this._sendNow()
+      if (i % REPLY_EVERY === REPLY_EVERY - 1 && i + 1 < entries.length) this._replyEarly(early)
     }
   }
 
@@ -121,10 +135,7 @@ class Serving {
       typeof causal.causationId === 'string' &&
       causal.causationId.startsWith(host.prefix)
     const senderRt = inbox.slice(8, -1)
-    let serving = this.serving.get(inbox)
-    if (serving === undefined) this.serving.set(inbox, (serving = new Set()))
-    for (const branch of branches) serving.add(branch)
-    const answer = { result: null, nodes, inbox, branches, serving }
+    const answer = { result: null, nodes, inbox, branches, serving: null, steps: null, stepsFrom: 0 }
     let result
     try {
       result = host.receive({
@@ -139,42 +150,46 @@ class Serving {
         trace: wire.traceparent === undefined ? null : { traceparent: wire.traceparent, tracestate: wire.tracestate },
       })
     } catch (error) {
-      for (const branch of branches) serving.delete(branch)
-      if (serving.size === 0 && this.serving.get(inbox) === serving) this.serving.delete(inbox)
       const text = `${JSON.stringify(describeError(error))},"(delivery)"`
       for (const branch of branches) this._reply(inbox, branch, 0, '[]', text)
       return
     }
     answer.result = result
+    // Flows that finished at once have answered already; the others run on (liveness checks ask).
+    for (let slot = 0; slot < branches.length; slot++) {
+      if (result.isDone(slot)) continue
+      if (answer.serving === null) {
+        answer.serving = this.serving.get(inbox)
+        if (answer.serving === undefined) this.serving.set(inbox, (answer.serving = new Set()))
+      }
+      answer.serving.add(branches[slot])
+    }
   }
 
   /** A served node's flow ended: its answer leaves with this turn's replies. */
   _finished(answer, slot) {
-    answer.serving.delete(answer.branches[slot])
-    // Peers come and go (each process has its own inbox): drop a peer's empty set.
-    if (answer.serving.size === 0 && this.serving.get(answer.inbox) === answer.serving)
-      this.serving.delete(answer.inbox)
+    const serving = answer.serving
+    if (serving !== null) {
+      serving.delete(answer.branches[slot])
+      // Peers come and go (each process has its own inbox): drop a peer's empty set.
+      if (serving.size === 0 && this.serving.get(answer.inbox) === serving) this.serving.delete(answer.inbox)
+    }
     this.answers.push(answer, slot)
     this._schedule()
   }
 
-  /** Builds the replies of the flows that ended this turn (steps fetched once per delivery). */
+  /** Builds the replies of the flows that ended this turn (steps fetched once per run of deliveries). */
   _answerFinished() {
     const list = this.answers
     this.answers = []
     // Steps the flows ran are in the runtime's journal until it reaches the core.
     this.host.flushJournal()
-    let last = null
-    let steps = null
+    this._fetchSteps(list)
     for (let i = 0; i < list.length; i += 2) {
       const answer = list[i]
       const slot = list[i + 1]
       const result = answer.result
-      if (answer !== last) {
-        last = answer
-        steps = this.host.stepsOf(result)
-      }
-      const stepsText = steps[slot]
+      const stepsText = answer.steps[answer.stepsFrom + slot]
       const node = answer.nodes[slot]
       const outcome = result.outcome(slot)
       const branch = answer.branches[slot]
@@ -202,6 +217,43 @@ class Serving {
         )
       }
     }
+    // A flow still running may record further steps: its own answer fetches them anew.
+    for (let i = 0; i < list.length; i += 2) list[i].steps = null
+  }
+
+  /**
+   * Gives each delivery of `list` (answer, slot, answer, slot…) the steps of its branches:
+   * `answer.steps[answer.stepsFrom + slot]`. Deliveries served one after another have
+   * consecutive branches, so one call into the core fetches the steps of a whole run of them.
+   */
+  _fetchSteps(list) {
+    let first = -1
+    let count = 0
+    let run = []
+    const fetch = () => {
+      const steps = this.host.stepsOfBranches(first, count)
+      for (let k = 0; k < run.length; k++) {
+        run[k].steps = steps
+        run[k].stepsFrom = run[k].result._firstBranch - first
+      }
+      run = []
+    }
+    for (let i = 0; i < list.length; i += 2) {
+      const answer = list[i]
+      if (answer.steps !== null) continue
+      const result = answer.result
+      if (run.length > 0 && result._firstBranch === first + count) {
+        count += result._targets.length
+      } else {
+        if (run.length > 0) fetch()
+        first = result._firstBranch
+        count = result._targets.length
+      }
+      // Marked as fetched (its own steps arrive with the run's).
+      answer.steps = run
+      run.push(answer)
+    }
+    if (run.length > 0) fetch()
   }
 
   /** Throws PAYLOAD_TOO_LARGE for a result the server would refuse in one message. */

@@ -16,8 +16,10 @@ const PRESENCE = 'happen.presence'
 const FAN = 'happen.fan'
 /** Characters of one outbound frame of requests or replies at most (see messageLimit). */
 const FRAME_LIMIT = 512 * 1024
-/** Entries of a frame served before the replies so far leave (the sender can start on them). */
+/** How often (in entries) serving a frame looks whether its answers so far should leave early. */
 const REPLY_EVERY = 16
+/** How long (ms) a frame is served before its answers so far leave (the sender can start on them). */
+const EARLY_REPLY_MS = 0.25
 
 /** `happen.node.<id>`: ids made of subject-safe tokens go as they are, others base64url-encoded. */
 function subjectOf(id) {
@@ -157,6 +159,7 @@ module.exports = {
   FAN,
   FRAME_LIMIT,
   REPLY_EVERY,
+  EARLY_REPLY_MS,
   subjectOf,
   unserialisable,
   checkJson,
