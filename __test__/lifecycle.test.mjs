@@ -54,11 +54,18 @@ describe('creating and disposing 100,000 nodes holds no more memory than 10', ()
     for (const m of [small, large]) expect(m.tables).toEqual({ nodesById: 1, nodesByIndex: 1, handlers: 1, live: 1 })
     // JS heap after a full GC: the same within 1 MB.
     expect(Math.abs(large.heapUsed - small.heapUsed)).toBeLessThan(1 * MB)
-    // Outside the V8 heap (the Rust core, malloc): the same within 12 MB. V8 keeps some pages
-    // committed after a busy phase (heapTotal), which is not held by happen, hence the subtraction.
-    expect(large.rss - large.heapTotal - (small.rss - small.heapTotal)).toBeLessThan(12 * MB)
+    // Outside the V8 heap (the Rust core, malloc): V8 keeps some pages committed after a busy
+    // phase (heapTotal), which is not held by happen, hence the subtraction. What remains grows
+    // with the allocator's high-water mark, not per node: measured on Node 24 (10 / 100,000 /
+    // 1,000,000 nodes) 58 / 70-73 / 94 MB: within 16 MB here, and ten times the nodes adds
+    // less than 40 bytes held per node would (36 MB).
+    const outside = (m) => m.rss - m.heapTotal
+    expect(outside(large) - outside(small)).toBeLessThan(16 * MB)
     expect(large.rss - small.rss).toBeLessThan(24 * MB)
-  })
+    const huge = run('memory', 'churn', 1_000_000)
+    expect(huge.tables).toEqual({ nodesById: 1, nodesByIndex: 1, handlers: 1, live: 1 })
+    expect(outside(huge) - outside(large)).toBeLessThan(36 * MB)
+  }, 60_000)
 
   it('all created, then all disposed: the tables shrink back on both sides', () => {
     const small = run('memory', 'burst', 10)
