@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 use super::ids::EventSeq;
 use super::names::{NameId, SharedNames};
@@ -59,7 +60,9 @@ impl Outcome {
 /// (keyed by branch id) rather than in every `Branch`.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct BranchDetail {
-    pub more_steps: Vec<NameId>,
+    /// Inline up to four (the size of a Vec): most flows of several steps are short, and then
+    /// recording a step allocates nothing.
+    pub more_steps: SmallVec<[NameId; 4]>,
     pub error: Option<Box<str>>,
 }
 
@@ -145,22 +148,25 @@ pub struct NewDelivery<'a> {
 
 impl Delivery {
     fn new(d: NewDelivery, branch_count: u32) -> Self {
-        let mut extra = DeliveryExtra::default();
+        // Most sends need no extra: it is made only for one that does.
+        let mut extra: Option<Box<DeliveryExtra>> = None;
         if d.types.len() > 1 {
-            extra.types = Some(d.types.into());
+            extra.get_or_insert_with(Default::default).types = Some(d.types.into());
         }
         let (cause_seq, cause_branch) = match d.cause {
             Cause::Root => (NONE, NONE),
             Cause::Event { seq, branch } => (seq, branch.unwrap_or(NONE)),
             Cause::External(id) => {
-                extra.external_cause = Some(id);
+                extra.get_or_insert_with(Default::default).external_cause = Some(id);
                 (NONE, NONE)
             }
         };
         let correlation_seq = match d.correlation {
             Correlation::Event(seq) => seq,
             Correlation::External(id) => {
-                extra.external_correlation = Some(id);
+                extra
+                    .get_or_insert_with(Default::default)
+                    .external_correlation = Some(id);
                 NONE
             }
         };
@@ -175,7 +181,7 @@ impl Delivery {
             event_type: d.types.first().copied().unwrap_or(NO_STEP),
             sender: d.sender.unwrap_or(NO_STEP),
             branch_count,
-            extra: (extra != DeliveryExtra::default()).then(|| Box::new(extra)),
+            extra,
         }
     }
 
@@ -511,6 +517,7 @@ mod tests {
     fn records_stay_compact() {
         assert_eq!(std::mem::size_of::<Branch>(), 16);
         assert_eq!(std::mem::size_of::<Delivery>(), 72);
+        assert_eq!(std::mem::size_of::<BranchDetail>(), 40);
     }
 
     #[test]
