@@ -392,6 +392,8 @@ class Runtime {
     this._nodesByIndex = []
     this._nodesById = new Map()
     this._typeIds = new Map()
+    this._lastType = null
+    this._lastTypeId = -1
     // By type id: the last mixed batch that listed the type (see _deliver).
     this._typeStamps = []
     this._typeStamp = 0
@@ -1046,11 +1048,15 @@ class Runtime {
   }
 
   _typeId(type) {
+    // Sends come in runs of one type: the last one is checked before the table.
+    if (type === this._lastType) return this._lastTypeId
     let id = this._typeIds.get(type)
     if (id === undefined) {
       id = native.internType(this._core, type)
       this._typeIds.set(type, id)
     }
+    this._lastType = type
+    this._lastTypeId = id
     return id
   }
 
