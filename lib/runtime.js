@@ -648,9 +648,7 @@ class Runtime {
     const count = batch ? input.length : 1
     const targetCount = targets === EVERY_NODE ? -1 : targets.length
     const typesAt = INPUT_HEADER + Math.max(targetCount, 0)
-    const outcomesAt = typesAt + (sharedType === null ? count : 0)
-    const outcomes = this._journalLength
-    let io = this._exchange(outcomesAt + outcomes)
+    let io = this._exchange(typesAt + (sharedType === null ? count : 0))
     io[0] = sender === null ? -1 : sender._index
     // An event from elsewhere that a flow there sent while serving one of our branches is
     // caused by that branch (so traces nest it there).
@@ -660,7 +658,8 @@ class Runtime {
     io[4] = targetCount
     io[5] = sharedType === null ? -1 : this._typeId(sharedType)
     io[6] = count
-    io[7] = outcomes / 3
+    // The flows finished since the last call, which the core reads from the journal first.
+    io[7] = this._journalLength / 3
     for (let i = 0; i < targetCount; i++) io[INPUT_HEADER + i] = targets[i]._index
     // A mixed batch: each event's type id, and its distinct types in the order first seen (what
     // errors and messages call the flow's event). Events of one type usually come in runs, so
@@ -685,8 +684,6 @@ class Runtime {
         io[typesAt + i] = runTypeId
       }
     }
-    const journal = this._journal
-    for (let i = 0; i < outcomes; i++) io[outcomesAt + i] = journal[i]
     this._journalLength = 0
 
     const first = batch ? input[0] : input

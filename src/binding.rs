@@ -1,8 +1,9 @@
 //! The N-API face of `crate::core::Core`.
 //!
 //! Calls carry plain numbers and two `Float64Array`s bound to the core once (`bind_buffers`):
-//! `io`, where the JS layer writes a send's targets (and per-event types, and the outcomes of
-//! finished flows) and `dispatch` overwrites them with the plan, and the flow `journal`. That
+//! `io`, where the JS layer writes a send's targets (and per-event types) and `dispatch`
+//! overwrites them with the plan, and the flow `journal` of finished flows and steps, which
+//! `dispatch` records first (the JS layer says how much of it is new). That
 //! keeps a fan-out to a single boundary crossing with no objects built on the Rust side, and
 //! no typed array to unwrap on each call (that costs more than the rest of a call's glue).
 //!
@@ -148,10 +149,10 @@ pub fn bind_buffers(core: u32, io: Float64Array, journal: Float64Array) -> Resul
     })
 }
 
-/// Runs `f` over the core, this thread's bound `io`, and its pending plan.
+/// Runs `f` over the core, this thread's bound `io`, its pending plan, and its journal.
 fn with_io<T>(
     core: u32,
-    f: impl FnOnce(&mut Slot, &mut Vec<f64>, &mut [f64]) -> Result<T>,
+    f: impl FnOnce(&mut Slot, &mut Vec<f64>, &mut [f64], &[f64]) -> Result<T>,
 ) -> Result<T> {
     with_bound(core, |b| {
         let io =
@@ -160,7 +161,8 @@ fn with_io<T>(
         // SAFETY: the JS layer does not touch `io` while a call into the core runs, and this
         // thread holds the array (its reference) for as long as the slice is used here.
         let io = unsafe { io.as_mut() };
-        with_core(core, |s| f(s, &mut b.plan, io))
+        let journal = b.journal.as_deref().unwrap_or(&[]);
+        with_core(core, |s| f(s, &mut b.plan, io, journal))
     })
 }
 
@@ -295,14 +297,15 @@ mod input {
     pub const TARGET_COUNT: usize = 4;
     pub const TYPE_ID: usize = 5;
     pub const COUNT: usize = 6;
+    /// How many journal triples the send carries (read from the journal, not `io`).
     pub const OUTCOMES: usize = 7;
     pub const LEN: usize = 8;
 }
 
 /// Plans one send. Reads from `io`: the `input` header (numbers; -1 for none), then
 /// `target count` node indices (none when it is -1: every node), then, when the type id is -1,
-/// `count` type ids, then `outcomes` triples of finished flows (see `finish_branches`), which
-/// are recorded first. Writes to `io`: the plan header, then per target
+/// `count` type ids; and from the journal its first `outcomes` triples of finished flows (see
+/// `finish_branches`), which are recorded first. Writes to `io`: the plan header, then per target
 /// `node, handler count, handler ids…`. Returns the plan's length, or its negative when `io` is
 /// too small (fetch it with `take_plan`). The core is the one named in the argument buffer.
 #[napi(catch_unwind)]
@@ -321,7 +324,7 @@ pub fn dispatch_with_ids(
 }
 
 fn plan_send(core: u32, causation: Option<&str>, correlation: Option<&str>) -> Result<i32> {
-    with_io(core, |slot, plan, io| {
+    with_io(core, |slot, plan, io, journal| {
         let header = io
             .get(..input::LEN)
             .ok_or_else(|| coded("INTERNAL", "io array too small for the send"))?;
@@ -335,13 +338,10 @@ fn plan_send(core: u32, causation: Option<&str>, correlation: Option<&str>) -> R
             io.get(input::LEN + at..input::LEN + at + n)
                 .ok_or_else(|| coded("INTERNAL", "io array too small for the send"))
         };
-        finish(
-            &mut slot.core,
-            read(
-                number(input::OUTCOMES) as usize * 3,
-                targets_len + types_len,
-            )?,
-        );
+        let outcomes = journal
+            .get(..number(input::OUTCOMES) as usize * 3)
+            .ok_or_else(|| coded("INTERNAL", "journal too small for the send's outcomes"))?;
+        finish(&mut slot.core, outcomes);
         slot.targets.clear();
         slot.targets
             .extend(read(targets_len, 0)?.iter().map(|&n| n as NodeIndex));
@@ -410,7 +410,7 @@ fn plan_send(core: u32, causation: Option<&str>, correlation: Option<&str>) -> R
 /// Copies a plan that did not fit into the `io` given to `dispatch`.
 #[napi(catch_unwind)]
 pub fn take_plan(core: u32) -> Result<()> {
-    with_io(core, |_, plan, io| {
+    with_io(core, |_, plan, io, _| {
         let plan = std::mem::take(plan);
         let target = io
             .get_mut(..plan.len())
