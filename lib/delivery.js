@@ -39,7 +39,6 @@ const stepName = (fn) => fn.name || '(anonymous)'
  * `seq`, `causal`, `correlationSeq` (the cause), `origin` (what a transport gave for it).
  */
 class Flow {
-  /** `handler`: the runtime's entry of the handler that is the flow's first step. */
   constructor(result, slot, node, event, context, handler, group) {
     this.result = result
     this.node = node
@@ -50,7 +49,8 @@ class Flow {
     /** The name of the step that runs or ran last, and how many ran. */
     this.step = handler.name
     this.steps = 1
-    this.chain = handler.chain
+    /** The runtime's entry of the handler the flow started with (its `chain`: see stepOf). */
+    this.handler = handler
     /** null, or what the flows of one target's several handlers share: { left, value }. */
     this.group = group
     this.order = 0
@@ -111,7 +111,7 @@ function runFlow(flow, fn) {
 function stepOf(flow, fn) {
   const at = 3 * (flow.steps - 1)
   if (at >= CACHED_STEPS * 3) return -1
-  const chain = flow.chain
+  const chain = flow.handler.chain
   const cached = chain[at]
   if (cached === fn) return at
   if (cached === undefined) {
@@ -153,9 +153,9 @@ function advance(flow, value) {
   for (;;) {
     if (typeof value === 'function') {
       const at = stepOf(flow, value)
-      const name = at < 0 ? stepName(value) : flow.chain[at + 1]
+      const name = at < 0 ? stepName(value) : flow.handler.chain[at + 1]
       try {
-        flow.runtime._recordStep(flow, at < 0 ? flow.runtime._stepId(name) : flow.chain[at + 2])
+        flow.runtime._recordStep(flow, at < 0 ? flow.runtime._stepId(name) : flow.handler.chain[at + 2])
       } catch (error) {
         flow.step = name
         return flow.result._flowFailed(flow, error)

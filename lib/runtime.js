@@ -64,32 +64,23 @@ const CONTEXT_FRAMES = /AsyncContextFrame/.test(AsyncLocalStorage.prototype.ente
  * current again after the last without a copy. Without context frames, `scope` is null and
  * the caller's store is entered again once the send has started its flows.
  */
-function startFlow(scope, flow, fn) {
-  if (scope === null) {
-    flowStorage.enterWith(flow)
-    runFlow(flow, fn)
-    return
-  }
-  // The flow is the call's receiver and its first step waits here, so the scope is entered
+function startFlow(scope, flow) {
+  if (scope === null) enterFlow.call(flow)
+  // The flow is the call's receiver (its handler is its first step), so the scope is entered
   // without an array of arguments per flow.
-  firstStep = fn
-  scope.runInAsyncScope(enterFlow, flow)
+  else scope.runInAsyncScope(enterFlow, flow)
 }
 
-let firstStep = null
+function enterFlow() {
+  flowStorage.enterWith(this)
+  runFlow(this, this.handler.fn)
+}
 
 /**
  * A send's scope is done with once its flows have started, so it says so itself rather than
  * leave async_hooks destroy hooks (OpenTelemetry's context manager has one) to a GC callback.
  */
 const SCOPE_OPTIONS = { requireManualDestroy: true }
-
-function enterFlow() {
-  const fn = firstStep
-  firstStep = null
-  flowStorage.enterWith(this)
-  runFlow(this, fn)
-}
 
 /** Runs a call into the core, turning its errors into happen's. */
 function guard(call) {
@@ -877,7 +868,7 @@ class Runtime {
             null,
           )
           if (CONTEXT_FRAMES && scope === null) scope = new AsyncResource('happen.send', SCOPE_OPTIONS)
-          startFlow(scope, flow, entry.fn)
+          startFlow(scope, flow)
           continue
         }
         // Several handlers: choose every handler first and count their flows before
@@ -897,7 +888,7 @@ class Runtime {
           const flow = new Flow(result, slot, node, event, context, entries[order], group)
           flow.order = order
           if (CONTEXT_FRAMES && scope === null) scope = new AsyncResource('happen.send', SCOPE_OPTIONS)
-          startFlow(scope, flow, entries[order].fn)
+          startFlow(scope, flow)
         }
       }
     } finally {
