@@ -77,9 +77,15 @@ function enterFlow() {
 }
 
 /**
- * A send's scope is done with once its flows have started, so it says so itself rather than
- * leave async_hooks destroy hooks (OpenTelemetry's context manager has one) to a GC callback.
+ * A send's scope, opened at its first local flow (a send whose targets all live elsewhere
+ * opens none); null without context frames. It is destroyed once the flows have started
+ * (requireManualDestroy), so async_hooks destroy hooks (OpenTelemetry's context manager has
+ * one) see it at once rather than through a GC callback per send.
  */
+function sendScope(scope) {
+  return scope !== null || !CONTEXT_FRAMES ? scope : new AsyncResource('happen.send', SCOPE_OPTIONS)
+}
+
 const SCOPE_OPTIONS = { requireManualDestroy: true }
 
 /** Runs a call into the core, turning its errors into happen's. */
@@ -867,7 +873,7 @@ class Runtime {
             entry,
             null,
           )
-          if (CONTEXT_FRAMES && scope === null) scope = new AsyncResource('happen.send', SCOPE_OPTIONS)
+          scope = sendScope(scope)
           startFlow(scope, flow)
           continue
         }
@@ -887,7 +893,7 @@ class Runtime {
           const context = batch ? new BatchContext(info, node) : { causal, node }
           const flow = new Flow(result, slot, node, event, context, entries[order], group)
           flow.order = order
-          if (CONTEXT_FRAMES && scope === null) scope = new AsyncResource('happen.send', SCOPE_OPTIONS)
+          scope = sendScope(scope)
           startFlow(scope, flow)
         }
       }
