@@ -694,9 +694,10 @@ class Runtime {
         inbound !== undefined
           ? native.dispatchInbound(
               this._core,
-              inbound.causeSeq > 0 ? undefined : (ids.causationId ?? undefined),
-              ids.correlationId ?? undefined,
               inbound.causal.id,
+              ids.correlationId === inbound.causal.id,
+              inbound.causeSeq > 0 ? undefined : (ids.causationId ?? undefined),
+              ids.correlationId === inbound.causal.id ? undefined : (ids.correlationId ?? undefined),
             )
           : explicitIds
             ? native.dispatchWithIds(this._core, ids.causationId ?? undefined, ids.correlationId ?? undefined)

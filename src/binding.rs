@@ -215,20 +215,22 @@ pub fn branch_steps_json(core: u32, first_branch: f64, count: u32) -> Result<Vec
 }
 
 /// `dispatch_with_ids` for an event that came from another process, which keeps `alias`, the
-/// id it has there (one crossing instead of two).
+/// id it has there. `correlation_is_alias`: its correlation id is that id (a root event there),
+/// which then crosses once.
 #[napi(catch_unwind)]
 pub fn dispatch_inbound(
     core: u32,
+    alias: String,
+    correlation_is_alias: bool,
     causation_id: Option<String>,
     correlation_id: Option<String>,
-    alias: String,
 ) -> Result<i32> {
-    let length = plan_send(core, causation_id.as_deref(), correlation_id.as_deref())?;
-    let seq = with_bound(core, |b| Ok(b.plan[0] as EventSeq))?;
-    with_core(core, |s| {
-        s.core.set_event_alias(seq, &alias);
-        Ok(length)
-    })
+    let correlation = if correlation_is_alias {
+        Some(alias.as_str())
+    } else {
+        correlation_id.as_deref()
+    };
+    plan_send(core, causation_id.as_deref(), correlation, Some(&alias))
 }
 
 /// Records on remote nodes' branches the steps their flows ran in other processes: JSON text
@@ -310,7 +312,7 @@ mod input {
 /// too small (fetch it with `take_plan`). The core is the one named in the argument buffer.
 #[napi(catch_unwind)]
 pub fn dispatch() -> Result<i32> {
-    plan_send(core_arg()?, None, None)
+    plan_send(core_arg()?, None, None, None)
 }
 
 /// `dispatch` for an event whose caller set its own causation or correlation id.
@@ -320,10 +322,20 @@ pub fn dispatch_with_ids(
     causation_id: Option<String>,
     correlation_id: Option<String>,
 ) -> Result<i32> {
-    plan_send(core, causation_id.as_deref(), correlation_id.as_deref())
+    plan_send(
+        core,
+        causation_id.as_deref(),
+        correlation_id.as_deref(),
+        None,
+    )
 }
 
-fn plan_send(core: u32, causation: Option<&str>, correlation: Option<&str>) -> Result<i32> {
+fn plan_send(
+    core: u32,
+    causation: Option<&str>,
+    correlation: Option<&str>,
+    alias: Option<&str>,
+) -> Result<i32> {
     with_io(core, |slot, plan, io, journal| {
         let header = io
             .get(..input::LEN)
@@ -370,6 +382,7 @@ fn plan_send(core: u32, causation: Option<&str>, correlation: Option<&str>) -> R
                 .then_some(Correlation::Event(inherited as EventSeq)),
             explicit_causation: causation,
             explicit_correlation: correlation,
+            alias,
             targets: if target_count >= 0.0 {
                 Targets::Nodes(&slot.targets)
             } else {

@@ -141,6 +141,8 @@ pub struct NewDelivery<'a> {
     pub sender: Option<NameId>,
     pub cause: Cause,
     pub correlation: Correlation,
+    /// The id the event has in the process that sent it, if it came from elsewhere.
+    pub alias: Option<Arc<str>>,
     pub timestamp: f64,
     /// Taken into the store.
     pub branches: &'a mut Vec<Branch>,
@@ -170,6 +172,9 @@ impl Delivery {
                 NONE
             }
         };
+        if let Some(alias) = d.alias {
+            extra.get_or_insert_with(Default::default).alias = Some(alias);
+        }
         Delivery {
             first_seq: d.first_seq,
             first_branch: d.first_branch,
@@ -363,20 +368,6 @@ impl CausalStore {
             .push_back(Delivery::new(delivery, branch_count));
     }
 
-    /// Sets the alias of the delivery that starts at `seq` (the latest one, normally).
-    pub fn set_alias(&mut self, seq: EventSeq, alias: Arc<str>) {
-        let d = match self.deliveries.back_mut() {
-            Some(d) if d.first_seq == seq => Some(d),
-            _ => {
-                let i = self.deliveries.partition_point(|d| d.first_seq < seq);
-                self.deliveries.get_mut(i).filter(|d| d.first_seq == seq)
-            }
-        };
-        if let Some(d) = d {
-            d.extra.get_or_insert_with(Default::default).alias = Some(alias);
-        }
-    }
-
     /// The first seq of the delivery whose event came from another process under `alias`.
     pub fn find_alias(&self, alias: &str) -> Option<EventSeq> {
         self.deliveries
@@ -506,6 +497,7 @@ mod tests {
                 sender: None,
                 cause: Cause::Root,
                 correlation: Correlation::Event(first_seq),
+                alias: None,
                 timestamp: 0.0,
                 branches: &mut branches,
             },

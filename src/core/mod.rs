@@ -20,6 +20,8 @@ pub use pattern::{Pattern, PatternError};
 pub use places::{PlaceId, HOME};
 pub use registry::{HandlerId, Matcher, NodeIndex, RegistryError, HOST_DECIDES};
 
+use std::sync::Arc;
+
 use causal::{Branch, NewDelivery};
 use clock::SendClock;
 use dispatch::Dispatcher;
@@ -49,6 +51,9 @@ pub struct SendRequest<'a> {
     /// Ids the caller set on the event itself; they win over the automatic ones.
     pub explicit_causation: Option<&'a str>,
     pub explicit_correlation: Option<&'a str>,
+    /// The id the event has in the process that sent it (an event that came over the wire):
+    /// traces show that id and find the event by it.
+    pub alias: Option<&'a str>,
     pub targets: Targets<'a>,
     /// One type per event, or a single type shared by every event of the batch.
     pub types: &'a [NameId],
@@ -245,6 +250,8 @@ impl Core {
     ) -> Dispatched {
         let count = request.count;
         let first_seq = self.ids.allocate(count as u64);
+        // An event from elsewhere mostly carries its own id as its correlation: one string kept.
+        let alias: Option<Arc<str>> = request.alias.map(Arc::from);
         let stamp = self.clock.now();
         let timestamp = stamp.wall_ms;
         // Explicit ids are the first event's own. A batch's record keeps the automatic
@@ -261,7 +268,12 @@ impl Core {
             (None, None) => Cause::Root,
         };
         let correlation = match explicit_correlation {
-            Some(id) => self.correlation_of(id),
+            Some(id) => match &alias {
+                Some(shared) if **shared == *id && self.ids.parse(id).is_none() => {
+                    Correlation::External(shared.clone())
+                }
+                _ => self.correlation_of(id),
+            },
             None => self
                 .inherited_correlation(request, &cause)
                 .unwrap_or(Correlation::Event(first_seq)),
@@ -325,6 +337,7 @@ impl Core {
                 sender,
                 cause,
                 correlation: correlation.clone(),
+                alias,
                 timestamp,
                 branches: &mut branches,
             },
@@ -420,12 +433,6 @@ impl Core {
     /// Records one more step of a running flow (the caller enforces `MAX_FLOW_STEPS`).
     pub fn add_step(&mut self, branch: BranchId, step: NameId) {
         self.history.add_step(branch, step);
-    }
-
-    /// Gives a dispatched event the id it carries in the process that sent it (an event that
-    /// came over the wire): traces show that id, and find the event by it.
-    pub fn set_event_alias(&mut self, seq: EventSeq, id: &str) {
-        self.history.set_alias(seq, id.into());
     }
 
     /// The step names a branch has recorded so far (the flow's functions, in order).

@@ -164,6 +164,7 @@ mod core_tests {
                 inherited_correlation: None,
                 explicit_causation: None,
                 explicit_correlation: None,
+                alias: None,
                 targets: Targets::Everyone,
                 types: &[ty],
                 count: 1,

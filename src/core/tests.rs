@@ -7,6 +7,7 @@ fn send<'a>(targets: &'a [NodeIndex], types: &'a [NameId], count: u32) -> SendRe
         inherited_correlation: None,
         explicit_causation: None,
         explicit_correlation: None,
+        alias: None,
         targets: Targets::Nodes(targets),
         types,
         count,
@@ -243,9 +244,14 @@ fn an_event_from_another_process_is_traced_under_its_own_id() {
     let a = core.create_node("a").unwrap();
     core.add_handler(a, Some("*"), "onA").unwrap();
     let t = core.intern_type("t");
-    let (d, _) = collect(&mut core, &send(&[a], &[t], 1));
-    core.set_event_alias(d.first_seq, "far-9");
     let (targets, types) = ([a], [t]);
+    // A root event there: its correlation is its own id, which the alias and the correlation share.
+    let inbound = SendRequest {
+        alias: Some("far-9"),
+        explicit_correlation: Some("far-9"),
+        ..send(&targets, &types, 1)
+    };
+    let (d, _) = collect(&mut core, &inbound);
     let child = SendRequest {
         cause: Some((d.first_seq, Some(d.first_branch))),
         ..send(&targets, &types, 1)
@@ -253,7 +259,10 @@ fn an_event_from_another_process_is_traced_under_its_own_id() {
     core.dispatch(&child, |_, _| {});
     let tree = core.trace("far-9").unwrap().nested();
     assert_eq!(tree["id"], "far-9");
-    assert_eq!(tree["branches"][0]["children"][0]["causationId"], "far-9");
+    assert_eq!(tree["correlationId"], "far-9");
+    let child = &tree["branches"][0]["children"][0];
+    assert_eq!(child["causationId"], "far-9");
+    assert_eq!(child["correlationId"], "far-9");
 }
 
 #[test]
