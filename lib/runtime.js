@@ -344,10 +344,6 @@ class TransportHost {
     this._runtime._flushJournal()
   }
 
-  stepsOf(result) {
-    return this.stepsOfBranches(result._firstBranch, result._targets.length)
-  }
-
   /** The steps (JSON text each) of `count` consecutive branches from `firstBranch`. */
   stepsOfBranches(firstBranch, count) {
     return guard(() => native.branchStepsJson(this._runtime._core, firstBranch, count))

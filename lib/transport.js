@@ -64,9 +64,9 @@
 //                                 delivery.origin by sends those flows make), onTarget(slot),
 //                                 trace (the W3C trace context delivery.trace carried, or null) }
 //   flushJournal()                local flows' steps and outcomes reach the core now
-//   stepsOf(result) -> string[]   per target, the JSON array of step names its flow ran
-//   stepsOfBranches(first, count) -> string[]   the same for `count` consecutive branches from
-//                                 `first` (the targets of several results in one call)
+//   stepsOfBranches(first, count) -> string[]   per branch of `count` consecutive ones from
+//                                 `first` (a result's targets, or several results' in one call),
+//                                 the JSON array of step names its flow ran
 //   addSteps(json)                records steps that flows elsewhere ran on this runtime's branches
 // For a transport whose nodes share this runtime's core (threads of one process):
 //   core / place                  the core's handle and this runtime's place in it (0: its own)
