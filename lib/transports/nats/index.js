@@ -4,24 +4,26 @@
 //
 // Wire (see src/nats.rs for the connection itself; this folder: wire.js the codec, presence.js node ids and presence, requests.js requests and reply correlation, serving.js serving other processes, kept.js the replies kept for requesters that lost them, liveness.js liveness checks). <rt> is a runtime's id prefix.
 //   happen.node.<id>   one subscription per local node. A request carries the event (JSON body)
-//                      and its causal context (header `happen-causal`, JSON); its reply subject
+//                      and its causal context (header `happen-causal`: a JSON array of its values,
+//                      see wire.js encodeCausal, then 1 when sent again); its reply subject
 //                      `_HAPPEN.<rt>.<branch>` names the sender's branch. No node there: the
 //                      server answers "no responders" (NO_RESPONDERS). Without a causal header:
 //                      a liveness check of long-running remote branches.
 //   happen.rt.<rt>     frames: once the sender knows which runtime hosts a node (from presence
 //                      or an earlier reply), everything it sends that runtime in one turn of its
 //                      event loop travels in frames (as few as fit the server's max_payload,
-//                      headers included: see messageLimit): the causal contexts as a JSON array
-//                      in the header, the entries [node ids, branch ids, event(s)] in the body.
+//                      headers included: see messageLimit): the entry count in the header, the
+//                      entries one after another in one JSON array in the body, each k, k node
+//                      ids, their k branch ids, the causal context's values, the event(s).
 //                      Without a header: a liveness check of branches framed there (it follows
 //                      their requests on the same subject, so it never overtakes them).
 //                      A frame whose runtime is gone, or an entry whose node moved, is resent
 //                      through happen.node.<id>.
 //   happen.fan         fan frames: what one turn sends to two or more runtimes that replied within
 //                      the last half heartbeat, as ONE publish the server fans out (every runtime
-//                      subscribes). Header {t: target runtimes, c: causal contexts}; entries
-//                      [node ids, branch ids, event(s), index in t of each id's runtime]: one send's
-//                      event written once for all its targets. A runtime serves the ids meant for
+//                      subscribes). Header {t: target runtimes}; entries as in a frame with, after
+//                      the branch ids, the index in t of each id's runtime: one send's event
+//                      written once for all its targets. A runtime serves the ids meant for
 //                      it (as a frame entry: a moved node is answered "retry") and skips a frame
 //                      whose header does not name it. Replies, keyed by branch, come back on .f per
 //                      runtime; each branch keeps its runtime, so its liveness check goes on

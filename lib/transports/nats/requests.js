@@ -10,28 +10,29 @@
 
 const debug = require('../../debug')
 const { performance } = require('node:perf_hooks')
-const { FAN, FRAME_LIMIT, subjectOf, remoteError } = require('./wire')
+const { FAN, FRAME_LIMIT, encodeCausal, subjectOf, remoteError } = require('./wire')
 
 /** Installed on NatsTransport.prototype by ./index.js. */
 class Requests {
   /** Sends the planned event to the remote targets of one dispatch; replies finish their branches. */
   start(delivery) {
     const { result, slots: remote, wire: body, causal, batch: info, origin, broadcast, trace } = delivery
-    const header = { ...causal }
-    // The W3C trace context the remote flows' spans continue, as fields of the causal header.
+    // What only some sends carry goes in the causal context's `extra`.
+    let extra = 0
+    // The W3C trace context the remote flows' spans continue.
     if (trace !== null && trace !== undefined) {
-      header.traceparent = trace.traceparent
-      if (trace.tracestate !== undefined) header.tracestate = trace.tracestate
+      extra = { traceparent: trace.traceparent }
+      if (trace.tracestate !== undefined) extra.tracestate = trace.tracestate
     }
     // A flow serving another runtime's branch: that runtime nests what it sends there.
-    if (origin !== undefined) header.origin = origin
+    if (origin !== undefined) (extra === 0 ? (extra = {}) : extra).origin = origin
     if (info !== null) {
-      header.batch = Array.from({ length: info.count }, (_, i) => {
+      ;(extra === 0 ? (extra = {}) : extra).batch = Array.from({ length: info.count }, (_, i) => {
         const c = i === 0 ? info.first : info.causalAt(i)
         return [c.id, c.causationId, c.correlationId]
       })
     }
-    const causalText = JSON.stringify(header)
+    const causalText = encodeCausal(causal, extra)
     const now = performance.now()
     let direct = null
     for (let i = 0; i < remote.length; i++) {
@@ -64,8 +65,9 @@ class Requests {
   /** Sends one branch's request on its node's subject (`again`: it may have arrived already). */
   _direct(waiting, sameBody, again = false) {
     waiting.frame = 0
-    const causal = again ? `${waiting.causal.slice(0, -1)},"again":1}` : waiting.causal
-    this._out(subjectOf(waiting.node.id), this.inbox + waiting.branch, causal, sameBody ? '\0' : waiting.body)
+    // The header: the causal context's values, then 1 when sent again.
+    const header = again ? `[${waiting.causal},1]` : `[${waiting.causal}]`
+    this._out(subjectOf(waiting.node.id), this.inbox + waiting.branch, header, sameBody ? '\0' : waiting.body)
   }
 
   /**
@@ -99,14 +101,13 @@ class Requests {
       frame = this._newFrame(host)
     }
     waiting.frame = frame.no
-    frame.causals.push(waiting.causal)
     frame.last = { causal: waiting.causal, body: waiting.body, ids: [id], branches: [waiting.branch] }
     frame.entries.push(frame.last)
     frame.size += size
   }
 
   _newFrame(host) {
-    const frame = { no: this.nextFrame++, causals: [], entries: [], size: 0, last: null }
+    const frame = { no: this.nextFrame++, entries: [], size: 0, last: null }
     this.frames.set(host, frame)
     this._schedule()
     return frame
@@ -115,12 +116,12 @@ class Requests {
   /**
    * Sends this turn's frames. Frames for two or more runtimes that fit one message together
    * leave as one fan frame on FAN, which every runtime subscribes to (one publish; the server
-   * fans it out): the header names the target runtimes and holds the causal contexts, each
-   * entry [node ids, branch ids, event, target runtime of each id (index into the header's
-   * list)] is one send, its event written once for all its targets. A runtime serves the ids
-   * meant for it and skips the message when it is not named. The branches keep their
-   * per-runtime frame numbers and hosts, so replies (keyed by branch), retries of moved nodes
-   * and liveness checks (on each runtime's own frame subject) work as for frames.
+   * fans it out): the header names the target runtimes, each entry is one send (as in a frame,
+   * with the target runtime of each id, an index into the header's list, after the branch ids),
+   * its event written once for all its targets. A runtime serves the ids meant for it and skips
+   * the message when it is not named. The branches keep their per-runtime frame numbers and
+   * hosts, so replies (keyed by branch), retries of moved nodes and liveness checks (on each
+   * runtime's own frame subject) work as for frames.
    */
   _sendFrames() {
     const frames = this.frames
@@ -165,20 +166,13 @@ class Requests {
     frames.clear()
     if (hosts.length === 0) return
     let body = '['
-    let causals = ''
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]
-      body += `${i === 0 ? '' : ','}[${JSON.stringify(e.ids)},[${e.branches.join(',')}],${e.body},[${e.at.join(',')}]]`
-      causals += `${i === 0 ? '' : ','}${e.causal}`
+      body += `${i === 0 ? '' : ','}${e.ids.length},${JSON.stringify(e.ids).slice(1, -1)},${e.branches.join(',')},${e.at.join(',')},${e.causal},${e.body}`
     }
     // Nobody takes a fan frame only when no runtime is left at all (this one listens too): its
     // branches are then found out by their liveness checks.
-    this.out.push(
-      FAN,
-      `${this.inbox}x${this.nextFrame++}`,
-      `{"t":${JSON.stringify(hosts)},"c":[${causals}]}`,
-      `${body}]`,
-    )
+    this.out.push(FAN, `${this.inbox}x${this.nextFrame++}`, `{"t":${JSON.stringify(hosts)}}`, `${body}]`)
   }
 
   _sendFrame(host, frame) {
@@ -186,9 +180,10 @@ class Requests {
     let body = '['
     for (let i = 0; i < frame.entries.length; i++) {
       const e = frame.entries[i]
-      body += `${i === 0 ? '' : ','}[${JSON.stringify(e.ids)},[${e.branches.join(',')}],${e.body}]`
+      body += `${i === 0 ? '' : ','}${e.ids.length},${JSON.stringify(e.ids).slice(1, -1)},${e.branches.join(',')},${e.causal},${e.body}`
     }
-    this.out.push(`happen.rt.${host}`, `${this.inbox}x${frame.no}`, `[${frame.causals.join(',')}]`, body + ']')
+    // The header (the entry count) is never empty: an empty one is a liveness check.
+    this.out.push(`happen.rt.${host}`, `${this.inbox}x${frame.no}`, String(frame.entries.length), body + ']')
   }
 
   /**

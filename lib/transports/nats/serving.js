@@ -13,7 +13,16 @@
 const debug = require('../../debug')
 const { HappenError } = require('../../errors')
 const { performance } = require('node:perf_hooks')
-const { FAN, REPLY_EVERY, EARLY_REPLY_MS, checkJson, describeError, WireBatch } = require('./wire')
+const {
+  FAN,
+  REPLY_EVERY,
+  EARLY_REPLY_MS,
+  CAUSAL_FIELDS,
+  decodeCausal,
+  checkJson,
+  describeError,
+  WireBatch,
+} = require('./wire')
 
 /** Installed on NatsTransport.prototype by ./index.js. */
 class Serving {
@@ -24,28 +33,36 @@ class Serving {
     const id = this.localBySubject.get(subject)
     const inbox = reply.slice(0, cut)
     const branch = Number(reply.slice(cut))
+    // The causal context's values, then 1 when sent again (see requests.js _direct).
     const wire = JSON.parse(header)
-    if (wire.again === 1) {
+    if (wire[CAUSAL_FIELDS] === 1) {
       // Sent again (it may have arrived before): not run twice. Its flow runs here still, or
       // its kept reply goes again.
       const serving = this.serving.get(inbox)
       if (serving?.has(branch) || this._replyAgain(inbox, branch, this.kept.of(inbox))) return
     }
-    this._serve(inbox, [branch], [id], wire, JSON.parse(body), false)
+    this._serve(inbox, [branch], [id], wire, 0, JSON.parse(body), false)
   }
 
-  /** A frame: entries [node ids, branch ids, event or batch], their causal contexts in the header; without one, a liveness check. */
+  /**
+   * A frame: its header the entry count (none: a liveness check), its body the entries one
+   * after another in one array: k, k node ids, their k branch ids, the causal context
+   * (CAUSAL_FIELDS values), the event or batch.
+   */
   _onFrame(reply, header, body, subject) {
     if (header === '') return this._onPing(reply, body)
     if (subject === FAN) return this._onFan(reply, header, body)
     const inbox = reply.slice(0, reply.lastIndexOf('.') + 1)
-    const causals = JSON.parse(header)
-    const entries = JSON.parse(body)
+    const list = JSON.parse(body)
     const early = { at: performance.now() }
-    for (let i = 0; i < entries.length; i++) {
-      const entry = entries[i]
-      this._serve(inbox, entry[1], entry[0], causals[i], entry[2], true)
-      if (i % REPLY_EVERY === REPLY_EVERY - 1 && i + 1 < entries.length) this._replyEarly(early)
+    for (let at = 0, served = 0; at < list.length; served++) {
+      const k = list[at]
+      const ids = list.slice(at + 1, at + 1 + k)
+      const branches = list.slice(at + 1 + k, at + 1 + 2 * k)
+      const causal = at + 1 + 2 * k
+      at = causal + CAUSAL_FIELDS + 1
+      this._serve(inbox, branches, ids, list, causal, list[at - 1], true)
+      if (served % REPLY_EVERY === REPLY_EVERY - 1 && at < list.length) this._replyEarly(early)
     }
   }
 
@@ -63,43 +80,46 @@ class Serving {
   }
 
   /**
-   * A fan frame (see requests.js _sendFrames): header {t: target runtimes, c: causal contexts},
-   * entries [node ids, branch ids, event, index in t of each id's runtime]; this runtime serves
+   * A fan frame (see requests.js _sendFrames): header {t: target runtimes}, entries as in a
+   * frame with, after the branch ids, the index in t of each id's runtime; this runtime serves
    * the ids meant for it, and skips a fan frame that does not name it without reading its body.
    */
   _onFan(reply, header, body) {
     if (!header.includes(`"${this.rt}"`)) return
-    const { t: targets, c: causals } = JSON.parse(header)
-    const me = targets.indexOf(this.rt)
+    const me = JSON.parse(header).t.indexOf(this.rt)
     if (me < 0) return
     const inbox = reply.slice(0, reply.lastIndexOf('.') + 1)
-    const entries = JSON.parse(body)
+    const list = JSON.parse(body)
     const early = { at: performance.now() }
-    for (let i = 0; i < entries.length; i++) {
-      const [ids, branches, input, at] = entries[i]
+    for (let at = 0, served = 0; at < list.length; served++) {
+      const k = list[at]
+      const ids = at + 1
+      const runtimes = ids + 2 * k
+      const causal = runtimes + k
+      at = causal + CAUSAL_FIELDS + 1
       let mine = null
       let mineBranches = null
-      for (let k = 0; k < at.length; k++) {
-        if (at[k] !== me) continue
+      for (let j = 0; j < k; j++) {
+        if (list[runtimes + j] !== me) continue
         if (mine === null) {
           mine = []
           mineBranches = []
         }
-        mine.push(ids[k])
-        mineBranches.push(branches[k])
+        mine.push(list[ids + j])
+        mineBranches.push(list[ids + k + j])
       }
       if (mine === null) continue
-      this._serve(inbox, mineBranches, mine, causals[i], input, true)
-      if (i % REPLY_EVERY === REPLY_EVERY - 1 && i + 1 < entries.length) this._replyEarly(early)
+      this._serve(inbox, mineBranches, mine, list, causal, list[at - 1], true)
+      if (served % REPLY_EVERY === REPLY_EVERY - 1 && at < list.length) this._replyEarly(early)
     }
   }
 
   /**
    * Runs, for an event from another runtime, the flows of the local nodes `ids` (one dispatch,
    * like a local fan-out) and answers each node as soon as its flow ends; `branches[i]` is the
-   * sender's branch for `ids[i]`.
+   * sender's branch for `ids[i]`, the event's causal context the values at `wire[at]`.
    */
-  _serve(inbox, branches, ids, wire, input, framed) {
+  _serve(inbox, branches, ids, wire, at, input, framed) {
     const host = this.host
     let nodes = ids.map((id) => (id === undefined ? undefined : host.localNode(id)))
     if (host.closed || nodes.includes(undefined)) {
@@ -119,16 +139,10 @@ class Serving {
       nodes = keep.map((i) => nodes[i])
       branches = keep.map((i) => branches[i])
     }
-    const causal = {
-      id: wire.id,
-      sender: wire.sender,
-      causationId: wire.causationId,
-      correlationId: wire.correlationId,
-      path: wire.path,
-      timestamp: wire.timestamp,
-    }
+    const causal = decodeCausal(wire, at)
+    const extra = wire[at + CAUSAL_FIELDS - 1]
     // Sent by a flow that serves one of this runtime's branches: caused by that branch.
-    const origin = wire.origin
+    const origin = extra === 0 ? undefined : extra.origin
     const mine =
       origin !== undefined &&
       origin[0] === this.rt &&
@@ -139,15 +153,18 @@ class Serving {
     let result
     try {
       result = host.receive({
-        sender: wire.sender === null ? null : (host.localNode(wire.sender) ?? this.remoteNode(wire.sender)),
+        sender: causal.sender === null ? null : (host.localNode(causal.sender) ?? this.remoteNode(causal.sender)),
         nodes,
         input,
         causal,
         cause: mine ? { seq: Number(causal.causationId.slice(host.prefix.length)), branch: origin[1] } : null,
-        batch: Array.isArray(input) ? new WireBatch(input, causal, wire.batch) : null,
+        batch: Array.isArray(input) ? new WireBatch(input, causal, extra.batch) : null,
         origins: branches.map((branch) => [senderRt, branch]),
         onTarget: (slot) => this._finished(answer, slot),
-        trace: wire.traceparent === undefined ? null : { traceparent: wire.traceparent, tracestate: wire.tracestate },
+        trace:
+          extra === 0 || extra.traceparent === undefined
+            ? null
+            : { traceparent: extra.traceparent, tracestate: extra.tracestate },
       })
     } catch (error) {
       const text = `${JSON.stringify(describeError(error))},"(delivery)"`

@@ -7,6 +7,8 @@
 //   carry `value` faithfully (functions, symbols, BigInts, Maps, Sets, cycles).
 // - describeError / remoteError: an error crosses the wire as { message, code, name } and comes
 //   back as an Error (or HappenError) with those, and `node` naming where it was thrown.
+// - encodeCausal / decodeCausal: a causal context as CAUSAL_FIELDS JSON values in a list
+//   (a JSON array parses in about half the time of the same object with its keys).
 // - WireBatch: a batch's per-event causal contexts as they came over the wire.
 
 const { HappenError, fieldPath } = require('../../errors')
@@ -20,6 +22,42 @@ const FRAME_LIMIT = 512 * 1024
 const REPLY_EVERY = 16
 /** How long (ms) a frame is served before its answers so far leave (the sender can start on them). */
 const EARLY_REPLY_MS = 0.25
+
+/**
+ * A causal context on the wire: id, sender, causationId, correlationId (0: the same as id, as
+ * for every root event), path, timestamp, extra (0, or an object with what only some sends
+ * carry: traceparent, tracestate, origin, batch).
+ */
+const CAUSAL_FIELDS = 7
+
+/** The causal context's CAUSAL_FIELDS values, comma-separated, to go inside a JSON array. */
+function encodeCausal(causal, extra) {
+  const { id, correlationId } = causal
+  const text = JSON.stringify([
+    id,
+    causal.sender,
+    causal.causationId,
+    correlationId === id ? 0 : correlationId,
+    causal.path,
+    causal.timestamp,
+    extra,
+  ])
+  return text.slice(1, -1)
+}
+
+/** The causal context whose values start at `list[at]`. */
+function decodeCausal(list, at) {
+  const id = list[at]
+  const correlationId = list[at + 3]
+  return {
+    id,
+    sender: list[at + 1],
+    causationId: list[at + 2],
+    correlationId: correlationId === 0 ? id : correlationId,
+    path: list[at + 4],
+    timestamp: list[at + 5],
+  }
+}
 
 /** `happen.node.<id>`: ids made of subject-safe tokens go as they are, others base64url-encoded. */
 function subjectOf(id) {
@@ -160,6 +198,9 @@ module.exports = {
   FRAME_LIMIT,
   REPLY_EVERY,
   EARLY_REPLY_MS,
+  CAUSAL_FIELDS,
+  encodeCausal,
+  decodeCausal,
   subjectOf,
   unserialisable,
   checkJson,

@@ -1,0 +1,40 @@
+// The NATS wire's causal context: its values in a JSON array come back as the context that was
+// sent, wherever in the array they start, with a root event's correlation id written once.
+import { createRequire } from 'node:module'
+import { describe, expect, it } from 'vitest'
+
+const { CAUSAL_FIELDS, encodeCausal, decodeCausal } = createRequire(import.meta.url)('../lib/transports/nats/wire.js')
+
+describe('NATS wire: causal contexts', () => {
+  const root = {
+    id: 'rt1:7',
+    sender: null,
+    causationId: null,
+    correlationId: 'rt1:7',
+    path: [],
+    timestamp: 1764662400123,
+  }
+  const caused = {
+    id: 'rt1:9',
+    sender: 'orders',
+    causationId: 'rt2:4',
+    correlationId: 'rt2:1',
+    path: ['checkout', 'orders'],
+    timestamp: 1764662400124,
+  }
+
+  it('round-trips a root event and a caused one, each after other values in one array', () => {
+    const list = JSON.parse(`[3,"a",${encodeCausal(root, 0)},"b",${encodeCausal(caused, { origin: ['rt2', 12] })}]`)
+    expect(decodeCausal(list, 2)).toEqual(root)
+    const second = 2 + CAUSAL_FIELDS + 1
+    expect(decodeCausal(list, second)).toEqual(caused)
+    expect(list[second + CAUSAL_FIELDS - 1]).toEqual({ origin: ['rt2', 12] })
+    expect(list[2 + CAUSAL_FIELDS - 1]).toBe(0)
+  })
+
+  it("writes a root event's correlation id once (it is its own id)", () => {
+    const text = encodeCausal(root, 0)
+    expect(text.split('"rt1:7"')).toHaveLength(2)
+    expect(text.length).toBeLessThan(JSON.stringify(root).length / 2)
+  })
+})
