@@ -67,8 +67,8 @@ class Flow {
 
   /** What a transport gave for the event this flow serves (undefined for a local send). */
   get origin() {
-    const origins = this.result._origins
-    return origins == null ? undefined : origins[this.slot]
+    const served = this.result._served
+    return served === null ? undefined : served.originOf(this.slot)
   }
 
   get seq() {
@@ -246,10 +246,11 @@ class SendResult {
     this._startedAt = 0
     // Handlers registered after this send was planned do not run for it.
     this._gen = runtime._handlerGen
-    /** Told of each target whose flow ended (a transport answering the sender elsewhere per node). */
-    this._onTarget = null
-    /** By slot: what the transport that brought the event gave for each target, or null. */
-    this._origins = null
+    /**
+     * The transport that brought the event, per target (see `served` in lib/transport.js): told
+     * of each target whose flow ended, and asked what the sends of its flow carry. Else null.
+     */
+    this._served = null
     this._seq = 0
     this._firstBranch = 0
     this._causal = null
@@ -378,7 +379,7 @@ class SendResult {
 
   _targetDone(slot) {
     if (this._values[slot] === PENDING) this._values[slot] = null
-    if (this._onTarget !== null) this._onTarget(slot)
+    if (this._served !== null) this._served.targetDone(slot)
     if (--this._pending > 0 || this._waiters === null) return
     const waiters = this._waiters
     this._waiters = null

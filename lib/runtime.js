@@ -98,6 +98,22 @@ function guard(call) {
 }
 
 /** The causal contexts of a batch, built on demand from the batch's one record. */
+/** A target runPlanned ran for another thread: its end goes to that thread; its flow's sends carry no origin. */
+class PlannedTarget {
+  constructor(onTarget, index) {
+    this.onTarget = onTarget
+    this.index = index
+  }
+
+  targetDone() {
+    this.onTarget(this.index)
+  }
+
+  originOf() {
+    return undefined
+  }
+}
+
 class BatchInfo {
   /** `cause`: the causal context of the flow that sent the batch, null for a root batch. */
   constructor(runtime, firstSeq, events, first, cause) {
@@ -778,12 +794,9 @@ class Runtime {
     // What errors and messages call the flow's event: a mixed batch lists its types.
     result._type = !batch ? input.type : (sharedType ?? mixedTypes.join(', '))
     if (debug.enabled) debug.logSend(senderId, result._type, id, nodes, count)
-    if (inbound !== undefined) {
-      result._onTarget = inbound.onTarget
-      // Flows serving an event from elsewhere carry what its sender needs to nest the events
-      // they send.
-      result._origins = inbound.origins
-    }
+    // Flows serving an event from elsewhere answer their sender there, and carry what it
+    // needs to nest the events they send.
+    if (inbound !== undefined) result._served = inbound.served
     if (this._tracing !== null) this._tracing.sent(result, frame, inbound) // tracing
     const flowOrigin = frame === null ? undefined : frame.origin
     // Past MAX_SYNC_DEPTH sends nested synchronously (handlers sending in a cycle), the flows
@@ -1004,7 +1017,7 @@ class Runtime {
       result._correlation = correlation
       result._startedAt = startedAt
       result._type = type
-      result._onTarget = () => onTarget(i)
+      result._served = new PlannedTarget(onTarget, i)
       if (this._tracing !== null) this._tracing.sent(result, null, message) // tracing
       results[i] = result
       // A plan as the core writes it, for this one target.
@@ -1019,17 +1032,7 @@ class Runtime {
 
   /** An event from elsewhere (a transport's one way in): planned and run like a local send. */
   _receive(message) {
-    const { sender, nodes, input, causal, cause, batch, origins, onTarget } = message
-    const inbound = {
-      causal,
-      batch,
-      causeSeq: cause === null ? -1 : cause.seq,
-      causeBranch: cause === null ? -1 : cause.branch,
-      origins,
-      onTarget,
-      trace: message.trace, // tracing
-    }
-    return this._deliver(sender, nodes, true, input, inbound)
+    return this._deliver(message.sender, message.nodes, true, message.input, message)
   }
 
   _emptyResult(targets, keyed) {

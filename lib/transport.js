@@ -17,7 +17,7 @@
 //   local one (keyed by node id, failures isolated to their entry).
 // - Events from elsewhere enter through one door, `host.receive(message)`: they are planned
 //   by the core and run like a local send, and every served target's end is reported to the
-//   transport (`message.onTarget(slot)`) so it can answer per node.
+//   transport (`message.served.targetDone(slot)`) so it can answer per node.
 //
 // A transport is an object with:
 //   type                          its config name ("nats", ...)
@@ -58,11 +58,12 @@
 //                                 as a target without handlers here)
 //   dropHandle(handle)            the handle leaves the core; sends to it say DISPOSED
 //   receive(message) -> result    an event from elsewhere: message is { sender (a node or
-//                                 null), nodes (local nodes), input, causal, cause ({ seq,
-//                                 branch } of this runtime's flow that caused it, or null),
-//                                 batch, origins (per target: opaque, seen again as
-//                                 delivery.origin by sends those flows make), onTarget(slot),
-//                                 trace (the W3C trace context delivery.trace carried, or null) }
+//                                 null), nodes (local nodes), input, causal, causeSeq and
+//                                 causeBranch (this runtime's flow that caused it, or -1),
+//                                 batch, served, trace (the W3C trace context delivery.trace
+//                                 carried, or null) }; served.targetDone(slot) is called when a
+//                                 target's flow ends, served.originOf(slot) gives what the sends
+//                                 that flow makes carry as delivery.origin (opaque)
 //   flushJournal()                local flows' steps and outcomes reach the core now
 //   stepsOfBranches(first, count) -> string[]   per branch of `count` consecutive ones from
 //                                 `first` (a result's targets, or several results' in one call),

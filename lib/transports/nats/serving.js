@@ -24,6 +24,34 @@ const {
   WireBatch,
 } = require('./wire')
 
+/**
+ * An event served here for another runtime (host.receive's `served`): its flows' ends are
+ * answered, and the events they send name the sender's branch they serve (the origin).
+ */
+class ServedEvent {
+  constructor(transport, nodes, inbox, branches) {
+    this.transport = transport
+    this.result = null
+    this.nodes = nodes
+    this.inbox = inbox
+    this.branches = branches
+    /** The sender's branches whose flows run here still (this.transport.serving's set for inbox). */
+    this.serving = null
+    /** The steps of the branches of a run of served events, from stepsFrom on (see _fetchSteps). */
+    this.steps = null
+    this.stepsFrom = 0
+  }
+
+  targetDone(slot) {
+    this.transport._finished(this, slot)
+  }
+
+  originOf(slot) {
+    // _HAPPEN.<sender's runtime>.
+    return [this.inbox.slice(8, -1), this.branches[slot]]
+  }
+}
+
 /** Installed on NatsTransport.prototype by ./index.js. */
 class Serving {
   /** A request on a node's subject: one event (or batch) for one local node. */
@@ -148,8 +176,7 @@ class Serving {
       origin[0] === this.rt &&
       typeof causal.causationId === 'string' &&
       causal.causationId.startsWith(host.prefix)
-    const senderRt = inbox.slice(8, -1)
-    const answer = { result: null, nodes, inbox, branches, serving: null, steps: null, stepsFrom: 0 }
+    const answer = new ServedEvent(this, nodes, inbox, branches)
     let result
     try {
       result = host.receive({
@@ -157,10 +184,10 @@ class Serving {
         nodes,
         input,
         causal,
-        cause: mine ? { seq: Number(causal.causationId.slice(host.prefix.length)), branch: origin[1] } : null,
+        causeSeq: mine ? Number(causal.causationId.slice(host.prefix.length)) : -1,
+        causeBranch: mine ? origin[1] : -1,
         batch: Array.isArray(input) ? new WireBatch(input, causal, extra.batch) : null,
-        origins: branches.map((branch) => [senderRt, branch]),
-        onTarget: (slot) => this._finished(answer, slot),
+        served: answer,
         trace:
           extra === 0 || extra.traceparent === undefined
             ? null
