@@ -131,6 +131,12 @@ class NatsTransport {
      */
     const limit = Math.min(4 * historySize, 1_000_000)
     this.steps = { branches: new Float64Array(limit), names: new Array(limit), next: 0, count: 0 }
+    /**
+     * The step list the ring holds last. Remote flows mostly run the same steps: an equal list
+     * that arrives is not kept itself, so the ring (long-lived) holds few distinct lists rather
+     * than one young one per reply that every scavenge must follow and promote.
+     */
+    this.lastSteps = []
     this.state = 'connecting'
     /** The server's largest message (its INFO says; 1 MiB until connected). */
     this.maxPayload = 1024 * 1024

@@ -216,6 +216,14 @@ class Requests {
       result.settleTarget(slot, { ok: false, step: step || '(remote)', error: remoteError(waiting.node.id, payload) })
   }
 
+  /** `steps`, or the equal list the ring holds last. */
+  _sharedSteps(steps) {
+    const last = this.lastSteps
+    if (steps.length !== last.length) return (this.lastSteps = steps)
+    for (let i = 0; i < steps.length; i++) if (steps[i] !== last[i]) return (this.lastSteps = steps)
+    return last
+  }
+
   /** Records the steps remote flows reported on their branches (called by runtime.trace()). */
   flushSteps() {
     const steps = this.steps
@@ -251,7 +259,7 @@ class Requests {
       let steps
       for (let i = 0; i < replies.length; i++) {
         const r = replies[i]
-        if (r[2] !== 0) steps = r[2]
+        if (r[2] !== 0) steps = this._sharedSteps(r[2])
         if (r[1] === 1) this._settle(r[0], true, steps, r[3], undefined, false, host)
         else this._settle(r[0], false, steps, r[3], r[4], r[5] === 1, host)
       }
