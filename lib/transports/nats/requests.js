@@ -177,13 +177,22 @@ class Requests {
 
   _sendFrame(host, frame) {
     this.frames.delete(host)
-    let body = '['
+    // The body's values, joined once: no string per entry nor a concatenation to flatten.
+    const values = []
     for (let i = 0; i < frame.entries.length; i++) {
-      const e = frame.entries[i]
-      body += `${i === 0 ? '' : ','}${e.ids.length},${JSON.stringify(e.ids).slice(1, -1)},${e.branches.join(',')},${e.causal},${e.body}`
+      const { ids, branches, causal, body } = frame.entries[i]
+      values.push(ids.length)
+      for (let k = 0; k < ids.length; k++) values.push(JSON.stringify(ids[k]))
+      for (let k = 0; k < branches.length; k++) values.push(branches[k])
+      values.push(causal, body)
     }
     // The header (the entry count) is never empty: an empty one is a liveness check.
-    this.out.push(`happen.rt.${host}`, `${this.inbox}x${frame.no}`, String(frame.entries.length), body + ']')
+    this.out.push(
+      `happen.rt.${host}`,
+      `${this.inbox}x${frame.no}`,
+      String(frame.entries.length),
+      `[${values.join(',')}]`,
+    )
   }
 
   /**
