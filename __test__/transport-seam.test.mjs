@@ -154,10 +154,10 @@ describe('transport seam', () => {
       nodes: [a, b],
       input: { type: 'in', payload: 5 },
       causal,
-      cause: null,
+      causeSeq: -1,
+      causeBranch: -1,
       batch: null,
-      origins: ['o-a', 'o-b'],
-      onTarget: (slot) => ended.push(slot),
+      served: { targetDone: (slot) => ended.push(slot), originOf: (slot) => ['o-a', 'o-b'][slot] },
     })
     expect(ended).toEqual([0])
     expect(result.outcome(0)).toEqual({ ok: true, value: { a: 5, cause: null } })
@@ -192,12 +192,15 @@ describe('transport seam', () => {
       nodes: [a],
       input: { type: 'in' },
       causal,
-      cause: null,
+      causeSeq: -1,
+      causeBranch: -1,
       batch: null,
-      origins: ['origin-of-a'],
-      onTarget: (slot) => {
-        ended.push(slot)
-        finished()
+      served: {
+        targetDone: (slot) => {
+          ended.push(slot)
+          finished()
+        },
+        originOf: () => 'origin-of-a',
       },
     })
     await served
