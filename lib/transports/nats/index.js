@@ -46,6 +46,7 @@ const { Requests } = require('./requests')
 const { Serving } = require('./serving')
 const { Liveness } = require('./liveness')
 const { KeptReplies } = require('./kept')
+const { BranchTable, TurnTable } = require('./tables')
 
 /** The NATS transport (lib/transport.js): nodes of other processes, reached by id. */
 class NatsTransport {
@@ -68,12 +69,12 @@ class NatsTransport {
     /** When each remote runtime last replied (performance.now()): fan frames name only these. */
     this.heardAt = new Map()
     /** This turn's frames, by destination runtime, and replies, by destination inbox. */
-    this.frames = new Map()
-    this.replies = new Map()
+    this.frames = new TurnTable()
+    this.replies = new TurnTable()
     this.nextFrame = 1
     /** Remote branches waiting for their reply, by branch id. */
-    this.waiting = new Map()
-    /** Inbound flows running here, by the sender's inbox: its branch ids (for liveness checks). */
+    this.waiting = new BranchTable()
+    /** Inbound flows running here, by the sender's inbox: a BranchTable of its branch ids (for liveness checks). */
     this.serving = new Map()
     /** Inbound flows that ended this turn: answer, slot, answer, slot… */
     this.answers = []

@@ -23,6 +23,7 @@ const {
   describeError,
   WireBatch,
 } = require('./wire')
+const { BranchTable } = require('./tables')
 
 /**
  * An event served here for another runtime (host.receive's `served`): its flows' ends are
@@ -35,7 +36,7 @@ class ServedEvent {
     this.nodes = nodes
     this.inbox = inbox
     this.branches = branches
-    /** The sender's branches whose flows run here still (this.transport.serving's set for inbox). */
+    /** The sender's branches whose flows run here still (this.transport.serving's table for inbox). */
     this.serving = null
     /** The steps of the branches of a run of served events, from stepsFrom on (see _fetchSteps). */
     this.steps = null
@@ -204,9 +205,9 @@ class Serving {
       if (result.isDone(slot)) continue
       if (answer.serving === null) {
         answer.serving = this.serving.get(inbox)
-        if (answer.serving === undefined) this.serving.set(inbox, (answer.serving = new Set()))
+        if (answer.serving === undefined) this.serving.set(inbox, (answer.serving = new BranchTable()))
       }
-      answer.serving.add(branches[slot])
+      answer.serving.set(branches[slot], true)
     }
   }
 

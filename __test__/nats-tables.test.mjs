@@ -1,0 +1,54 @@
+// The NATS transport's keyed tables (lib/transports/nats/tables.js): what the requests waiting
+// and each turn's frames and replies are kept in behaves like the Maps they replace.
+import { createRequire } from 'node:module'
+import { describe, expect, it } from 'vitest'
+
+const { BranchTable, TurnTable } = createRequire(import.meta.url)('../lib/transports/nats/tables.js')
+
+describe('NATS tables', () => {
+  it('BranchTable: get, has, set, delete and size by branch id; iterated in ascending branch order', () => {
+    const table = new BranchTable()
+    for (const branch of [12, 3, 7]) table.set(branch, { branch })
+    table.set(7, { branch: 7, again: true })
+    expect(table.size).toBe(3)
+    expect(table.has(3)).toBe(true)
+    expect(table.get(7)).toEqual({ branch: 7, again: true })
+    expect(table.delete(3)).toBe(true)
+    expect(table.delete(3)).toBe(false)
+    expect(table.get(3)).toBeUndefined()
+    expect(table.size).toBe(2)
+    expect([...table.keys()]).toEqual([7, 12])
+    expect([...table.values()].map((w) => w.branch)).toEqual([7, 12])
+    expect([...table].map(([branch]) => branch)).toEqual([7, 12])
+  })
+
+  it('TurnTable: a turn gathers values by key in the order first set; clear() empties it, and keys come back', () => {
+    const table = new TurnTable()
+    table.set('rt-b', 1).set('rt-a', 2).set('rt-b', 3)
+    expect(table.size).toBe(2)
+    expect([...table]).toEqual([
+      ['rt-b', 3],
+      ['rt-a', 2],
+    ])
+    table.clear()
+    expect(table.size).toBe(0)
+    expect(table.get('rt-b')).toBeUndefined()
+    expect([...table]).toEqual([])
+    table.set('rt-a', 4)
+    expect([...table.values()]).toEqual([4])
+  })
+
+  it('TurnTable: an entry deleted while iterating is skipped, the others all come', () => {
+    const table = new TurnTable()
+    for (const key of ['a', 'b', 'c']) table.set(key, key.toUpperCase())
+    const seen = []
+    for (const [key, value] of table) {
+      seen.push(value)
+      if (key === 'a') table.delete('b')
+      table.delete(key)
+    }
+    expect(seen).toEqual(['A', 'C'])
+    expect(table.size).toBe(0)
+    expect(table.delete('a')).toBe(false)
+  })
+})
