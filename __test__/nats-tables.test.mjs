@@ -22,6 +22,25 @@ describe('NATS tables', () => {
     expect([...table].map(([branch]) => branch)).toEqual([7, 12])
   })
 
+  it('BranchTable: branches in flight whose low bits agree all stay, however far apart', () => {
+    const table = new BranchTable()
+    // 1024 apart share a slot at first; 65536 apart share one at any size.
+    const branches = [1, 1025, 2049, 65537, 131073, 3 * 65536 + 1, 2 ** 40 + 1]
+    for (const branch of branches) table.set(branch, `w${branch}`)
+    expect(table.size).toBe(branches.length)
+    for (const branch of branches) expect(table.get(branch)).toBe(`w${branch}`)
+    expect([...table.keys()]).toEqual(branches)
+    expect(table.delete(65537)).toBe(true)
+    expect(table.get(65537)).toBeUndefined()
+    expect(table.delete(65537)).toBe(false)
+    table.set(131073, 'again')
+    expect(table.size).toBe(branches.length - 1)
+    expect(table.get(131073)).toBe('again')
+    for (const branch of branches) table.delete(branch)
+    expect(table.size).toBe(0)
+    expect([...table]).toEqual([])
+  })
+
   it('TurnTable: a turn gathers values by key in the order first set; clear() empties it, and keys come back', () => {
     const table = new TurnTable()
     table.set('rt-b', 1).set('rt-a', 2).set('rt-b', 3)

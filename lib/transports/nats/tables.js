@@ -8,49 +8,102 @@
 //   alive, and everything they name: with Maps for the requests waiting and for each turn's
 //   frames, a quarter of a requester's allocation survived each scavenge, and GC took a third
 //   of its CPU (a local fan-out: 1 %).
-// - BranchTable: by branch id (an integer), on a plain object's elements, rebuilt only as
-//   they grow or shrink; iterated in ascending branch order, the order requests were sent in.
+// - BranchTable: by branch id (a positive integer), each in the slot its low bits name; branch
+//   ids are handed out in order and most leave soon, so the ones in flight rarely share a slot.
+//   Sharing doubles the slots (up to MAX_SLOTS_BY_BRANCH; then a Map holds the rest). Iterated
+//   in ascending branch order, the order requests were sent in.
 //   The requests waiting for their reply, and the served branches whose flows run still.
 // - TurnTable: what one turn gathers per destination, cleared every turn; each key's slot is
 //   kept across turns, so a turn changes no table.
 
+/** BranchTable's slots at first and at most; past that many in flight at once, a Map takes the rest. */
+const FIRST_SLOTS = 1024
+const MAX_SLOTS_BY_BRANCH = 65536
+
 class BranchTable {
   constructor() {
-    this._byBranch = Object.create(null)
+    this._branches = new Float64Array(FIRST_SLOTS)
+    this._values = new Array(FIRST_SLOTS).fill(undefined)
+    /** Branches whose slot a live one holds, once the slots cannot grow. */
+    this._overflow = null
     this.size = 0
   }
 
   get(branch) {
-    return this._byBranch[branch]
+    const at = branch & (this._values.length - 1)
+    if (this._branches[at] === branch) return this._values[at]
+    return this._overflow === null ? undefined : this._overflow.get(branch)
   }
 
   has(branch) {
-    return this._byBranch[branch] !== undefined
+    return this.get(branch) !== undefined
   }
 
-  set(branch, waiting) {
-    if (this._byBranch[branch] === undefined) this.size++
-    this._byBranch[branch] = waiting
+  set(branch, value) {
+    const at = branch & (this._values.length - 1)
+    if (this._branches[at] === branch && this._values[at] !== undefined) {
+      this._values[at] = value
+    } else if (this._values[at] === undefined) {
+      this._branches[at] = branch
+      this._values[at] = value
+      this.size++
+    } else if (this._values.length < MAX_SLOTS_BY_BRANCH) {
+      this._grow()
+      return this.set(branch, value)
+    } else {
+      if (this._overflow === null) this._overflow = new Map()
+      if (!this._overflow.has(branch)) this.size++
+      this._overflow.set(branch, value)
+    }
     return this
   }
 
   delete(branch) {
-    if (this._byBranch[branch] === undefined) return false
-    delete this._byBranch[branch]
+    const at = branch & (this._values.length - 1)
+    if (this._branches[at] === branch && this._values[at] !== undefined) {
+      this._values[at] = undefined
+      this.size--
+      return true
+    }
+    if (this._overflow === null || !this._overflow.delete(branch)) return false
     this.size--
+    if (this._overflow.size === 0) this._overflow = null
     return true
   }
 
-  *keys() {
-    for (const key in this._byBranch) yield Number(key)
+  /** Twice the slots: every live branch moves to its slot there (two never share one). */
+  _grow() {
+    const branches = this._branches
+    const values = this._values
+    this._branches = new Float64Array(values.length * 2)
+    this._values = new Array(values.length * 2).fill(undefined)
+    this.size = 0
+    for (let i = 0; i < values.length; i++) if (values[i] !== undefined) this.set(branches[i], values[i])
   }
 
-  *values() {
-    for (const key in this._byBranch) yield this._byBranch[key]
+  /** [branch, value] pairs, in ascending branch order (a copy: the table may change meanwhile). */
+  _entries() {
+    const entries = []
+    for (let i = 0; i < this._values.length; i++)
+      if (this._values[i] !== undefined) entries.push([this._branches[i], this._values[i]])
+    if (this._overflow !== null) for (const entry of this._overflow) entries.push(entry)
+    return entries.sort((a, b) => a[0] - b[0])
   }
 
-  *[Symbol.iterator]() {
-    for (const key in this._byBranch) yield [Number(key), this._byBranch[key]]
+  keys() {
+    return this._entries()
+      .map((entry) => entry[0])
+      [Symbol.iterator]()
+  }
+
+  values() {
+    return this._entries()
+      .map((entry) => entry[1])
+      [Symbol.iterator]()
+  }
+
+  [Symbol.iterator]() {
+    return this._entries()[Symbol.iterator]()
   }
 }
 
