@@ -46,7 +46,7 @@ const { Requests } = require('./requests')
 const { Serving } = require('./serving')
 const { Liveness } = require('./liveness')
 const { KeptReplies } = require('./kept')
-const { BranchTable, TurnTable } = require('./tables')
+const { BranchTable, TurnTable } = require('../../tables')
 
 /** The NATS transport (lib/transport.js): nodes of other processes, reached by id. */
 class NatsTransport {

@@ -23,7 +23,7 @@ const {
   describeError,
   WireBatch,
 } = require('./wire')
-const { BranchTable } = require('./tables')
+const { BranchTable } = require('../../tables')
 
 /**
  * An event served here for another runtime (host.receive's `served`): its flows' ends are

@@ -31,6 +31,7 @@ const native = require('../../native')
 const { HappenError } = require('../../errors')
 const { performance } = require('node:perf_hooks')
 const { encode, serialize, frame, headerOf, bodyOf, describeError, rebuildError } = require('./wire')
+const { BranchTable, TurnTable } = require('../../tables')
 
 const RUN = 1
 const DONE = 2
@@ -50,10 +51,10 @@ class ThreadTransport {
     /** Handles of nodes in other threads, by id. */
     this.handles = new Map()
     /** RUN messages sent and not fully answered: id -> { result, group, place, left }. */
-    this.waiting = new Map()
+    this.waiting = new BranchTable()
     this.nextRun = 1
     /** Answers to send, by destination place: [run id, position, ok, value | error, step]. */
-    this.answers = new Map()
+    this.answers = new TurnTable()
     /** Flows served here whose end is still to be answered: holder, slot, holder, slot... */
     this.ended = []
     this.scheduled = false

@@ -1,7 +1,7 @@
 'use strict'
 
-// Keyed collections for the transport's hot paths that a steady stream of sends cannot make the
-// garbage collector drag along.
+// Keyed collections for the transports' hot paths (NATS, worker threads) that a steady stream of
+// sends cannot make the garbage collector drag along.
 // - Why not a Map there: a Map whose entries keep coming and going rebuilds its table over and
 //   over, and a table it replaced keeps its entries and a link to its successor. Once one of
 //   them reaches the old generation, every scavenge keeps the whole chain of later tables

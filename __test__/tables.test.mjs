@@ -1,11 +1,11 @@
-// The NATS transport's keyed tables (lib/transports/nats/tables.js): what the requests waiting
-// and each turn's frames and replies are kept in behaves like the Maps they replace.
+// The transports' keyed tables (lib/tables.js): what the requests waiting and each turn's frames
+// and replies are kept in behaves like the Maps they replace.
 import { createRequire } from 'node:module'
 import { describe, expect, it } from 'vitest'
 
-const { BranchTable, TurnTable } = createRequire(import.meta.url)('../lib/transports/nats/tables.js')
+const { BranchTable, TurnTable } = createRequire(import.meta.url)('../lib/tables.js')
 
-describe('NATS tables', () => {
+describe('transport tables', () => {
   it('BranchTable: get, has, set, delete and size by branch id; iterated in ascending branch order', () => {
     const table = new BranchTable()
     for (const branch of [12, 3, 7]) table.set(branch, { branch })
