@@ -107,8 +107,8 @@ class BranchTable {
   }
 }
 
-/** Slots of keys unused for this many clears at once are dropped (peers come and go). */
-const MAX_SLOTS = 1024
+/** Past this many keys ever seen, a clear() drops every slot (peers come and go; the next turn makes its own). */
+const MAX_TURN_KEYS = 1024
 
 class TurnTable {
   constructor() {
@@ -147,7 +147,7 @@ class TurnTable {
     const keys = this._keys
     for (let i = 0; i < keys.length; i++) this._slots.get(keys[i]).value = undefined
     keys.length = 0
-    if (this._slots.size > MAX_SLOTS) this._slots = new Map()
+    if (this._slots.size > MAX_TURN_KEYS) this._slots = new Map()
   }
 
   *[Symbol.iterator]() {
