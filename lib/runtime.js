@@ -97,7 +97,6 @@ function guard(call) {
   }
 }
 
-/** The causal contexts of a batch, built on demand from the batch's one record. */
 /** A target runPlanned ran for another thread: its end goes to that thread; its flow's sends carry no origin. */
 class PlannedTarget {
   constructor(onTarget, index) {
@@ -114,6 +113,7 @@ class PlannedTarget {
   }
 }
 
+/** The causal contexts of a batch, built on demand from the batch's one record. */
 class BatchInfo {
   /** `cause`: the causal context of the flow that sent the batch, null for a root batch. */
   constructor(runtime, firstSeq, events, first, cause) {

@@ -71,7 +71,7 @@ class BranchTable {
     return true
   }
 
-  /** Twice the slots: every live branch moves to its slot there (two never share one). */
+  /** Twice the slots: every live branch moves to its slot there (two that share one again grow them again). */
   _grow() {
     const branches = this._branches
     const values = this._values

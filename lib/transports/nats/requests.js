@@ -12,6 +12,24 @@ const debug = require('../../debug')
 const { performance } = require('node:perf_hooks')
 const { FAN, FRAME_LIMIT, encodeCausal, subjectOf, remoteError } = require('./wire')
 
+/**
+ * A frame's body: its entries' values one after another in one JSON array (k, k node ids, their
+ * k branch ids, for a fan frame each id's runtime index, the causal context, the event), joined
+ * once: no string per entry nor a concatenation to flatten.
+ */
+function frameBody(entries) {
+  const values = []
+  for (let i = 0; i < entries.length; i++) {
+    const { ids, branches, at, causal, body } = entries[i]
+    values.push(ids.length)
+    for (let k = 0; k < ids.length; k++) values.push(JSON.stringify(ids[k]))
+    for (let k = 0; k < branches.length; k++) values.push(branches[k])
+    if (at !== undefined) for (let k = 0; k < at.length; k++) values.push(at[k])
+    values.push(causal, body)
+  }
+  return `[${values.join(',')}]`
+}
+
 /** Installed on NatsTransport.prototype by ./index.js. */
 class Requests {
   /** Sends the planned event to the remote targets of one dispatch; replies finish their branches. */
@@ -165,33 +183,19 @@ class Requests {
     }
     frames.clear()
     if (hosts.length === 0) return
-    let body = '['
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i]
-      body += `${i === 0 ? '' : ','}${e.ids.length},${JSON.stringify(e.ids).slice(1, -1)},${e.branches.join(',')},${e.at.join(',')},${e.causal},${e.body}`
-    }
     // Nobody takes a fan frame only when no runtime is left at all (this one listens too): its
     // branches are then found out by their liveness checks.
-    this.out.push(FAN, `${this.inbox}x${this.nextFrame++}`, `{"t":${JSON.stringify(hosts)}}`, `${body}]`)
+    this.out.push(FAN, `${this.inbox}x${this.nextFrame++}`, `{"t":${JSON.stringify(hosts)}}`, frameBody(entries))
   }
 
   _sendFrame(host, frame) {
     this.frames.delete(host)
-    // The body's values, joined once: no string per entry nor a concatenation to flatten.
-    const values = []
-    for (let i = 0; i < frame.entries.length; i++) {
-      const { ids, branches, causal, body } = frame.entries[i]
-      values.push(ids.length)
-      for (let k = 0; k < ids.length; k++) values.push(JSON.stringify(ids[k]))
-      for (let k = 0; k < branches.length; k++) values.push(branches[k])
-      values.push(causal, body)
-    }
     // The header (the entry count) is never empty: an empty one is a liveness check.
     this.out.push(
       `happen.rt.${host}`,
       `${this.inbox}x${frame.no}`,
       String(frame.entries.length),
-      `[${values.join(',')}]`,
+      frameBody(frame.entries),
     )
   }
 
