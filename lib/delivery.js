@@ -358,10 +358,19 @@ class SendResult {
 
   /** A finished target's outcome: { ok: true, value } or { ok: false, error, step }. */
   outcome(slot) {
-    const failure = this._failures === null ? undefined : this._failures.find((f) => f.slot === slot)
+    const failure = this.failureOf(slot)
     return failure === undefined
       ? { ok: true, value: this._values[slot] }
       : { ok: false, error: failure.error, step: failure.step }
+  }
+
+  /** A finished target's failure ({ error, step, … }), or undefined: its value is `value(slot)`. */
+  failureOf(slot) {
+    return this._failures === null ? undefined : this._failures.find((f) => f.slot === slot)
+  }
+
+  value(slot) {
+    return this._values[slot]
   }
 
   /** Whether the target's flow has finished. */

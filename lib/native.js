@@ -27,7 +27,10 @@ function load() {
   )
 }
 
-const addon = load()
+// The addon's exports object holds its functions in dictionary mode (too many properties are
+// defined on it one by one), which makes every `native.f` a hash lookup through a generic IC;
+// a copy has fast properties, and every load of one is inlined in optimised code.
+const addon = { ...load() }
 /**
  * The thread's argument buffer: the hottest calls (`dispatch`) take no arguments and read the
  * core handle from `args[0]` (a call without arguments skips napi-rs's per-call borrow scope).

@@ -417,28 +417,27 @@ class Runtime {
     // one the config names, null for the in-memory runtime.
     this._transports = []
     this._transport = createTransport(transport, historySize)
+    // `await initializeHappen({ transport })` waits until the transport is ready and rejects
+    // promptly when it cannot be (say, CONNECTION_FAILED); the thenable goes once settled, so
+    // the runtime itself is what the await gives. Always an own property, set to undefined
+    // rather than deleted: a deleted property turns the runtime's properties into a dictionary,
+    // and every send's reads of them into hash lookups.
+    Object.defineProperty(this, 'then', { configurable: true, writable: true, value: undefined })
     if (this._transport !== null) {
       this._addTransport(this._transport)
-      // `await initializeHappen({ transport })` waits until the transport is ready and rejects
-      // promptly when it cannot be (say, CONNECTION_FAILED); the thenable goes away once
-      // settled, so the runtime itself is what the await gives.
-      Object.defineProperty(this, 'then', {
-        configurable: true,
-        writable: true,
-        value: (onFulfilled, onRejected) =>
-          this.ready()
-            .then(
-              () => {
-                delete this.then
-                return this
-              },
-              (error) => {
-                delete this.then
-                throw error
-              },
-            )
-            .then(onFulfilled, onRejected),
-      })
+      this.then = (onFulfilled, onRejected) =>
+        this.ready()
+          .then(
+            () => {
+              this.then = undefined
+              return this
+            },
+            (error) => {
+              this.then = undefined
+              throw error
+            },
+          )
+          .then(onFulfilled, onRejected)
     }
     // Usable unbound, as the top-level exports and destructuring expect.
     for (const name of ['createNode', 'createNodeArray', 'node', 'trace', 'shutdown', 'ready'])

@@ -65,9 +65,10 @@
 //                                 target's flow ends, served.originOf(slot) gives what the sends
 //                                 that flow makes carry as delivery.origin (opaque)
 //   flushJournal()                local flows' steps and outcomes reach the core now
-//   stepsOfBranches(first, count) -> string[]   per branch of `count` consecutive ones from
-//                                 `first` (a result's targets, or several results' in one call),
-//                                 the JSON array of step names its flow ran
+//   stepsOfBranches(first, count) -> string   per branch of `count` consecutive ones from
+//                                 `first` (a result's targets, or several results' in one call)
+//                                 a line: the JSON array of step names its flow ran, or nothing
+//                                 when they are the line before's
 //   addSteps(json)                records steps that flows elsewhere ran on this runtime's branches
 // For a transport whose nodes share this runtime's core (threads of one process):
 //   core / place                  the core's handle and this runtime's place in it (0: its own)

@@ -200,17 +200,28 @@ pub fn create_remote_node(core: u32, name: String) -> Result<u32> {
     })
 }
 
-/// The step names `count` consecutive branches recorded, each as JSON text (sent back with
-/// remote flows' outcomes).
+/// The step names `count` consecutive branches recorded (sent back with remote flows'
+/// outcomes): one line per branch, the JSON array of its steps, or an empty line when they are
+/// the branch before's. Consecutive flows usually ran the same handlers, so a run of them
+/// crosses as one string with its steps serialised once.
 #[napi(catch_unwind)]
-pub fn branch_steps_json(core: u32, first_branch: f64, count: u32) -> Result<Vec<String>> {
+pub fn branch_steps_json(core: u32, first_branch: f64, count: u32) -> Result<String> {
     with_core(core, |s| {
-        Ok((0..count as u64)
-            .map(|i| {
-                let steps = s.core.branch_steps(first_branch as BranchId + i);
-                serde_json::to_string(&steps).unwrap_or_else(|_| "[]".into())
-            })
-            .collect())
+        let mut text = String::new();
+        let mut before: Option<Vec<_>> = None;
+        for i in 0..count as u64 {
+            let branch = first_branch as BranchId + i;
+            let steps = s.core.branch_step_ids(branch);
+            if i > 0 {
+                text.push('\n');
+            }
+            if before.as_ref() != Some(&steps) {
+                let names = s.core.step_names(&steps);
+                text.push_str(&serde_json::to_string(&names).unwrap_or_else(|_| "[]".into()));
+                before = Some(steps);
+            }
+        }
+        Ok(text)
     })
 }
 

@@ -437,10 +437,18 @@ impl Core {
 
     /// The step names a branch has recorded so far (the flow's functions, in order).
     pub fn branch_steps(&self, branch: BranchId) -> Vec<String> {
-        self.history
-            .steps(branch)
-            .into_iter()
-            .map(|s| self.steps.lookup(s).unwrap_or("?").to_string())
+        self.step_names(&self.branch_step_ids(branch))
+    }
+
+    /// The interned names of the steps a branch has recorded so far.
+    pub fn branch_step_ids(&self, branch: BranchId) -> Vec<NameId> {
+        self.history.steps(branch)
+    }
+
+    pub fn step_names(&self, steps: &[NameId]) -> Vec<String> {
+        steps
+            .iter()
+            .map(|&s| self.steps.lookup(s).unwrap_or("?").to_string())
             .collect()
     }
 

@@ -236,10 +236,10 @@ class Serving {
       const result = answer.result
       const stepsText = answer.steps[answer.stepsFrom + slot]
       const node = answer.nodes[slot]
-      const outcome = result.outcome(slot)
+      const failure = result.failureOf(slot)
       const branch = answer.branches[slot]
-      if (outcome.ok) {
-        const value = outcome.value
+      if (failure === undefined) {
+        const value = result.value(slot)
         let text
         try {
           checkJson(value, 'result', `The result of node '${node.id}'`)
@@ -258,7 +258,7 @@ class Serving {
           branch,
           0,
           stepsText,
-          `${JSON.stringify(describeError(outcome.error))},${JSON.stringify(outcome.step)}`,
+          `${JSON.stringify(describeError(failure.error))},${JSON.stringify(failure.step)}`,
         )
       }
     }
@@ -276,7 +276,9 @@ class Serving {
     let count = 0
     let run = []
     const fetch = () => {
-      const steps = this.host.stepsOfBranches(first, count)
+      const steps = this.host.stepsOfBranches(first, count).split('\n')
+      // An empty line: the same steps as the branch before (one string, so _reply sees them equal).
+      for (let k = 1; k < steps.length; k++) if (steps[k] === '') steps[k] = steps[k - 1]
       for (let k = 0; k < run.length; k++) {
         run[k].steps = steps
         run[k].stepsFrom = run[k].result._firstBranch - first
