@@ -239,7 +239,10 @@ class SendResult {
     this._keyed = keyed
     const n = targets.length
     /** Per slot: the target's value once finished, PENDING until then. */
-    this._values = n === 1 ? [PENDING] : new Array(n).fill(PENDING)
+    // A loop, not fill(): Array.prototype.fill is a call into C++ on every send.
+    const values = []
+    for (let i = 0; i < n; i++) values.push(PENDING)
+    this._values = values
     this._failures = null
     this._pending = pending
     this._waiters = null
