@@ -361,6 +361,11 @@ class TransportHost {
   }
 
   /** The steps (JSON text each) of `count` consecutive branches from `firstBranch`. */
+  /** The handle of the id prefix `<runtimeId>-` of another runtime's events (receive's `aliasPrefix`). */
+  aliasPrefix(runtimeId) {
+    return guard(() => native.internAliasPrefix(runtimeId))
+  }
+
   stepsOfBranches(firstBranch, count) {
     return guard(() => native.branchStepsJson(this._runtime._core, firstBranch, count))
   }
@@ -703,13 +708,7 @@ class Runtime {
     try {
       length =
         inbound !== undefined
-          ? native.dispatchInbound(
-              this._core,
-              inbound.causal.id,
-              ids.correlationId === inbound.causal.id,
-              inbound.causeSeq > 0 ? undefined : (ids.causationId ?? undefined),
-              ids.correlationId === inbound.causal.id ? undefined : (ids.correlationId ?? undefined),
-            )
+          ? this._dispatchInbound(inbound)
           : explicitIds
             ? native.dispatchWithIds(this._core, ids.causationId ?? undefined, ids.correlationId ?? undefined)
             : ((native.args[0] = this._core), native.dispatch())
@@ -1027,6 +1026,29 @@ class Runtime {
       this._runPlan(result, plan, input, info, undefined, null, undefined, false, flowStorage.getStore())
     }
     return results
+  }
+
+  /**
+   * The core's dispatch of an event from elsewhere, which keeps its id there as an alias. The
+   * usual one (a root event there, or one a flow serving our branch sent) crosses as numbers.
+   */
+  _dispatchInbound(inbound) {
+    const { id, causationId, correlationId } = inbound.causal
+    const caused = inbound.causeSeq > 0
+    if (inbound.aliasPrefix >= 0 && correlationId === id && (caused || causationId == null)) {
+      const args = native.args
+      args[0] = this._core
+      args[1] = inbound.aliasPrefix
+      args[2] = inbound.aliasSeq
+      return native.dispatchInboundSeq()
+    }
+    return native.dispatchInbound(
+      this._core,
+      id,
+      correlationId === id,
+      caused ? undefined : (causationId ?? undefined),
+      correlationId === id ? undefined : (correlationId ?? undefined),
+    )
   }
 
   /** An event from elsewhere (a transport's one way in): planned and run like a local send. */

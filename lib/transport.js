@@ -60,10 +60,13 @@
 //   receive(message) -> result    an event from elsewhere: message is { sender (a node or
 //                                 null), nodes (local nodes), input, causal, causeSeq and
 //                                 causeBranch (this runtime's flow that caused it, or -1),
+//                                 aliasPrefix and aliasSeq (its id there is `<prefix>-<seq>`,
+//                                 aliasPrefix from host.aliasPrefix(prefix); -1: see causal.id),
 //                                 batch, served, trace (the W3C trace context delivery.trace
 //                                 carried, or null) }; served.targetDone(slot) is called when a
 //                                 target's flow ends, served.originOf(slot) gives what the sends
 //                                 that flow makes carry as delivery.origin (opaque)
+//   aliasPrefix(runtimeId) -> handle   the handle of another runtime's id prefix (receive)
 //   flushJournal()                local flows' steps and outcomes reach the core now
 //   stepsOfBranches(first, count) -> string   per branch of `count` consecutive ones from
 //                                 `first` (a result's targets, or several results' in one call)

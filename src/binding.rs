@@ -94,10 +94,15 @@ pub fn bind_args(args: Float64Array) {
 
 /// The core handle a zero-argument call was given in the argument buffer.
 fn core_arg() -> Result<u32> {
+    Ok(args::<1>()?[0] as u32)
+}
+
+/// The first `N` values of the argument buffer.
+fn args<const N: usize>() -> Result<[f64; N]> {
     ARGS.with_borrow(|args| {
         args.as_deref()
-            .and_then(|a| a.first().copied())
-            .map(|core| core as u32)
+            .and_then(|a| a.get(..N))
+            .and_then(|a| a.try_into().ok())
             .ok_or_else(|| coded("INTERNAL", "no argument buffer bound"))
     })
 }
@@ -242,6 +247,44 @@ pub fn dispatch_inbound(
         correlation_id.as_deref()
     };
     plan_send(core, causation_id.as_deref(), correlation, Some(&alias))
+}
+
+/// The id prefixes of the runtimes events came from (`<prefix>-<seq>` is an event's id there),
+/// by handle, for `dispatch_inbound_seq`: one per peer runtime the process has heard from
+/// (a few dozen bytes each), kept for the life of the process.
+fn alias_prefixes() -> std::sync::MutexGuard<'static, Vec<std::sync::Arc<str>>> {
+    static PREFIXES: std::sync::Mutex<Vec<std::sync::Arc<str>>> = std::sync::Mutex::new(Vec::new());
+    PREFIXES.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The handle of an id prefix for `dispatch_inbound_seq`.
+#[napi(catch_unwind)]
+pub fn intern_alias_prefix(prefix: String) -> u32 {
+    let mut prefixes = alias_prefixes();
+    match prefixes.iter().position(|p| **p == *prefix) {
+        Some(at) => at as u32,
+        None => {
+            prefixes.push(prefix.into());
+            (prefixes.len() - 1) as u32
+        }
+    }
+}
+
+/// `dispatch_inbound` without arguments, for the usual event from elsewhere (the hot path of
+/// served events): one whose correlation id is its own id there and whose causation, if any,
+/// is one of this runtime's events (in the buffer's cause fields). The argument buffer holds
+/// the core, the handle of the id's prefix and its seq: no strings cross.
+#[napi(catch_unwind)]
+pub fn dispatch_inbound_seq() -> Result<i32> {
+    let [core, prefix, seq] = args::<3>()?;
+    let alias = {
+        let prefixes = alias_prefixes();
+        let prefix = prefixes
+            .get(prefix as usize)
+            .ok_or_else(|| coded("INTERNAL", "unknown alias prefix"))?;
+        format!("{prefix}-{}", seq as u64)
+    };
+    plan_send(core as u32, None, Some(&alias), Some(&alias))
 }
 
 /// Records on remote nodes' branches the steps their flows ran in other processes: JSON text

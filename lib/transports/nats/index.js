@@ -76,6 +76,8 @@ class NatsTransport {
     this.waiting = new BranchTable()
     /** Inbound flows running here, by the sender's inbox: a BranchTable of its branch ids (for liveness checks). */
     this.serving = new Map()
+    /** The runtimes events came from, by inbox (see serving.js _peer). */
+    this.peers = new Map()
     /** Inbound flows that ended this turn: answer, slot, answer, slot… */
     this.answers = []
     this.remotes = new Map()

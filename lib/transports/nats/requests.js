@@ -50,7 +50,7 @@ class Requests {
         return [c.id, c.causationId, c.correlationId]
       })
     }
-    const causalText = encodeCausal(causal, extra)
+    const causalText = encodeCausal(causal, extra, this.host.prefix)
     const now = performance.now()
     let direct = null
     for (let i = 0; i < remote.length; i++) {

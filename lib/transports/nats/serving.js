@@ -175,7 +175,8 @@ class Serving {
       nodes = keep.map((i) => nodes[i])
       branches = keep.map((i) => branches[i])
     }
-    const causal = decodeCausal(wire, at)
+    const peer = this._peer(inbox)
+    const causal = decodeCausal(wire, at, peer.rt)
     const extra = wire[at + CAUSAL_FIELDS - 1]
     // Sent by a flow that serves one of this runtime's branches: caused by that branch.
     const origin = extra === 0 ? undefined : extra.origin
@@ -194,6 +195,9 @@ class Serving {
         causal,
         causeSeq: mine ? Number(causal.causationId.slice(host.prefix.length)) : -1,
         causeBranch: mine ? origin[1] : -1,
+        // Its id is the sender's `<rt>-<seq>` (wire.js): it crosses to the core as numbers.
+        aliasPrefix: typeof wire[at] === 'number' ? peer.aliasPrefix() : -1,
+        aliasSeq: wire[at],
         batch: Array.isArray(input) ? new WireBatch(input, causal, extra.batch) : null,
         served: answer,
         trace:
@@ -216,6 +220,21 @@ class Serving {
       }
       answer.serving.set(branches[slot], true)
     }
+  }
+
+  /** The runtime whose inbox is `inbox` (`_HAPPEN.<rt>.`): its id, and its ids' prefix handle in the core. */
+  _peer(inbox) {
+    let peer = this.peers.get(inbox)
+    if (peer === undefined) {
+      // Peers come and go (a process restarted is a new runtime): the table is rebuilt past a bound.
+      if (this.peers.size >= 1024) this.peers.clear()
+      const rt = inbox.slice(8, -1)
+      const host = this.host
+      let handle = -1
+      peer = { rt, aliasPrefix: () => (handle >= 0 ? handle : (handle = host.aliasPrefix(rt))) }
+      this.peers.set(inbox, peer)
+    }
+    return peer
   }
 
   /** A served node's flow ended: its answer leaves with this turn's replies. */

@@ -24,17 +24,21 @@ const REPLY_EVERY = 16
 const EARLY_REPLY_MS = 0.25
 
 /**
- * A causal context on the wire: id, sender, causationId, correlationId (0: the same as id, as
- * for every root event), path, timestamp, extra (0, or an object with what only some sends
- * carry: traceparent, tracestate, origin, batch).
+ * A causal context on the wire: id (a number: the seq of the sender's own id
+ * `<sender's runtime id>-<seq>`, which every event it sends has), sender, causationId,
+ * correlationId (0: the same as id, as for every root event), path, timestamp, extra (0, or an
+ * object with what only some sends carry: traceparent, tracestate, origin, batch).
  */
 const CAUSAL_FIELDS = 7
 
-/** The causal context's CAUSAL_FIELDS values, comma-separated, to go inside a JSON array. */
-function encodeCausal(causal, extra) {
+/**
+ * The causal context's CAUSAL_FIELDS values, comma-separated, to go inside a JSON array;
+ * `prefix` is the sender's id prefix (`<runtime id>-`).
+ */
+function encodeCausal(causal, extra, prefix) {
   const { id, correlationId } = causal
   const text = JSON.stringify([
-    id,
+    id.startsWith(prefix) ? Number(id.slice(prefix.length)) : id,
     causal.sender,
     causal.causationId,
     correlationId === id ? 0 : correlationId,
@@ -45,9 +49,10 @@ function encodeCausal(causal, extra) {
   return text.slice(1, -1)
 }
 
-/** The causal context whose values start at `list[at]`. */
-function decodeCausal(list, at) {
-  const id = list[at]
+/** The causal context whose values start at `list[at]`, sent by the runtime `rt`. */
+function decodeCausal(list, at, rt) {
+  const seq = list[at]
+  const id = typeof seq === 'number' ? `${rt}-${seq}` : seq
   const correlationId = list[at + 3]
   return {
     id,
