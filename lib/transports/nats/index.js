@@ -232,13 +232,13 @@ class NatsTransport {
 
   _encode(input) {
     if (!Array.isArray(input)) {
-      checkJson(input.payload, 'payload', `The payload of '${input.type}'`)
+      checkJson(input.payload, 'payload', () => `The payload of '${input.type}'`)
       return JSON.stringify({ type: input.type, payload: input.payload })
     }
     const events = new Array(input.length)
     for (let i = 0; i < input.length; i++) {
       const { type, payload } = input[i]
-      checkJson(payload, `events[${i}].payload`, 'The batch')
+      checkJson(payload, `events[${i}].payload`, () => 'The batch')
       events[i] = { type, payload }
     }
     return JSON.stringify(events)

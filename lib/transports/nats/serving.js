@@ -268,7 +268,7 @@ class Serving {
         const value = result.value(slot)
         let text
         try {
-          checkJson(value, 'result', `The result of node '${node.id}'`)
+          checkJson(value, 'result', () => `The result of node '${node.id}'`)
           text = JSON.stringify(value)
           if (text !== undefined && text.length > this.messageLimit) this._fitsReply(text, node.id)
         } catch (error) {

@@ -3,7 +3,7 @@
 // The NATS wire codec: what the transport's messages are made of, and what JSON can carry.
 // - subjectOf(id): a node's subject; ids of subject-safe tokens go as they are, others
 //   base64url-encoded, so every id has exactly one subject.
-// - checkJson(value, path, what): throws NOT_SERIALIZABLE naming the field when JSON cannot
+// - checkJson(value, path, what()): throws NOT_SERIALIZABLE naming the field when JSON cannot
 //   carry `value` faithfully (functions, symbols, BigInts, Maps, Sets, cycles).
 // - describeError / remoteError: an error crosses the wire as { message, code, name } and comes
 //   back as an Error (or HappenError) with those, and `node` naming where it was thrown.
@@ -154,11 +154,15 @@ function plainJson(value, depth) {
   return true
 }
 
-/** Throws a HappenError NOT_SERIALIZABLE naming the field when JSON cannot carry `value`. */
+/**
+ * Throws a HappenError NOT_SERIALIZABLE naming the field when JSON cannot carry `value`;
+ * `what()` names the value in the message (a function: most values pass, and their sends
+ * should not build a message each).
+ */
 function checkJson(value, path, what) {
   if (plainJson(value, 0)) return
   const problem = unserialisable(value, path, [])
-  if (problem !== null) throw new HappenError('NOT_SERIALIZABLE', `${what} cannot be sent over NATS: ${problem}`)
+  if (problem !== null) throw new HappenError('NOT_SERIALIZABLE', `${what()} cannot be sent over NATS: ${problem}`)
 }
 
 /** An error that crossed the wire: its message, code and name as the remote flow threw them. */
