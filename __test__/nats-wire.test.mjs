@@ -42,7 +42,7 @@ describe('NATS wire: causal contexts', () => {
     expect(text.length).toBeLessThan(JSON.stringify(root).length / 2)
   })
 
-  it('writes an id that is not the sender\'s own (another prefix) as it is', () => {
+  it("writes an id that is not the sender's own (another prefix) as it is", () => {
     const foreign = { ...root, id: 'rt2-7', correlationId: 'rt2-7' }
     const list = JSON.parse(`[${encodeCausal(foreign, 0, 'rt1-')}]`)
     expect(list[0]).toBe('rt2-7')
