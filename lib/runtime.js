@@ -360,12 +360,12 @@ class TransportHost {
     this._runtime._flushJournal()
   }
 
-  /** The steps (JSON text each) of `count` consecutive branches from `firstBranch`. */
   /** The handle of the id prefix `<runtimeId>-` of another runtime's events (receive's `aliasPrefix`). */
   aliasPrefix(runtimeId) {
     return guard(() => native.internAliasPrefix(runtimeId))
   }
 
+  /** The steps of `count` consecutive branches from `firstBranch`: a line each (see lib/transport.js). */
   stepsOfBranches(firstBranch, count) {
     return guard(() => native.branchStepsJson(this._runtime._core, firstBranch, count))
   }

@@ -24,8 +24,8 @@ const REPLY_EVERY = 16
 const EARLY_REPLY_MS = 0.25
 
 /**
- * A causal context on the wire: id (a number: the seq of the sender's own id
- * `<sender's runtime id>-<seq>`, which every event it sends has), sender, causationId,
+ * A causal context on the wire: id (for the sender's own id `<sender's runtime id>-<seq>`,
+ * which every event it sends has, the seq alone; any other id as it is), sender, causationId,
  * correlationId (0: the same as id, as for every root event), path, timestamp, extra (0, or an
  * object with what only some sends carry: traceparent, tracestate, origin, batch).
  */
