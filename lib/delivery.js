@@ -239,9 +239,13 @@ class SendResult {
     this._keyed = keyed
     const n = targets.length
     /** Per slot: the target's value once finished, PENDING until then. */
-    // A loop, not fill(): Array.prototype.fill is a call into C++ on every send.
-    const values = []
-    for (let i = 0; i < n; i++) values.push(PENDING)
+    // A loop, not fill(): Array.prototype.fill is a call into C++ on every send. Sized up front
+    // (pushing into [] gives a small array room for about 16).
+    let values = [PENDING]
+    if (n !== 1) {
+      values = new Array(n)
+      for (let i = 0; i < n; i++) values[i] = PENDING
+    }
     this._values = values
     this._failures = null
     this._pending = pending
