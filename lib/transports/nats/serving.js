@@ -30,11 +30,12 @@ const { BranchTable } = require('../../tables')
  * answered, and the events they send name the sender's branch they serve (the origin).
  */
 class ServedEvent {
-  constructor(transport, nodes, inbox, branches) {
+  constructor(transport, nodes, peer, branches) {
     this.transport = transport
     this.result = null
     this.nodes = nodes
-    this.inbox = inbox
+    this.peer = peer
+    this.inbox = peer.inbox
     this.branches = branches
     /** The sender's branches whose flows run here still (this.transport.serving's table for inbox). */
     this.serving = null
@@ -48,8 +49,7 @@ class ServedEvent {
   }
 
   originOf(slot) {
-    // _HAPPEN.<sender's runtime>.
-    return [this.inbox.slice(8, -1), this.branches[slot]]
+    return [this.peer.rt, this.branches[slot]]
   }
 }
 
@@ -70,7 +70,7 @@ class Serving {
       const serving = this.serving.get(inbox)
       if (serving?.has(branch) || this._replyAgain(inbox, branch, this.kept.of(inbox))) return
     }
-    this._serve(inbox, [branch], [id], wire, 0, JSON.parse(body), false)
+    this._serve(this._peer(inbox), [branch], [id], wire, 0, JSON.parse(body), false)
   }
 
   /**
@@ -81,7 +81,7 @@ class Serving {
   _onFrame(reply, header, body, subject) {
     if (header === '') return this._onPing(reply, body)
     if (subject === FAN) return this._onFan(reply, header, body)
-    const inbox = reply.slice(0, reply.lastIndexOf('.') + 1)
+    const peer = this._peer(reply.slice(0, reply.lastIndexOf('.') + 1))
     const list = JSON.parse(body)
     const early = { at: performance.now() }
     for (let at = 0, served = 0; at < list.length; served++) {
@@ -91,7 +91,7 @@ class Serving {
       const branches = k === 1 ? [list[at + 2]] : list.slice(at + 1 + k, at + 1 + 2 * k)
       const causal = at + 1 + 2 * k
       at = causal + CAUSAL_FIELDS + 1
-      this._serve(inbox, branches, ids, list, causal, list[at - 1], true)
+      this._serve(peer, branches, ids, list, causal, list[at - 1], true)
       if (served % REPLY_EVERY === REPLY_EVERY - 1 && at < list.length) this._replyEarly(early)
     }
   }
@@ -118,7 +118,7 @@ class Serving {
     if (!header.includes(`"${this.rt}"`)) return
     const me = JSON.parse(header).t.indexOf(this.rt)
     if (me < 0) return
-    const inbox = reply.slice(0, reply.lastIndexOf('.') + 1)
+    const peer = this._peer(reply.slice(0, reply.lastIndexOf('.') + 1))
     const list = JSON.parse(body)
     const early = { at: performance.now() }
     for (let at = 0, served = 0; at < list.length; served++) {
@@ -139,18 +139,19 @@ class Serving {
         mineBranches.push(list[ids + k + j])
       }
       if (mine === null) continue
-      this._serve(inbox, mineBranches, mine, list, causal, list[at - 1], true)
+      this._serve(peer, mineBranches, mine, list, causal, list[at - 1], true)
       if (served % REPLY_EVERY === REPLY_EVERY - 1 && at < list.length) this._replyEarly(early)
     }
   }
 
   /**
-   * Runs, for an event from another runtime, the flows of the local nodes `ids` (one dispatch,
+   * Runs, for an event from another runtime (`peer`, see _peer), the flows of the local nodes `ids` (one dispatch,
    * like a local fan-out) and answers each node as soon as its flow ends; `branches[i]` is the
    * sender's branch for `ids[i]`, the event's causal context the values at `wire[at]`.
    */
-  _serve(inbox, branches, ids, wire, at, input, framed) {
+  _serve(peer, branches, ids, wire, at, input, framed) {
     const host = this.host
+    const inbox = peer.inbox
     let nodes = new Array(ids.length)
     let missing = host.closed
     for (let i = 0; i < ids.length; i++) {
@@ -175,7 +176,6 @@ class Serving {
       nodes = keep.map((i) => nodes[i])
       branches = keep.map((i) => branches[i])
     }
-    const peer = this._peer(inbox)
     const causal = decodeCausal(wire, at, peer.rt)
     const extra = wire[at + CAUSAL_FIELDS - 1]
     // Sent by a flow that serves one of this runtime's branches: caused by that branch.
@@ -185,7 +185,7 @@ class Serving {
       origin[0] === this.rt &&
       typeof causal.causationId === 'string' &&
       causal.causationId.startsWith(host.prefix)
-    const answer = new ServedEvent(this, nodes, inbox, branches)
+    const answer = new ServedEvent(this, nodes, peer, branches)
     let result
     try {
       result = host.receive({
@@ -222,7 +222,7 @@ class Serving {
     }
   }
 
-  /** The runtime whose inbox is `inbox` (`_HAPPEN.<rt>.`): its id, and its ids' prefix handle in the core. */
+  /** The runtime whose inbox is `inbox` (`_HAPPEN.<rt>.`): its inbox, its id, and its ids' prefix handle in the core. */
   _peer(inbox) {
     let peer = this.peers.get(inbox)
     if (peer === undefined) {
@@ -231,7 +231,7 @@ class Serving {
       const rt = inbox.slice(8, -1)
       const host = this.host
       let handle = -1
-      peer = { rt, aliasPrefix: () => (handle >= 0 ? handle : (handle = host.aliasPrefix(rt))) }
+      peer = { inbox, rt, aliasPrefix: () => (handle >= 0 ? handle : (handle = host.aliasPrefix(rt))) }
       this.peers.set(inbox, peer)
     }
     return peer
