@@ -4,7 +4,7 @@
 // run: the 5 receivers in one process, and one receiver per process (the usual deployment).
 //
 //   node bench/nats.mjs [--url nats://127.0.0.1:4222] [--seconds 3] [--procs 1,5] [--rounds 1]
-//                       [--only happen,raw,moleculer] [--inflight 100]
+//                       [--only happen,raw,moleculer] [--inflight 100] [--cpu]
 //
 // Without --url (or HAPPEN_NATS_URL) it starts a nats-server of its own on a free port.
 // Each implementation gets fresh child processes hosting its 5 receivers (--procs of them, the
@@ -13,8 +13,12 @@
 // and throughput with 100 fan-outs in flight (fan-outs per second, each = 5 results back).
 // With --rounds > 1 the implementations take turns (the order reversed every other round) and
 // each figure is the median of its rounds; the ratios are of those medians, all from this run.
+// --cpu (Linux): also where the CPU goes during the throughput phase, per fan-out: the sender
+// process, the receiver processes together, the nats-server (when the bench started it), and
+// how much of the machine stayed idle (the fan-outs wait on each other, not only on CPU).
 import { spawn } from 'node:child_process'
 import { createServer } from 'node:net'
+import { readdirSync, readFileSync } from 'node:fs'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { performance } from 'node:perf_hooks'
 
@@ -146,7 +150,46 @@ async function moleculerSender(url) {
 // Measurement
 // ------------------------------------------------------------------------------------------
 
-async function measure(sender, seconds) {
+/** CPU time (ns) of every thread of process `pid` so far, from /proc (0 when it is gone). */
+function cpuNs(pid) {
+  let total = 0
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      total += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0])
+    }
+  } catch {}
+  return total
+}
+
+/** The machine's idle and total jiffies so far (/proc/stat). */
+function machineTicks() {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
+  return { idle: cpu[3] + cpu[4], total: cpu.reduce((a, b) => a + b, 0) }
+}
+
+/** A reading of where the CPU goes (`who`: { sender, receivers: [pid], server: pid? }). */
+function cpuReading(who) {
+  return {
+    sender: cpuNs(who.sender),
+    receivers: who.receivers.reduce((sum, pid) => sum + cpuNs(pid), 0),
+    server: who.server === undefined ? 0 : cpuNs(who.server),
+    machine: machineTicks(),
+  }
+}
+
+/** µs of CPU per fan-out between two readings, and the share of the machine left idle. */
+function cpuPerFanOut(before, after, fanOuts) {
+  const per = (key) => (after[key] - before[key]) / 1000 / fanOuts
+  const idle = after.machine.idle - before.machine.idle
+  return {
+    sender: per('sender'),
+    receivers: per('receivers'),
+    server: per('server'),
+    idle: idle / (after.machine.total - before.machine.total),
+  }
+}
+
+async function measure(sender, seconds, who) {
   // Warm-up, then a check of the result's shape.
   for (let i = 0; i < 500; i++) await sender.call()
   const sample = await sender.call()
@@ -166,6 +209,7 @@ async function measure(sender, seconds) {
   let done = 0
   const throughputEnd = performance.now() + (seconds * 1000) / 2
   const started = performance.now()
+  const before = who === null ? null : cpuReading(who)
   await Promise.all(
     Array.from({ length: IN_FLIGHT }, async () => {
       while (performance.now() < throughputEnd) {
@@ -175,7 +219,8 @@ async function measure(sender, seconds) {
     }),
   )
   const elapsed = (performance.now() - started) / 1000
-  return { p50: at(0.5), p99: at(0.99), sequential: latencies.length, perSecond: done / elapsed }
+  const cpu = before === null ? null : cpuPerFanOut(before, cpuReading(who), done)
+  return { p50: at(0.5), p99: at(0.99), sequential: latencies.length, perSecond: done / elapsed, cpu }
 }
 
 function startChildren(kind, url, procs) {
@@ -232,7 +277,7 @@ async function ownServer() {
       if (log.includes('Server is ready')) resolve()
     })
   })
-  return { url: `nats://127.0.0.1:${port}`, stop: () => server.kill() }
+  return { url: `nats://127.0.0.1:${port}`, pid: server.pid, stop: () => server.kill() }
 }
 
 const median = (values) => {
@@ -240,12 +285,13 @@ const median = (values) => {
   return sorted[Math.floor((sorted.length - 1) / 2)]
 }
 
-async function measureOnce(kind, url, procs, seconds) {
+async function measureOnce(kind, server, procs, seconds, cpu) {
   const senders = { happen: happenSender, raw: rawSender, moleculer: moleculerSender }
-  const children = await startChildren(kind, url, procs)
-  const sender = await senders[kind](url)
+  const children = await startChildren(kind, server.url, procs)
+  const sender = await senders[kind](server.url)
+  const who = cpu ? { sender: process.pid, receivers: children.map((c) => c.pid), server: server.pid } : null
   try {
-    return await measure(sender, seconds)
+    return await measure(sender, seconds, who)
   } finally {
     await sender.close()
     await stopChildren(children)
@@ -257,6 +303,8 @@ async function main() {
   const topologies = arg('procs', '1,5').split(',').map(Number)
   const rounds = Number(arg('rounds', '1'))
   const only = arg('only', 'happen,raw,moleculer').split(',')
+  const cpu = process.argv.includes('--cpu')
+  if (cpu && process.platform !== 'linux') throw new Error('--cpu reads /proc: Linux only')
   const given = arg('url', process.env.HAPPEN_NATS_URL)
   const server = given ? { url: given, stop() {} } : await ownServer()
   const names = { happen: 'happen (NATS)', raw: 'raw nats.js scatter-gather', moleculer: 'moleculer 0.14 mcall (NATS)' }
@@ -268,7 +316,7 @@ async function main() {
     const runs = Object.fromEntries(only.map((kind) => [kind, []]))
     for (let round = 0; round < rounds; round++) {
       const order = round % 2 === 0 ? only : [...only].reverse()
-      for (const kind of order) runs[kind].push(await measureOnce(kind, server.url, procs, seconds))
+      for (const kind of order) runs[kind].push(await measureOnce(kind, server, procs, seconds, cpu))
     }
     const rows = {}
     const where = procs === 1 ? `${RECEIVERS} nodes in one process` : `${RECEIVERS} nodes in ${procs} processes`
@@ -283,6 +331,15 @@ async function main() {
         `  ${names[kind].padEnd(30)} p50 ${r.p50.toFixed(0).padStart(6)} µs  p99 ${r.p99.toFixed(0).padStart(6)} µs  ` +
           `${r.perSecond.toFixed(0).padStart(7)} fan-outs/s (${IN_FLIGHT} in flight)`,
       )
+      if (cpu) {
+        const of = (key) => median(runs[kind].map((x) => x.cpu[key]))
+        r.cpu = { sender: of('sender'), receivers: of('receivers'), server: of('server'), idle: of('idle') }
+        const server = given ? '' : `, nats-server ${r.cpu.server.toFixed(1)}`
+        console.log(
+          `  ${''.padEnd(30)} CPU µs per fan-out: sender ${r.cpu.sender.toFixed(1)}, receivers ${r.cpu.receivers.toFixed(1)}` +
+            `${server}; machine idle ${(100 * r.cpu.idle).toFixed(0)} %`,
+        )
+      }
     }
     if (rows.happen && rows.raw)
       console.log(
