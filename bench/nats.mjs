@@ -334,10 +334,10 @@ async function main() {
       if (cpu) {
         const of = (key) => median(runs[kind].map((x) => x.cpu[key]))
         r.cpu = { sender: of('sender'), receivers: of('receivers'), server: of('server'), idle: of('idle') }
-        const server = given ? '' : `, nats-server ${r.cpu.server.toFixed(1)}`
+        const ofServer = given ? '' : `, nats-server ${r.cpu.server.toFixed(1)}`
         console.log(
           `  ${''.padEnd(30)} CPU µs per fan-out: sender ${r.cpu.sender.toFixed(1)}, receivers ${r.cpu.receivers.toFixed(1)}` +
-            `${server}; machine idle ${(100 * r.cpu.idle).toFixed(0)} %`,
+            `${ofServer}; machine idle ${(100 * r.cpu.idle).toFixed(0)} %`,
         )
       }
     }
