@@ -169,6 +169,13 @@ describe.skipIf(!NATS_URL)('NATS transport', () => {
     expect(String(root)).toContain('relayed')
   })
 
+  it('the process serving an event traces it under the id it has in the process that sent it', async () => {
+    for (let i = 0; i < 2; i++) {
+      const sent = await local.send('b1', { type: 'traced.here' })
+      expect(await sent.return()).toEqual({ id: sent.id, correlationId: sent.id, node: 'b1' })
+    }
+  })
+
   it('a remote handler that throws: its message, name and code cross back; the others still answer', async () => {
     const nodes = createNodeArray([happen.node('b1'), happen.node('c1')])
     const sent = nodes.send({ type: 'fail' })

@@ -362,7 +362,7 @@ class TransportHost {
 
   /** The handle of the id prefix `<runtimeId>-` of another runtime's events (receive's `aliasPrefix`). */
   aliasPrefix(runtimeId) {
-    return guard(() => native.internAliasPrefix(runtimeId))
+    return guard(() => native.internAliasPrefix(this._runtime._core, runtimeId))
   }
 
   /** The steps of `count` consecutive branches from `firstBranch`: a line each (see lib/transport.js). */

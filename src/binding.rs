@@ -27,8 +27,8 @@ use napi::{Error, Result, Status};
 use napi_derive::napi;
 
 use crate::core::{
-    BranchId, Core, CoreError, Correlation, EventSeq, NameId, NodeIndex, Outcome, SendRequest,
-    Targets,
+    BranchId, Core, CoreError, Correlation, EventSeq, ForeignId, IdRef, NameId, NodeIndex, Outcome,
+    SendRequest, Targets,
 };
 
 pub(crate) fn coded(code: &str, message: impl std::fmt::Display) -> Error {
@@ -246,45 +246,38 @@ pub fn dispatch_inbound(
     } else {
         correlation_id.as_deref()
     };
-    plan_send(core, causation_id.as_deref(), correlation, Some(&alias))
+    plan_send(
+        core,
+        causation_id.as_deref(),
+        correlation.map(IdRef::Text),
+        Some(IdRef::Text(&alias)),
+    )
 }
 
-/// The id prefixes of the runtimes events came from (`<prefix>-<seq>` is an event's id there),
-/// by handle, for `dispatch_inbound_seq`: one per peer runtime the process has heard from
-/// (a few dozen bytes each), kept for the life of the process.
-fn alias_prefixes() -> std::sync::MutexGuard<'static, Vec<std::sync::Arc<str>>> {
-    static PREFIXES: std::sync::Mutex<Vec<std::sync::Arc<str>>> = std::sync::Mutex::new(Vec::new());
-    PREFIXES.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The handle of an id prefix for `dispatch_inbound_seq`.
+/// The handle of another runtime's id prefix in this core, for `dispatch_inbound_seq`.
 #[napi(catch_unwind)]
-pub fn intern_alias_prefix(prefix: String) -> u32 {
-    let mut prefixes = alias_prefixes();
-    match prefixes.iter().position(|p| **p == *prefix) {
-        Some(at) => at as u32,
-        None => {
-            prefixes.push(prefix.into());
-            (prefixes.len() - 1) as u32
-        }
-    }
+pub fn intern_alias_prefix(core: u32, prefix: String) -> Result<u32> {
+    with_core(core, |s| Ok(s.core.intern_foreign_prefix(&prefix)))
 }
 
 /// `dispatch_inbound` without arguments, for the usual event from elsewhere (the hot path of
 /// served events): one whose correlation id is its own id there and whose causation, if any,
 /// is one of this runtime's events (in the buffer's cause fields). The argument buffer holds
-/// the core, the handle of the id's prefix and its seq: no strings cross.
+/// the core, the handle of the id's prefix and its seq: no strings cross, and the core keeps
+/// the id as those two numbers.
 #[napi(catch_unwind)]
 pub fn dispatch_inbound_seq() -> Result<i32> {
     let [core, prefix, seq] = args::<3>()?;
-    let alias = {
-        let prefixes = alias_prefixes();
-        let prefix = prefixes
-            .get(prefix as usize)
-            .ok_or_else(|| coded("INTERNAL", "unknown alias prefix"))?;
-        format!("{prefix}-{}", seq as u64)
-    };
-    plan_send(core as u32, None, Some(&alias), Some(&alias))
+    let core = core as u32;
+    let known = with_core(core, |s| Ok(s.core.knows_foreign_prefix(prefix as NameId)))?;
+    if !known || prefix < 0.0 || seq < 0.0 {
+        return Err(coded("INTERNAL", "unknown alias prefix"));
+    }
+    let id = IdRef::Foreign(ForeignId {
+        prefix: prefix as NameId,
+        seq: seq as EventSeq,
+    });
+    plan_send(core, None, Some(id), Some(id))
 }
 
 /// Records on remote nodes' branches the steps their flows ran in other processes: JSON text
@@ -379,7 +372,7 @@ pub fn dispatch_with_ids(
     plan_send(
         core,
         causation_id.as_deref(),
-        correlation_id.as_deref(),
+        correlation_id.as_deref().map(IdRef::Text),
         None,
     )
 }
@@ -387,8 +380,8 @@ pub fn dispatch_with_ids(
 fn plan_send(
     core: u32,
     causation: Option<&str>,
-    correlation: Option<&str>,
-    alias: Option<&str>,
+    correlation: Option<IdRef>,
+    alias: Option<IdRef>,
 ) -> Result<i32> {
     with_io(core, |slot, plan, io, journal| {
         let header = io
@@ -459,7 +452,7 @@ fn plan_send(
         plan[2] = dispatched.timestamp;
         plan[3] = match dispatched.correlation {
             Correlation::Event(seq) => seq as f64,
-            Correlation::External(_) => -1.0,
+            Correlation::Foreign(_) | Correlation::External(_) => -1.0,
         };
         plan[4] = targets as f64;
         // The send's start on the monotonic clock, for flow durations: read with the timestamp
@@ -499,7 +492,7 @@ pub fn set_event_ids(
         s.core.set_event_ids(
             seq as EventSeq,
             causation_id.as_deref(),
-            correlation_id.as_deref(),
+            correlation_id.as_deref().map(IdRef::Text),
         );
         Ok(())
     })

@@ -39,6 +39,11 @@ nodes.on('relay', async (event, context) => {
   const answer = await node.send(event.payload.to, { type: 'relayed', payload: { from: context.node.id } }).return()
   return { answer, seen: event.context.causal }
 })
+// This process's trace of the event it serves (its flow still running).
+nodes.on('traced.here', (event) => {
+  const tree = happen.trace(event.context.causal.id)
+  return { id: tree.id, correlationId: tree.correlationId, node: tree.branches[0].node }
+})
 nodes.on('unserialisable', () => ({ keep: 1, bad: { callback() {} } }))
 nodes.on('batch.*', (events, context) =>
   Array.isArray(events)

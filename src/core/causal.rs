@@ -13,6 +13,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
+use super::foreign::{Alias, ForeignId, ForeignPrefixes};
 use super::ids::EventSeq;
 use super::names::{NameId, SharedNames};
 
@@ -34,7 +35,22 @@ pub enum Cause {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Correlation {
     Event(EventSeq),
+    /// Another runtime's event id (see `foreign`).
+    Foreign(ForeignId),
     External(Arc<str>),
+}
+
+impl Correlation {
+    /// Whether both name the same id: a foreign id may be held as text too (see `foreign`).
+    pub fn same_id(&self, other: &Correlation, prefixes: &ForeignPrefixes) -> bool {
+        match (self, other) {
+            (Correlation::Foreign(id), Correlation::External(text))
+            | (Correlation::External(text), Correlation::Foreign(id)) => {
+                prefixes.format(*id) == **text
+            }
+            _ => self == other,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,13 +124,15 @@ struct DeliveryExtra {
     /// Events of a batch whose caller set their own causation or correlation id.
     overrides: Vec<(u32, Cause, Correlation)>,
     /// The id the (first) event has in the runtime that sent it, when it came from another
-    /// process (NATS transport): traces show it and find the event by it.
-    alias: Option<Arc<str>>,
+    /// process (NATS transport) and is not its correlation: traces show it and find the event
+    /// by it.
+    alias: Option<Alias>,
 }
 
 const NONE: u64 = 0;
+const NO_PREFIX: NameId = NameId::MAX;
 
-/// One send: compact, since the history holds thousands (72 bytes, plus 16 per target in the
+/// One send: compact, since the history holds thousands (80 bytes, plus 16 per target in the
 /// branch deque).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
@@ -128,6 +146,12 @@ pub struct Delivery {
     event_type: NameId,
     sender: NameId,
     branch_count: u32,
+    /// Not NO_PREFIX: the correlation is the foreign id of this prefix and `correlation_seq`.
+    /// An event served for another runtime mostly is, and the events its flows send inherit it.
+    correlation_prefix: NameId,
+    /// The alias is that foreign correlation (a root event in the runtime that sent it): the
+    /// usual served event keeps its alias with no `extra`.
+    alias_is_correlation: bool,
     extra: Option<Box<DeliveryExtra>>,
 }
 
@@ -142,7 +166,7 @@ pub struct NewDelivery<'a> {
     pub cause: Cause,
     pub correlation: Correlation,
     /// The id the event has in the process that sent it, if it came from elsewhere.
-    pub alias: Option<Arc<str>>,
+    pub alias: Option<Alias>,
     pub timestamp: f64,
     /// Taken into the store.
     pub branches: &'a mut Vec<Branch>,
@@ -163,18 +187,28 @@ impl Delivery {
                 (NONE, NONE)
             }
         };
-        let correlation_seq = match d.correlation {
-            Correlation::Event(seq) => seq,
+        let (correlation_seq, correlation_prefix) = match d.correlation {
+            Correlation::Event(seq) => (seq, NO_PREFIX),
+            Correlation::Foreign(id) => (id.seq, id.prefix),
             Correlation::External(id) => {
                 extra
                     .get_or_insert_with(Default::default)
                     .external_correlation = Some(id);
-                NONE
+                (NONE, NO_PREFIX)
             }
         };
-        if let Some(alias) = d.alias {
-            extra.get_or_insert_with(Default::default).alias = Some(alias);
-        }
+        let alias_is_correlation = match d.alias {
+            Some(Alias::Foreign(id))
+                if id.prefix == correlation_prefix && id.seq == correlation_seq =>
+            {
+                true
+            }
+            Some(alias) => {
+                extra.get_or_insert_with(Default::default).alias = Some(alias);
+                false
+            }
+            None => false,
+        };
         Delivery {
             first_seq: d.first_seq,
             first_branch: d.first_branch,
@@ -186,6 +220,8 @@ impl Delivery {
             event_type: d.types.first().copied().unwrap_or(NO_STEP),
             sender: d.sender.unwrap_or(NO_STEP),
             branch_count,
+            correlation_prefix,
+            alias_is_correlation,
             extra,
         }
     }
@@ -233,7 +269,15 @@ impl Delivery {
             .and_then(|e| e.external_correlation.clone())
         {
             Some(id) => Correlation::External(id),
+            None if self.correlation_prefix != NO_PREFIX => Correlation::Foreign(self.foreign()),
             None => Correlation::Event(self.correlation_seq),
+        }
+    }
+
+    fn foreign(&self) -> ForeignId {
+        ForeignId {
+            prefix: self.correlation_prefix,
+            seq: self.correlation_seq,
         }
     }
 
@@ -262,8 +306,8 @@ impl Delivery {
     }
 
     /// Whether any event of the delivery belongs to `correlation`.
-    pub fn correlates(&self, correlation: &Correlation) -> bool {
-        if self.correlation() == *correlation {
+    pub fn correlates(&self, correlation: &Correlation, prefixes: &ForeignPrefixes) -> bool {
+        if self.correlation().same_id(correlation, prefixes) {
             return true;
         }
         if let Correlation::Event(seq) = correlation {
@@ -271,9 +315,11 @@ impl Delivery {
                 return true;
             }
         }
-        self.extra
-            .as_ref()
-            .is_some_and(|e| e.overrides.iter().any(|(_, _, c)| c == correlation))
+        self.extra.as_ref().is_some_and(|e| {
+            e.overrides
+                .iter()
+                .any(|(_, _, c)| c.same_id(correlation, prefixes))
+        })
     }
 
     fn set_override(&mut self, index: u32, cause: Cause, correlation: Correlation) {
@@ -283,8 +329,11 @@ impl Delivery {
     }
 
     /// The id the event has in the process that sent it, for an event from another process.
-    pub fn alias(&self) -> Option<&str> {
-        self.extra.as_ref().and_then(|e| e.alias.as_deref())
+    pub fn alias(&self) -> Option<Alias> {
+        if self.alias_is_correlation {
+            return Some(Alias::Foreign(self.foreign()));
+        }
+        self.extra.as_ref().and_then(|e| e.alias.clone())
     }
 
     /// The ids of the delivery's branches, in target order.
@@ -369,11 +418,12 @@ impl CausalStore {
     }
 
     /// The first seq of the delivery whose event came from another process under `alias`.
-    pub fn find_alias(&self, alias: &str) -> Option<EventSeq> {
+    pub fn find_alias(&self, alias: &str, prefixes: &ForeignPrefixes) -> Option<EventSeq> {
+        let parsed = prefixes.parse(alias);
         self.deliveries
             .iter()
             .rev()
-            .find(|d| d.alias() == Some(alias))
+            .find(|d| d.alias().is_some_and(|a| a.is(alias, parsed)))
             .map(|d| d.first_seq)
     }
 
@@ -508,7 +558,7 @@ mod tests {
     #[test]
     fn records_stay_compact() {
         assert_eq!(std::mem::size_of::<Branch>(), 16);
-        assert_eq!(std::mem::size_of::<Delivery>(), 72);
+        assert_eq!(std::mem::size_of::<Delivery>(), 80);
         assert_eq!(std::mem::size_of::<BranchDetail>(), 40);
     }
 
@@ -559,9 +609,10 @@ mod tests {
                 Correlation::External("corr".into())
             )
         );
-        assert!(d.correlates(&Correlation::Event(11)));
-        assert!(d.correlates(&Correlation::External("corr".into())));
-        assert!(!d.correlates(&Correlation::Event(13)));
+        let prefixes = ForeignPrefixes::default();
+        assert!(d.correlates(&Correlation::Event(11), &prefixes));
+        assert!(d.correlates(&Correlation::External("corr".into()), &prefixes));
+        assert!(!d.correlates(&Correlation::Event(13), &prefixes));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod causal;
 pub mod clock;
 pub mod dispatch;
+pub mod foreign;
 pub mod ids;
 pub mod names;
 pub mod pattern;
@@ -14,17 +15,17 @@ pub mod slab;
 pub mod trace;
 
 pub use causal::{BranchId, CausalStore, Cause, Correlation, Outcome};
+pub use foreign::{ForeignId, IdRef};
 pub use ids::EventSeq;
 pub use names::NameId;
 pub use pattern::{Pattern, PatternError};
 pub use places::{PlaceId, HOME};
 pub use registry::{HandlerId, Matcher, NodeIndex, RegistryError, HOST_DECIDES};
 
-use std::sync::Arc;
-
 use causal::{Branch, NewDelivery};
 use clock::SendClock;
 use dispatch::Dispatcher;
+use foreign::{Alias, ForeignPrefixes};
 use ids::EventIds;
 use names::{Interner, SharedNames};
 use places::Places;
@@ -50,10 +51,10 @@ pub struct SendRequest<'a> {
     pub inherited_correlation: Option<Correlation>,
     /// Ids the caller set on the event itself; they win over the automatic ones.
     pub explicit_causation: Option<&'a str>,
-    pub explicit_correlation: Option<&'a str>,
+    pub explicit_correlation: Option<IdRef<'a>>,
     /// The id the event has in the process that sent it (an event that came over the wire):
     /// traces show that id and find the event by it.
-    pub alias: Option<&'a str>,
+    pub alias: Option<IdRef<'a>>,
     pub targets: Targets<'a>,
     /// One type per event, or a single type shared by every event of the batch.
     pub types: &'a [NameId],
@@ -102,6 +103,7 @@ pub struct Core {
     types: Interner,
     steps: Interner,
     ids: EventIds,
+    foreign: ForeignPrefixes,
     next_branch: BranchId,
     dispatcher: Dispatcher,
     history: CausalStore,
@@ -120,6 +122,7 @@ impl Core {
             types: Interner::default(),
             steps: Interner::default(),
             ids: EventIds::new(),
+            foreign: ForeignPrefixes::default(),
             next_branch: 1,
             dispatcher: Dispatcher::default(),
             history: CausalStore::new(history_size),
@@ -250,8 +253,7 @@ impl Core {
     ) -> Dispatched {
         let count = request.count;
         let first_seq = self.ids.allocate(count as u64);
-        // An event from elsewhere mostly carries its own id as its correlation: one string kept.
-        let alias: Option<Arc<str>> = request.alias.map(Arc::from);
+        let alias = request.alias.map(|id| self.alias_of(id));
         let stamp = self.clock.now();
         let timestamp = stamp.wall_ms;
         // Explicit ids are the first event's own. A batch's record keeps the automatic
@@ -268,12 +270,15 @@ impl Core {
             (None, None) => Cause::Root,
         };
         let correlation = match explicit_correlation {
-            Some(id) => match &alias {
-                Some(shared) if **shared == *id && self.ids.parse(id).is_none() => {
+            // An event from elsewhere mostly carries its own id as its correlation: one string
+            // kept for both when it is held as text.
+            Some(IdRef::Text(id)) => match &alias {
+                Some(Alias::Text(shared)) if **shared == *id => {
                     Correlation::External(shared.clone())
                 }
                 _ => self.correlation_of(id),
             },
+            Some(IdRef::Foreign(id)) => Correlation::Foreign(id),
             None => self
                 .inherited_correlation(request, &cause)
                 .unwrap_or(Correlation::Event(first_seq)),
@@ -374,10 +379,32 @@ impl Core {
     }
 
     fn correlation_of(&self, id: &str) -> Correlation {
-        match self.ids.parse(id) {
-            Some(seq) => Correlation::Event(seq),
+        if let Some(seq) = self.ids.parse(id) {
+            return Correlation::Event(seq);
+        }
+        match self.foreign.parse(id) {
+            Some(id) => Correlation::Foreign(id),
             None => Correlation::External(id.into()),
         }
+    }
+
+    fn alias_of(&self, id: IdRef) -> Alias {
+        match id {
+            IdRef::Foreign(id) => Alias::Foreign(id),
+            IdRef::Text(text) => match self.foreign.parse(text) {
+                Some(id) => Alias::Foreign(id),
+                None => Alias::Text(text.into()),
+            },
+        }
+    }
+
+    /// The handle of another runtime's id prefix, for `IdRef::Foreign`.
+    pub fn intern_foreign_prefix(&mut self, prefix: &str) -> NameId {
+        self.foreign.intern(prefix)
+    }
+
+    pub fn knows_foreign_prefix(&self, prefix: NameId) -> bool {
+        self.foreign.knows(prefix)
     }
 
     /// Gives one event of a dispatched batch the ids its caller set on it. Ids left out are
@@ -386,7 +413,7 @@ impl Core {
         &mut self,
         seq: EventSeq,
         causation: Option<&str>,
-        correlation: Option<&str>,
+        correlation: Option<IdRef>,
     ) {
         let Some(d) = self.history.find_event(seq) else {
             return;
@@ -404,7 +431,11 @@ impl Core {
             }
             None => (cause, shared),
         };
-        let correlation = correlation.map_or(inherited, |id| self.correlation_of(id));
+        let correlation = match correlation {
+            None => inherited,
+            Some(IdRef::Text(id)) => self.correlation_of(id),
+            Some(IdRef::Foreign(id)) => Correlation::Foreign(id),
+        };
         self.history.override_event(seq, cause, correlation);
     }
 
@@ -426,6 +457,7 @@ impl Core {
     pub fn event_correlation_id(&self, seq: EventSeq) -> Option<String> {
         self.event_correlation(seq).map(|c| match c {
             Correlation::Event(s) => self.ids.format(s),
+            Correlation::Foreign(id) => self.foreign.format(id),
             Correlation::External(id) => id.to_string(),
         })
     }
@@ -480,7 +512,7 @@ impl Core {
     pub fn trace(&self, id: &str) -> Option<trace::Trace> {
         let local;
         let foreign = if self.ids.parse(id).is_none() {
-            self.history.find_alias(id)
+            self.history.find_alias(id, &self.foreign)
         } else {
             None
         };
@@ -494,6 +526,7 @@ impl Core {
         trace::TraceBuilder {
             store: &self.history,
             ids: &self.ids,
+            foreign: &self.foreign,
             types: &self.types,
             steps: &self.steps,
             nodes: &self.node_names,

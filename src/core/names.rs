@@ -31,6 +31,11 @@ impl Interner {
         self.names.get(id as usize).map(|s| &**s)
     }
 
+    /// The id of `name` if it is interned.
+    pub fn get(&self, name: &str) -> Option<NameId> {
+        self.ids.get(name).copied()
+    }
+
     pub fn len(&self) -> usize {
         self.names.len()
     }

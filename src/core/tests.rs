@@ -129,7 +129,7 @@ fn explicit_ids_win_and_foreign_correlations_can_be_traced() {
     let (targets, types) = ([a], [t]);
     let mut request = send(&targets, &types, 1);
     request.explicit_causation = Some("upstream-42");
-    request.explicit_correlation = Some("checkout-7");
+    request.explicit_correlation = Some(IdRef::Text("checkout-7"));
     let (d, _) = collect(&mut core, &request);
     assert_eq!(d.correlation, Correlation::External("checkout-7".into()));
     let tree = core.trace("checkout-7").unwrap().nested();
@@ -184,7 +184,7 @@ fn malformed_requests_never_panic() {
     core.finish_branch(0, Outcome::Rejected, f64::NAN, Some("boom"));
     core.finish_branch(u64::MAX, Outcome::Fulfilled, -1.0, None);
     core.set_event_ids(0, Some("up"), None);
-    core.set_event_ids(u64::MAX, None, Some("corr"));
+    core.set_event_ids(u64::MAX, None, Some(IdRef::Text("corr")));
     assert!(core.dispose_node(99).is_err());
     assert!(core.remove_handler(u32::MAX).is_err());
     for id in [
@@ -247,8 +247,8 @@ fn an_event_from_another_process_is_traced_under_its_own_id() {
     let (targets, types) = ([a], [t]);
     // A root event there: its correlation is its own id, which the alias and the correlation share.
     let inbound = SendRequest {
-        alias: Some("far-9"),
-        explicit_correlation: Some("far-9"),
+        alias: Some(IdRef::Text("far-9")),
+        explicit_correlation: Some(IdRef::Text("far-9")),
         ..send(&targets, &types, 1)
     };
     let (d, _) = collect(&mut core, &inbound);
@@ -266,6 +266,78 @@ fn an_event_from_another_process_is_traced_under_its_own_id() {
 }
 
 #[test]
+fn an_event_from_another_process_named_by_numbers_is_traced_under_its_id_there() {
+    let mut core = Core::new(100);
+    let a = core.create_node("a").unwrap();
+    core.add_handler(a, Some("*"), "onA").unwrap();
+    let t = core.intern_type("t");
+    let (targets, types) = ([a], [t]);
+    // Correlated with an event of "far" and passed on by another runtime, "near": one before
+    // "far"'s prefix is known here (held as text), one after (held as numbers).
+    let relayed = |alias| SendRequest {
+        alias: Some(IdRef::Text(alias)),
+        explicit_correlation: Some(IdRef::Text("far-1")),
+        ..send(&targets, &types, 1)
+    };
+    collect(&mut core, &relayed("near-3"));
+    let far = core.intern_foreign_prefix("far");
+    let id = IdRef::Foreign(ForeignId {
+        prefix: far,
+        seq: 9,
+    });
+    let (d, _) = collect(
+        &mut core,
+        &SendRequest {
+            alias: Some(id),
+            explicit_correlation: Some(id),
+            ..send(&targets, &types, 1)
+        },
+    );
+    let held = core.history().find_event(d.first_seq).unwrap();
+    assert_eq!(
+        held.correlation(),
+        Correlation::Foreign(ForeignId {
+            prefix: far,
+            seq: 9
+        })
+    );
+    let child = SendRequest {
+        cause: Some((d.first_seq, Some(d.first_branch))),
+        ..send(&targets, &types, 1)
+    };
+    core.dispatch(&child, |_, _| {});
+    assert_eq!(
+        core.event_correlation_id(d.first_seq + 1).as_deref(),
+        Some("far-9")
+    );
+
+    let tree = core.trace("far-9").unwrap().nested();
+    assert_eq!(
+        tree["id"], "far-9",
+        "found by its id there, both forms of it"
+    );
+    assert_eq!(tree["correlationId"], "far-9");
+    assert_eq!(tree["branches"][0]["children"][0]["causationId"], "far-9");
+
+    collect(&mut core, &relayed("near-4"));
+    let held = core.history().deliveries().last().unwrap();
+    assert_eq!(
+        held.correlation(),
+        Correlation::Foreign(ForeignId {
+            prefix: far,
+            seq: 1
+        })
+    );
+    let correlated = core.trace("far-1").unwrap();
+    assert_eq!(
+        correlated.roots.len(),
+        2,
+        "one correlation, held in either form"
+    );
+    assert_eq!(core.trace("near-3").unwrap().nested()["id"], "near-3");
+}
+
+#[test]
 fn a_batch_members_own_ids_apply_to_that_member_only() {
     let mut core = Core::new(100);
     let a = core.create_node("a").unwrap();
@@ -274,7 +346,7 @@ fn a_batch_members_own_ids_apply_to_that_member_only() {
     for (causation, correlation) in [(Some("cause-0"), None), (None, Some("corr-0"))] {
         let mut request = send(&targets, &types, 3);
         request.explicit_causation = causation;
-        request.explicit_correlation = correlation;
+        request.explicit_correlation = correlation.map(IdRef::Text);
         let (d, _) = collect(&mut core, &request);
         let held = core.history().find_event(d.first_seq).unwrap().clone();
         let (cause0, correlation0) = held.causality(0);

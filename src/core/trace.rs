@@ -14,6 +14,7 @@ use std::fmt::Write;
 use serde_json::{json, Map, Value};
 
 use super::causal::{CausalStore, Cause, Correlation, Delivery, Outcome};
+use super::foreign::ForeignPrefixes;
 use super::ids::{EventIds, EventSeq};
 use super::names::{Interner, SharedNames};
 
@@ -88,6 +89,7 @@ pub struct Trace {
 pub struct TraceBuilder<'a> {
     pub store: &'a CausalStore,
     pub ids: &'a EventIds,
+    pub foreign: &'a ForeignPrefixes,
     pub types: &'a Interner,
     pub steps: &'a Interner,
     pub nodes: &'a SharedNames,
@@ -111,7 +113,7 @@ impl TraceBuilder<'_> {
                 let correlated: Vec<&Delivery> = self
                     .store
                     .deliveries()
-                    .filter(|d| d.correlates(&wanted))
+                    .filter(|d| d.correlates(&wanted, self.foreign))
                     .collect();
                 correlated
                     .iter()
@@ -182,7 +184,7 @@ impl TraceBuilder<'_> {
             .find_event(seq)
             .and_then(|d| d.alias().filter(|_| d.first_seq == seq))
         {
-            Some(alias) => alias.to_string(),
+            Some(alias) => alias.format(self.foreign),
             None => self.ids.format(seq),
         }
     }
@@ -190,6 +192,7 @@ impl TraceBuilder<'_> {
     fn correlation_id(&self, c: &Correlation) -> String {
         match c {
             Correlation::Event(seq) => self.event_id(*seq),
+            Correlation::Foreign(id) => self.foreign.format(*id),
             Correlation::External(s) => s.to_string(),
         }
     }
