@@ -43,22 +43,23 @@ fn coded(code: &str, message: impl std::fmt::Display) -> Error {
     Error::new(Status::GenericFailure, format!("[{code}] {message}"))
 }
 
-/// One tokio runtime for every connection of the process: one worker thread is plenty for
-/// socket I/O, and the JS thread keeps the other core.
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+/// One tokio runtime for every connection of the process, on one thread of its own: socket
+/// I/O needs no more, and the JS thread keeps the other core. A current-thread scheduler, as
+/// a multi-thread one with a single worker spends more per wake-up (its injection queue and
+/// upkeep) for stealing that one worker never does.
+fn runtime() -> &'static tokio::runtime::Handle {
+    static RUNTIME: OnceLock<tokio::runtime::Handle> = OnceLock::new();
     RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(
-                std::env::var("HAPPEN_NATS_THREADS")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(1),
-            )
-            .thread_name("happen-nats")
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .expect("the NATS transport could not start its tokio runtime")
+            .expect("the NATS transport could not start its tokio runtime");
+        let handle = runtime.handle().clone();
+        std::thread::Builder::new()
+            .name("happen-nats".into())
+            .spawn(move || runtime.block_on(std::future::pending::<()>()))
+            .expect("the NATS transport could not start its thread");
+        handle
     })
 }
 
