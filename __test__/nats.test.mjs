@@ -444,6 +444,34 @@ describe.skipIf(!NATS_URL)('NATS transport: connection failures', () => {
     await rt.shutdown()
   })
 
+  it('a connection whose native side stopped fails the requests waiting on it, and later sends, with CONNECTION_FAILED', async () => {
+    await spawnHost(NATS_URL, ['stopped-b'])
+    const rt = await initializeHappen(natsConfig())
+    try {
+      const sender = rt.createNode('stopped-a')
+      await rt.ready()
+      const waiting = sender.send('stopped-b', { type: 'slow', payload: { ms: 1000 } })
+      await sleep(100)
+      // As if the connection's task had ended under the transport (it never does on its own):
+      // the next turn's messages cannot leave.
+      const native = createRequire(import.meta.url)('../lib/native.js')
+      native.natsClose(rt._transports[0].handle)
+      const started = Date.now()
+      const next = sender.send('stopped-b', { type: 'echo' })
+      const [first, second] = await Promise.all([rejection(waiting.return()), rejection(next.return())])
+      expect(Date.now() - started).toBeLessThan(500)
+      for (const error of [first, second]) {
+        expect(error.errors['stopped-b'].code).toBe('CONNECTION_FAILED')
+        expect(error.errors['stopped-b'].message).toContain('the NATS connection stopped')
+      }
+      expect((await rejection(Promise.resolve().then(() => sender.send('stopped-b', { type: 'echo' })))).code).toBe(
+        'CONNECTION_FAILED',
+      )
+    } finally {
+      await rt.shutdown()
+    }
+  })
+
   it('NATS options are validated, naming the key', () => {
     const base = { type: 'nats', servers: [NATS_URL] }
     expect(() => initializeHappen({ transport: { ...base, bogus: 1 } })).toThrow(/config\.transport\.bogus/)

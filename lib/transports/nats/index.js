@@ -126,7 +126,12 @@ class NatsTransport {
       this.out = []
       try {
         native.natsSend(this.handle, out)
-      } catch {}
+      } catch (error) {
+        // The connection's task has ended (it only does when closed, and close() sends no
+        // more): nothing will leave or arrive, so nothing waits on it in silence.
+        debug.logTransport('nats', 'the connection refused %d messages: %s', out.length / 4, error.message)
+        this._fail(`the NATS connection stopped: ${error.message}`)
+      }
     }
     /**
      * Remote branches' steps, recorded in the core only when a trace is asked for (traces are
@@ -296,6 +301,27 @@ class NatsTransport {
     }
   }
 
+  /**
+   * The connection cannot carry anything (it could not be made, or its task ended): the remote
+   * branches waiting fail with CONNECTION_FAILED, and so does every later send.
+   */
+  _fail(detail) {
+    if (this.failure !== null) return
+    this.state = 'failed'
+    this.failure = new HappenError('CONNECTION_FAILED', detail)
+    this._failed(this.failure)
+    this.out = []
+    for (const branch of [...this.waiting.keys()]) this._failBranch(branch, 'CONNECTION_FAILED', detail)
+    for (const claim of this.claims.values()) claim.granted()
+    this.claims.clear()
+    for (const id of [...this.echoes.keys()]) this._heard(id)
+    for (const [token, flush] of this.flushes) {
+      this.flushes.delete(token)
+      this._hold(-1)
+      flush.reject(this.failure)
+    }
+  }
+
   _onStatus(event, detail) {
     if (debug.enabled && !event.startsWith('flush')) debug.logTransport('nats', '%s %s', event, detail)
     if (event === 'connected') {
@@ -308,19 +334,8 @@ class NatsTransport {
       this._hold(-1)
       this._connected()
     } else if (event === 'failed') {
-      this.state = 'failed'
-      this.failure = new HappenError('CONNECTION_FAILED', detail)
       this._hold(-1)
-      this._failed(this.failure)
-      for (const branch of [...this.waiting.keys()]) this._failBranch(branch, 'CONNECTION_FAILED', detail)
-      for (const claim of this.claims.values()) claim.granted()
-      this.claims.clear()
-      for (const id of [...this.echoes.keys()]) this._heard(id)
-      for (const [token, flush] of this.flushes) {
-        this.flushes.delete(token)
-        this._hold(-1)
-        flush.reject(this.failure)
-      }
+      this._fail(detail)
     } else if (event === 'flushed' || event === 'flush-failed') {
       const token = event === 'flushed' ? detail : detail.split(' ')[0]
       const flush = this.flushes.get(token)
