@@ -272,13 +272,12 @@ impl Core {
         let correlation = match explicit_correlation {
             // An event from elsewhere mostly carries its own id as its correlation: one string
             // kept for both when it is held as text.
-            Some(IdRef::Text(id)) => match &alias {
-                Some(Alias::Text(shared)) if **shared == *id => {
+            Some(id) => match (&alias, id) {
+                (Some(Alias::Text(shared)), IdRef::Text(text)) if **shared == *text => {
                     Correlation::External(shared.clone())
                 }
                 _ => self.correlation_of(id),
             },
-            Some(IdRef::Foreign(id)) => Correlation::Foreign(id),
             None => self
                 .inherited_correlation(request, &cause)
                 .unwrap_or(Correlation::Event(first_seq)),
@@ -378,13 +377,18 @@ impl Core {
         }
     }
 
-    fn correlation_of(&self, id: &str) -> Correlation {
-        if let Some(seq) = self.ids.parse(id) {
+    /// A foreign id whose prefix is interned is always held as numbers (see `foreign`).
+    fn correlation_of(&self, id: IdRef) -> Correlation {
+        let text = match id {
+            IdRef::Foreign(id) => return Correlation::Foreign(id),
+            IdRef::Text(text) => text,
+        };
+        if let Some(seq) = self.ids.parse(text) {
             return Correlation::Event(seq);
         }
-        match self.foreign.parse(id) {
+        match self.foreign.parse(text) {
             Some(id) => Correlation::Foreign(id),
-            None => Correlation::External(id.into()),
+            None => Correlation::External(text.into()),
         }
     }
 
@@ -431,11 +435,7 @@ impl Core {
             }
             None => (cause, shared),
         };
-        let correlation = match correlation {
-            None => inherited,
-            Some(IdRef::Text(id)) => self.correlation_of(id),
-            Some(IdRef::Foreign(id)) => Correlation::Foreign(id),
-        };
+        let correlation = correlation.map_or(inherited, |id| self.correlation_of(id));
         self.history.override_event(seq, cause, correlation);
     }
 
