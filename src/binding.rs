@@ -268,16 +268,14 @@ pub fn intern_alias_prefix(core: u32, prefix: String) -> Result<u32> {
 #[napi(catch_unwind)]
 pub fn dispatch_inbound_seq() -> Result<i32> {
     let [core, prefix, seq] = args::<3>()?;
-    let core = core as u32;
-    let known = with_core(core, |s| Ok(s.core.knows_foreign_prefix(prefix as NameId)))?;
-    if !known || prefix < 0.0 || seq < 0.0 {
+    if prefix < 0.0 || seq < 0.0 {
         return Err(coded("INTERNAL", "unknown alias prefix"));
     }
     let id = IdRef::Foreign(ForeignId {
         prefix: prefix as NameId,
         seq: seq as EventSeq,
     });
-    plan_send(core, None, Some(id), Some(id))
+    plan_send(core as u32, None, Some(id), Some(id))
 }
 
 /// Records on remote nodes' branches the steps their flows ran in other processes: JSON text
@@ -438,6 +436,11 @@ fn plan_send(
             types: &slot.types,
             count,
         };
+        if let Some(IdRef::Foreign(id)) = alias {
+            if !slot.core.knows_foreign_prefix(id.prefix) {
+                return Err(coded("INTERNAL", "unknown alias prefix"));
+            }
+        }
         plan.clear();
         plan.resize(PLAN_HEADER, 0.0);
         let mut targets = 0;

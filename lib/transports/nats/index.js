@@ -310,7 +310,6 @@ class NatsTransport {
     this.state = 'failed'
     this.failure = new HappenError('CONNECTION_FAILED', detail)
     this._failed(this.failure)
-    this.out = []
     for (const branch of [...this.waiting.keys()]) this._failBranch(branch, 'CONNECTION_FAILED', detail)
     for (const claim of this.claims.values()) claim.granted()
     this.claims.clear()
