@@ -2,14 +2,17 @@
 
 // The NATS transport: nodes in other processes addressed by id like local ones.
 //
-// Wire (see src/nats.rs for the connection itself; this folder: wire.js the codec, presence.js node ids and presence, requests.js requests and reply correlation, serving.js serving other processes, kept.js the replies kept for requesters that lost them, liveness.js liveness checks). <rt> is a runtime's id prefix.
+// Wire (see src/nats.rs for the connection itself; this folder: wire.js the codec, presence.js node ids and presence, requests.js requests and reply correlation, serving.js serving other processes, kept.js the replies kept for requesters that lost them, liveness.js liveness checks). <rt> is a runtime's id prefix; its
+// route, <route>, is `<scope>.<rt>` with the `scope` option, else <rt>; its inbox
+// `_HAPPEN.<route>.<secret>.`, the secret 128 random bits that presence never carries.
+// Every answer goes to the reply subject of the message it answers (NATS's allow_responses).
 //   happen.node.<id>   one subscription per local node. A request carries the event (JSON body)
 //                      and its causal context (header `happen-causal`: a JSON array of its values,
 //                      see wire.js encodeCausal, then 1 when sent again); its reply subject
-//                      `_HAPPEN.<rt>.<branch>` names the sender's branch. No node there: the
+//                      `<inbox><branch>` names the sender's branch. No node there: the
 //                      server answers "no responders" (NO_RESPONDERS). Without a causal header:
 //                      a liveness check of long-running remote branches.
-//   happen.rt.<rt>     frames: once the sender knows which runtime hosts a node (from presence
+//   happen.rt.<route> frames: once the sender knows which runtime hosts a node (from presence
 //                      or an earlier reply), everything it sends that runtime in one turn of its
 //                      event loop travels in frames (as few as fit the server's max_payload,
 //                      headers included: see messageLimit): the entry count in the header, the
@@ -30,16 +33,22 @@
 //                      happen.rt.<that runtime> and a gone runtime fails only its own nodes
 //                      (NODE_LOST). A runtime not heard from lately gets its own happen.rt frame, so
 //                      "no responders" still tells at once that it is gone. Only with `fan: true`.
-//   _HAPPEN.<rt>.*     this runtime's replies, gathered per turn and split like frames: `.f` carries
-//                      {h: replying runtime, r: [[branch, 1, steps, value] | [branch, 0, steps,
-//                      {message, code, name}, step, retry], …]}; `.x<frame>` and `.<branch>`
-//                      only ever get the server's "no responders"; `.p<n>` answers liveness checks.
-//   happen.presence    who hosts which node ids, so broadcast reaches every node.
+//   <inbox>*           this runtime's replies, gathered per turn and reply subject and split like
+//                      frames, on the subject of the frame (`x<frame>`), request (`<branch>`) or
+//                      liveness check (`p<n>`) they answer: {h: replying route, r: [[branch, 1,
+//                      steps, value] | [branch, 0, steps, {message, code, name}, step, retry], …]};
+//                      a reply is believed only where its request went (requests.js _answers).
+//                      `x<frame>` and `<branch>` also get the server's "no responders"; `p<n>`
+//                      and `c<n>` the answers to liveness checks and id claims.
+//   happen.presence    who hosts which node ids (by route), so broadcast reaches every node; a
+//                      claim there never takes an id from a live host unless that host answers
+//                      on the id's subject that it gives way (presence.js _conflict).
 
 const native = require('../../native')
 const debug = require('../../debug')
 const { HappenError } = require('../../errors')
 const { performance } = require('node:perf_hooks')
+const { randomBytes } = require('node:crypto')
 const { PRESENCE, FAN, checkJson } = require('./wire')
 const { Presence } = require('./presence')
 const { Requests } = require('./requests')
@@ -62,8 +71,20 @@ class NatsTransport {
     this.host = host
     this.servers = options.servers
     this.heartbeat = options.heartbeat ?? 1000
+    /** This runtime's id prefix: the events it sends are `<rt>-<seq>`. */
     this.rt = host.prefix.slice(0, -1)
-    this.inbox = `_HAPPEN.${this.rt}.`
+    /**
+     * Where other runtimes reach this one: its frames' subject is `happen.rt.<route>`, and
+     * presence and replies name it by this. With a `scope`, `<scope>.<rt>`, so that a NATS
+     * permission on `happen.rt.<scope>.>` can confine the process to its own frames.
+     */
+    this.route = options.scope === undefined ? this.rt : `${options.scope}.${this.rt}`
+    /**
+     * Where replies come: `_HAPPEN.<route>.<secret>.`, the secret 128 random bits that only the
+     * processes this one sends requests to ever see (presence never carries it), so a client
+     * that cannot read those requests cannot answer in their stead (see wire.js inboxOf).
+     */
+    this.inbox = `_HAPPEN.${this.route}.${randomBytes(16).toString('base64url')}.`
     /** Which runtime hosts a remote node id (learnt from presence and replies). */
     this.hostOf = new Map()
     /** When each remote runtime last replied (performance.now()): fan frames name only these. */
@@ -83,6 +104,8 @@ class NatsTransport {
     this.remotes = new Map()
     /** Local nodes asking whether a live process hosts their id already, by check key. */
     this.claims = new Map()
+    /** Remote ids whose host is being asked after (see presence.js _check). */
+    this.checking = new Set()
     /** When each local node claimed its id (ms since epoch): of two claims the earlier keeps it. */
     this.claimedAt = new Map()
     /** Local nodes whose first announcement has not come back yet, by id. */
@@ -155,7 +178,7 @@ class NatsTransport {
     // Keeps the process alive while something waits on the network (connecting, replies,
     // flushes), never when idle: unref'd whenever `holds` is 0.
     this.timer = setInterval(() => this._checkLiveness(), Math.max(50, this.heartbeat / 2))
-    const { heartbeat, type, frames, fan, ...connect } = options
+    const { heartbeat, type, frames, fan, scope, ...connect } = options
     /** `frames: false` sends every request on its node's subject (for comparison and tests). */
     this.useFrames = frames !== false
     /**
@@ -173,9 +196,9 @@ class NatsTransport {
     this.connected.catch(() => {})
     native.natsSubscribe(this.handle, this.inbox + '*', 'r')
     native.natsSubscribe(this.handle, PRESENCE, 'p')
-    native.natsSubscribe(this.handle, `happen.rt.${this.rt}`, 'f')
+    native.natsSubscribe(this.handle, `happen.rt.${this.route}`, 'f')
     native.natsSubscribe(this.handle, FAN, 'f')
-    this._out(PRESENCE, '', '', JSON.stringify({ hello: this.inbox }))
+    this._out(PRESENCE, '', '', JSON.stringify({ hello: true, rt: this.route }))
   }
 
   _hold(n) {
@@ -358,7 +381,7 @@ class NatsTransport {
         waiting.pinged = false
       }
       this.pings.clear()
-      this._out(PRESENCE, '', '', JSON.stringify({ hello: this.inbox }))
+      this._out(PRESENCE, '', '', JSON.stringify({ hello: true, rt: this.route }))
     }
   }
 
@@ -366,12 +389,7 @@ class NatsTransport {
     if (this.closed) return
     if (this.state === 'connected') {
       if (this.subscriptions.size > 0) {
-        this._out(
-          PRESENCE,
-          '',
-          '',
-          JSON.stringify({ down: [...this.subscriptions.keys()], from: this.inbox, rt: this.rt }),
-        )
+        this._out(PRESENCE, '', '', JSON.stringify({ down: [...this.subscriptions.keys()], rt: this.route }))
       }
       await this._flushConnection().catch(() => {})
     }

@@ -69,9 +69,15 @@ class Liveness {
       // side's connection was replaced meanwhile: then it is sent again, if still kept.
       if (!(after || this.disconnectedAt >= 0) || this.kept.empty) return true
       if (kept === null) kept = this.kept.of(inbox)
-      return !this._replyAgain(inbox, branch, kept)
+      return !this._replyAgain(inbox, branch, kept, reply)
     })
-    this._out(reply, '', '', JSON.stringify({ lost, rt: this.rt }))
+    // Replies sent again go first: they answer this check (see requests.js _answers).
+    const again = this.replies.get(reply)
+    if (again !== undefined) {
+      this.replies.delete(reply)
+      this._sendReplies(reply, again)
+    }
+    this._out(reply, '', '', JSON.stringify({ lost, rt: this.route }))
   }
 
   /**

@@ -23,6 +23,7 @@ const NATS_OPTIONS = {
   heartbeat: 'ms',
   frames: 'boolean',
   fan: 'boolean',
+  scope: 'token',
 }
 
 function checkNatsOptions(transport) {
@@ -33,7 +34,10 @@ function checkNatsOptions(transport) {
     if (kind === undefined)
       throw invalidArg(name, `one of the NATS transport's options (${Object.keys(NATS_OPTIONS).join(', ')})`, key)
     if (value === undefined || kind === 'array') continue
-    if (kind === 'string' || kind === 'boolean') {
+    if (kind === 'token') {
+      if (typeof value !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(value))
+        throw invalidArg(name, 'a subject token of 1 to 64 letters, digits, "_" or "-"', value)
+    } else if (kind === 'string' || kind === 'boolean') {
       if (typeof value !== kind) throw invalidArg(name, `of type ${kind}`, value)
     } else {
       if (typeof value !== 'number') throw invalidArg(name, 'of type number', value)

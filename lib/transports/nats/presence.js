@@ -57,14 +57,18 @@ class Presence {
   }
 
   /**
-   * Asks `id`'s subject whether a live process serves it: for a local node's claim (`node`), or
-   * to find out whether a host this process knows of still runs (`node` null).
+   * Asks `id`'s subject whether a live process serves it: for a local node's claim (`node`), to
+   * find out whether a host this process knows of still runs (`node` null), or (`confirm`, a
+   * runtime's name) whether the runtime that claimed a local node's id really serves it.
    */
-  _check(id, node) {
+  _check(id, node, confirm = null) {
+    if (node === null && this.checking.has(id)) return
+    if (node === null) this.checking.add(id)
     const key = `c${this.nextToken++}`
     let granted
     const settled = new Promise((resolve) => (granted = resolve))
-    this.claims.set(key, { id, node, sentAt: performance.now(), settled, granted })
+    const late = confirm !== null && !this.echoes.has(id)
+    this.claims.set(key, { id, node, confirm, late, sentAt: performance.now(), settled, granted })
     this._hold(1)
     this._out(subjectOf(id), this.inbox + key, '', JSON.stringify({ running: [] }))
   }
@@ -73,10 +77,18 @@ class Presence {
   _onCheckAnswer(key, answer) {
     const claim = this.claims.get(key)
     if (claim === undefined) return
+    // Every process on the subject answers a confirmation (this one too): the claimant's counts.
+    if (claim.confirm !== null && answer !== null && answer.rt !== claim.confirm) return
     this.claims.delete(key)
     this._hold(-1)
     const { id, node } = claim
+    if (claim.confirm !== null) {
+      if (answer !== null && !this.closed && this.host.localNode(id) === node)
+        this._refuse(node, claim.confirm, claim.late)
+      return claim.granted()
+    }
     if (node === null) {
+      this.checking.delete(id)
       // A host this process knew of: gone, or alive (and maybe another one than thought).
       const remote = this.remotes.get(id)
       if (answer === null) {
@@ -111,7 +123,7 @@ class Presence {
   /** `first`: a node's first announcement (else one again, say for a process that said hello). */
   _announce(ids, first = false) {
     const at = ids.map((id) => this.claimedAt.get(id))
-    this._out(PRESENCE, '', '', JSON.stringify({ up: ids, at, first, from: this.inbox, rt: this.rt }))
+    this._out(PRESENCE, '', '', JSON.stringify({ up: ids, at, first, rt: this.route }))
   }
 
   /** A node's first announcement came back (or will not: `id`'s wait ends anyway). */
@@ -150,7 +162,7 @@ class Presence {
     if (this.closed || this.failure !== null) return
     this._sendNow()
     native.natsUnsubscribe(this.handle, sid)
-    this._out(PRESENCE, '', '', JSON.stringify({ down: [node.id], from: this.inbox, rt: this.rt }))
+    this._out(PRESENCE, '', '', JSON.stringify({ down: [node.id], rt: this.route }))
   }
 
   /** Any id that is not a local node's names a node of another process. */
@@ -177,29 +189,19 @@ class Presence {
 
   _onPresence(body) {
     const message = JSON.parse(body)
-    if (message.from === this.inbox) {
+    if (message.rt === this.route) {
       if (message.first === true) for (const id of message.up) this._heard(id)
       return
     }
     if (debug.enabled && (message.up || message.down)) {
-      debug.logTransport('nats', 'nodes up %j, down %j', message.up ?? [], message.down ?? [])
+      debug.logTransport('nats', 'nodes up %j, down %j from %s', message.up ?? [], message.down ?? [], message.rt)
     }
     if (message.hello !== undefined) {
-      if (message.hello === this.inbox || this.subscriptions.size === 0) return
-      this._announce([...this.subscriptions.keys()])
+      if (this.subscriptions.size > 0) this._announce([...this.subscriptions.keys()])
       return
     }
     const up = message.up || []
-    for (let i = 0; i < up.length; i++) {
-      const id = up[i]
-      const mine = this.host.localNode(id)
-      if (mine !== undefined) {
-        if (this.subscriptions.has(id) && message.rt !== undefined) this._conflict(mine, message, i)
-        continue
-      }
-      this.remoteNode(id)._listed = true
-      if (message.rt !== undefined) this.hostOf.set(id, message.rt)
-    }
+    for (let i = 0; i < up.length; i++) this._announced(up[i], message, i)
     for (const id of message.down || []) {
       const node = this.remotes.get(id)
       if (node === undefined || this.hostOf.get(id) !== message.rt) continue
@@ -208,18 +210,36 @@ class Presence {
   }
 
   /**
+   * Runtime `message.rt` says it hosts `id` (the `i`-th id it announced). An id hosted here is
+   * settled by _conflict; an id another runtime is known to host keeps that host until the id's
+   * subject says otherwise (a claim never takes a node away from a live host: see _check).
+   */
+  _announced(id, message, i) {
+    const mine = this.host.localNode(id)
+    if (mine !== undefined) {
+      if (this.subscriptions.has(id)) this._conflict(mine, message, i)
+      return
+    }
+    const known = this.hostOf.get(id)
+    if (known !== undefined && known !== message.rt) return this._check(id, null)
+    this.remoteNode(id)._listed = true
+    this.hostOf.set(id, message.rt)
+  }
+
+  /**
    * Another runtime announced an id a node here serves: both claimed it at about the same moment
    * (or a claim went unanswered). The earlier claim keeps the id (the runtime id breaks a tie):
    * both sides decide the same. The keeper announces itself again, so everyone ends up knowing
-   * it; the other gives way, before its ready() resolves when the announcements crossed before
-   * its own came back, else later with a warning.
+   * it; the other gives way once the keeper answers on the id's subject (anyone may publish a
+   * claim: presence alone takes no node away), before its ready() resolves when the
+   * announcements crossed before its own came back, else later with a warning.
    */
   _conflict(node, message, i) {
     const rt = message.rt
     const at = message.at === undefined ? undefined : message.at[i]
     const mine = this.claimedAt.get(node.id)
-    const theirs = at !== undefined && mine !== undefined && (at < mine || (at === mine && rt < this.rt))
-    if (theirs) this._refuse(node, rt, !this.echoes.has(node.id))
+    const theirs = at !== undefined && mine !== undefined && (at < mine || (at === mine && rt < this.route))
+    if (theirs) this._check(node.id, node, rt)
     else this._announce([node.id])
   }
 

@@ -64,6 +64,8 @@ class Requests {
         causal: causalText,
         body,
         frame: 0,
+        /** The fan frame it went in (see _sendFrames), or 0. */
+        fan: 0,
         host: null,
         pinged: false,
         broadcast,
@@ -83,6 +85,7 @@ class Requests {
   /** Sends one branch's request on its node's subject (`again`: it may have arrived already). */
   _direct(waiting, sameBody, again = false) {
     waiting.frame = 0
+    waiting.fan = 0
     // The header: the causal context's values, then 1 when sent again.
     const header = again ? `[${waiting.causal},1]` : `[${waiting.causal}]`
     this._out(subjectOf(waiting.node.id), this.inbox + waiting.branch, header, sameBody ? '\0' : waiting.body)
@@ -156,6 +159,7 @@ class Requests {
     // Only runtimes that replied within the last half heartbeat go in: one that is gone gets
     // its own frame, which the server answers "no responders" (resent on the nodes' subjects).
     const recent = performance.now() - this.heartbeat / 2
+    const no = this.nextFrame++
     const hosts = []
     const entries = []
     const byCausal = new Map()
@@ -178,6 +182,8 @@ class Requests {
           merged.ids.push(e.ids[k])
           merged.branches.push(e.branches[k])
           merged.at.push(at)
+          // Its replies come on the fan frame's reply subject (see _answers).
+          this.waiting.get(e.branches[k]).fan = no
         }
       }
     }
@@ -185,7 +191,7 @@ class Requests {
     if (hosts.length === 0) return
     // Nobody takes a fan frame only when no runtime is left at all (this one listens too): its
     // branches are then found out by their liveness checks.
-    this.out.push(FAN, `${this.inbox}x${this.nextFrame++}`, `{"t":${JSON.stringify(hosts)}}`, frameBody(entries))
+    this.out.push(FAN, `${this.inbox}x${no}`, `{"t":${JSON.stringify(hosts)}}`, frameBody(entries))
   }
 
   _sendFrame(host, frame) {
@@ -261,23 +267,59 @@ class Requests {
     this._settle(branch, false, undefined, { name: 'HappenError', code, message }, '(transport)', false)
   }
 
+  /**
+   * A message of replies on `key` of this runtime's inbox: `{h: replying runtime, r: [[branch,
+   * 1, steps, value?] | [branch, 0, steps, error, step, retry?], …]}`; steps 0: the same as the
+   * item before. An item that does not answer a request of ours made where it came is dropped.
+   */
+  _onReplies(key, body) {
+    const { h: host, r: replies } = JSON.parse(body)
+    this.heardAt.set(host, performance.now())
+    const via = key.charCodeAt(0) === 120 /* x */ ? Number(key.slice(1)) : -1
+    let steps
+    for (let i = 0; i < replies.length; i++) {
+      const r = replies[i]
+      if (r[2] !== 0) steps = this._sharedSteps(r[2])
+      if (!this._answers(r[0], key, via, host)) continue
+      if (r[1] === 1) this._settle(r[0], true, steps, r[3], undefined, false, host)
+      else this._settle(r[0], false, steps, r[3], r[4], r[5] === 1, host)
+    }
+  }
+
+  /**
+   * Whether a reply to `branch` that came on `key` (`via`: its frame number, or -1) from runtime
+   * `host` answers a request this runtime made there: on the reply subject of the frame or the
+   * request that carried it, from the runtime that frame went to, or on a liveness check of it.
+   * Anything else (a guess at a branch id, one runtime answering for another) is dropped.
+   */
+  _answers(branch, key, via, host) {
+    const waiting = this.waiting.get(branch)
+    if (waiting === undefined) return false
+    let ok
+    if (via >= 0) ok = (waiting.frame === via || waiting.fan === via) && waiting.host === host
+    else if (key.charCodeAt(0) === 112 /* p */) ok = this.pings.get(key)?.includes(branch) === true
+    else ok = waiting.frame === 0 && Number(key) === branch
+    if (!ok)
+      debug.logTransport(
+        'nats',
+        'dropped a reply to branch %d on %s from runtime %s: not where its request went',
+        branch,
+        key,
+        host,
+      )
+    return ok
+  }
+
+  /**
+   * A message on this runtime's inbox. Replies (`{h, r}`) come on the reply subject of the
+   * message that carried their requests: a frame's (`x<frame>`), a request's (`<branch>`) or a
+   * liveness check's (`p<n>`, replies kept and sent again); the server's "no responders" comes
+   * on the first two; `p<n>` and `c<n>` also bring the answers to checks and claims.
+   */
   _onReply(subject, header, body) {
     const key = subject.slice(this.inbox.length)
+    if (header !== 'status:503' && body.startsWith('{"h":')) return this._onReplies(key, body)
     const first = key.charCodeAt(0)
-    if (first === 102 /* f: a frame of replies */) {
-      // {h: replying runtime, r: [[branch, 1, steps, value?] | [branch, 0, steps, error, step, retry?], …]};
-      // steps 0: the same as the item before.
-      const { h: host, r: replies } = JSON.parse(body)
-      this.heardAt.set(host, performance.now())
-      let steps
-      for (let i = 0; i < replies.length; i++) {
-        const r = replies[i]
-        if (r[2] !== 0) steps = this._sharedSteps(r[2])
-        if (r[1] === 1) this._settle(r[0], true, steps, r[3], undefined, false, host)
-        else this._settle(r[0], false, steps, r[3], r[4], r[5] === 1, host)
-      }
-      return
-    }
     if (first === 112 /* p: a liveness answer */) return this._onPingAnswer(key, header, body)
     if (first === 99 /* c: who serves an id */)
       return this._onCheckAnswer(key, header === 'status:503' ? null : JSON.parse(body))
@@ -352,14 +394,13 @@ class Requests {
       }
       return
     }
-    if (code === 'PAYLOAD_TOO_LARGE' && subject.startsWith('_HAPPEN.') && subject.endsWith('.f')) {
-      const inbox = subject.slice(0, -1)
+    if (code === 'PAYLOAD_TOO_LARGE' && body.startsWith('{"h":')) {
       const error = JSON.stringify({
         name: 'HappenError',
         code,
         message: `The reply could not be sent over NATS: ${why}`,
       })
-      for (const item of JSON.parse(body).r) this._reply(inbox, item[0], 0, '[]', `${error},"(reply)"`)
+      for (const item of JSON.parse(body).r) this._reply(subject, item[0], 0, '[]', `${error},"(reply)"`)
     }
   }
 

@@ -19,6 +19,8 @@ const {
   EARLY_REPLY_MS,
   CAUSAL_FIELDS,
   decodeCausal,
+  inboxOf,
+  runtimeOf,
   checkJson,
   describeError,
   WireBatch,
@@ -30,12 +32,14 @@ const { BranchTable } = require('../../tables')
  * answered, and the events they send name the sender's branch they serve (the origin).
  */
 class ServedEvent {
-  constructor(transport, nodes, peer, branches) {
+  constructor(transport, nodes, peer, replyTo, branches) {
     this.transport = transport
     this.result = null
     this.nodes = nodes
     this.peer = peer
     this.inbox = peer.inbox
+    /** The reply subject of the message that carried it: its answers go there (allow_responses). */
+    this.replyTo = replyTo
     this.branches = branches
     /** The sender's branches whose flows run here still (this.transport.serving's table for inbox). */
     this.serving = null
@@ -68,9 +72,9 @@ class Serving {
       // Sent again (it may have arrived before): not run twice. Its flow runs here still, or
       // its kept reply goes again.
       const serving = this.serving.get(inbox)
-      if (serving?.has(branch) || this._replyAgain(inbox, branch, this.kept.of(inbox))) return
+      if (serving?.has(branch) || this._replyAgain(inbox, branch, this.kept.of(inbox), reply)) return
     }
-    this._serve(this._peer(inbox), [branch], [id], wire, 0, JSON.parse(body), false)
+    this._serve(this._peer(inbox), reply, [branch], [id], wire, 0, JSON.parse(body))
   }
 
   /**
@@ -81,7 +85,7 @@ class Serving {
   _onFrame(reply, header, body, subject) {
     if (header === '') return this._onPing(reply, body)
     if (subject === FAN) return this._onFan(reply, header, body)
-    const peer = this._peer(reply.slice(0, reply.lastIndexOf('.') + 1))
+    const peer = this._peer(inboxOf(reply))
     const list = JSON.parse(body)
     const early = { at: performance.now() }
     for (let at = 0, served = 0; at < list.length; served++) {
@@ -91,7 +95,7 @@ class Serving {
       const branches = k === 1 ? [list[at + 2]] : list.slice(at + 1 + k, at + 1 + 2 * k)
       const causal = at + 1 + 2 * k
       at = causal + CAUSAL_FIELDS + 1
-      this._serve(peer, branches, ids, list, causal, list[at - 1], true)
+      this._serve(peer, reply, branches, ids, list, causal, list[at - 1])
       if (served % REPLY_EVERY === REPLY_EVERY - 1 && at < list.length) this._replyEarly(early)
     }
   }
@@ -115,10 +119,10 @@ class Serving {
    * the ids meant for it, and skips a fan frame that does not name it without reading its body.
    */
   _onFan(reply, header, body) {
-    if (!header.includes(`"${this.rt}"`)) return
-    const me = JSON.parse(header).t.indexOf(this.rt)
+    if (!header.includes(`"${this.route}"`)) return
+    const me = JSON.parse(header).t.indexOf(this.route)
     if (me < 0) return
-    const peer = this._peer(reply.slice(0, reply.lastIndexOf('.') + 1))
+    const peer = this._peer(inboxOf(reply))
     const list = JSON.parse(body)
     const early = { at: performance.now() }
     for (let at = 0, served = 0; at < list.length; served++) {
@@ -139,19 +143,18 @@ class Serving {
         mineBranches.push(list[ids + k + j])
       }
       if (mine === null) continue
-      this._serve(peer, mineBranches, mine, list, causal, list[at - 1], true)
+      this._serve(peer, reply, mineBranches, mine, list, causal, list[at - 1])
       if (served % REPLY_EVERY === REPLY_EVERY - 1 && at < list.length) this._replyEarly(early)
     }
   }
 
   /**
    * Runs, for an event from another runtime (`peer`, see _peer), the flows of the local nodes `ids` (one dispatch,
-   * like a local fan-out) and answers each node as soon as its flow ends; `branches[i]` is the
+   * like a local fan-out) and answers each node on `replyTo` as soon as its flow ends; `branches[i]` is the
    * sender's branch for `ids[i]`, the event's causal context the values at `wire[at]`.
    */
-  _serve(peer, branches, ids, wire, at, input, framed) {
+  _serve(peer, replyTo, branches, ids, wire, at, input) {
     const host = this.host
-    const inbox = peer.inbox
     let nodes = new Array(ids.length)
     let missing = host.closed
     for (let i = 0; i < ids.length; i++) {
@@ -165,11 +168,12 @@ class Serving {
         code: 'NO_RESPONDERS',
         message: `Node '${id}' is no longer served by this process`,
       })
+      const framed = replyTo.charCodeAt(peer.inbox.length) === 120 /* x: a frame's */
       const keep = []
       nodes.forEach((node, i) => {
         // A frame's sender resends these on the node's subject (it may live elsewhere now).
         if (node === undefined || host.closed)
-          this._reply(inbox, branches[i], 0, '[]', `${JSON.stringify(error(ids[i]))},"(transport)",${framed ? 1 : 0}`)
+          this._reply(replyTo, branches[i], 0, '[]', `${JSON.stringify(error(ids[i]))},"(transport)",${framed ? 1 : 0}`)
         else keep.push(i)
       })
       if (keep.length === 0) return
@@ -185,7 +189,7 @@ class Serving {
       origin[0] === this.rt &&
       typeof causal.causationId === 'string' &&
       causal.causationId.startsWith(host.prefix)
-    const answer = new ServedEvent(this, nodes, peer, branches)
+    const answer = new ServedEvent(this, nodes, peer, replyTo, branches)
     let result
     try {
       result = host.receive({
@@ -207,7 +211,7 @@ class Serving {
       })
     } catch (error) {
       const text = `${JSON.stringify(describeError(error))},"(delivery)"`
-      for (const branch of branches) this._reply(inbox, branch, 0, '[]', text)
+      for (const branch of branches) this._reply(replyTo, branch, 0, '[]', text)
       return
     }
     answer.result = result
@@ -215,20 +219,20 @@ class Serving {
     for (let slot = 0; slot < branches.length; slot++) {
       if (result.isDone(slot)) continue
       if (answer.serving === null) {
-        answer.serving = this.serving.get(inbox)
-        if (answer.serving === undefined) this.serving.set(inbox, (answer.serving = new BranchTable()))
+        answer.serving = this.serving.get(peer.inbox)
+        if (answer.serving === undefined) this.serving.set(peer.inbox, (answer.serving = new BranchTable()))
       }
       answer.serving.set(branches[slot], true)
     }
   }
 
-  /** The runtime whose inbox is `inbox` (`_HAPPEN.<rt>.`): its inbox, its id, and its ids' prefix handle in the core. */
+  /** The runtime whose inbox is `inbox` (`_HAPPEN.<route>.<secret>.`): its inbox, its id, and its ids' prefix handle in the core. */
   _peer(inbox) {
     let peer = this.peers.get(inbox)
     if (peer === undefined) {
       // Peers come and go (a process restarted is a new runtime): the table is rebuilt past a bound.
       if (this.peers.size >= 1024) this.peers.clear()
-      const rt = inbox.slice(8, -1)
+      const rt = runtimeOf(inbox)
       const host = this.host
       let handle = -1
       peer = { inbox, rt, aliasPrefix: () => (handle >= 0 ? handle : (handle = host.aliasPrefix(rt))) }
@@ -273,14 +277,20 @@ class Serving {
           if (text !== undefined && text.length > this.messageLimit) this._fitsReply(text, node.id)
         } catch (error) {
           const why = error.message
-          debug.logTransport('nats', 'the result of node %s cannot be sent to %s: %s', node.id, answer.inbox, why)
-          this._reply(answer.inbox, branch, 0, stepsText, `${JSON.stringify(describeError(error))},"(reply)"`)
+          debug.logTransport(
+            'nats',
+            'the result of node %s cannot be sent to runtime %s: %s',
+            node.id,
+            answer.peer.rt,
+            why,
+          )
+          this._reply(answer.replyTo, branch, 0, stepsText, `${JSON.stringify(describeError(error))},"(reply)"`)
           continue
         }
-        this._reply(answer.inbox, branch, 1, stepsText, text === undefined ? '' : text)
+        this._reply(answer.replyTo, branch, 1, stepsText, text === undefined ? '' : text)
       } else {
         this._reply(
-          answer.inbox,
+          answer.replyTo,
           branch,
           0,
           stepsText,
@@ -340,18 +350,18 @@ class Serving {
   }
 
   /**
-   * Queues one reply for the runtime whose inbox is `inbox`; they leave together. Item:
-   * `[branch, ok (1|0), steps JSON (0: as the item before), rest]`, rest being the value (none:
-   * undefined) or `error, step[, retry]`.
+   * Queues one reply to the reply subject `replyTo` (of the message that carried its request);
+   * replies to one subject leave together. Item: `[branch, ok (1|0), steps JSON (0: as the
+   * item before), rest]`, rest being the value (none: undefined) or `error, step[, retry]`.
    */
-  _reply(inbox, branch, ok, steps, rest) {
-    let list = this.replies.get(inbox)
-    if (list === undefined) list = this._newReplies(inbox)
+  _reply(replyTo, branch, ok, steps, rest) {
+    let list = this.replies.get(replyTo)
+    if (list === undefined) list = this._newReplies(replyTo)
     let item = `[${branch},${ok},${steps === list.steps ? '0' : steps}${rest === '' ? '' : ','}${rest}]`
     // Replies split like requests: a message of them never exceeds the server's max_payload.
     if (list.length > 0 && list.size + item.length > this.messageLimit) {
-      this._sendReplies(inbox, list)
-      list = this._newReplies(inbox)
+      this._sendReplies(replyTo, list)
+      list = this._newReplies(replyTo)
       item = `[${branch},${ok},${steps}${rest === '' ? '' : ','}${rest}]`
     }
     list.steps = steps
@@ -359,20 +369,21 @@ class Serving {
     list.push(item)
   }
 
-  _newReplies(inbox) {
+  _newReplies(replyTo) {
     const list = []
     list.steps = null
     list.size = 0
-    this.replies.set(inbox, list)
+    list.inbox = inboxOf(replyTo)
+    this.replies.set(replyTo, list)
     this._schedule()
     return list
   }
 
-  /** One message of replies to the runtime whose inbox is `inbox`. */
-  _sendReplies(inbox, list) {
-    const text = `{"h":${JSON.stringify(this.rt)},"r":[${list.join(',')}]}`
-    this.kept.keep(performance.now(), inbox, text)
-    this.out.push(inbox + 'f', '', '', text)
+  /** One message of replies, to the reply subject `replyTo`. */
+  _sendReplies(replyTo, list) {
+    const text = `{"h":${JSON.stringify(this.route)},"r":[${list.join(',')}]}`
+    this.kept.keep(performance.now(), list.inbox, text)
+    this.out.push(replyTo, '', '', text)
   }
 
   /** Drops kept replies past the retention (all since a disconnection while recovering from it). */
@@ -382,8 +393,11 @@ class Serving {
     this.kept.dropBefore((this.disconnectedAt >= 0 ? Math.min(this.disconnectedAt, now) : now) - this.retention)
   }
 
-  /** Sends the kept reply of `inbox`'s `branch` again (`kept`: this.kept.of(inbox)); false when none is kept. */
-  _replyAgain(inbox, branch, kept) {
+  /**
+   * Sends the kept reply of `inbox`'s `branch` again, to `replyTo` (the subject of the message
+   * that asked after it); `kept`: this.kept.of(inbox). False when none is kept.
+   */
+  _replyAgain(inbox, branch, kept, replyTo) {
     const found = kept.get(branch)
     if (found === undefined) return false
     const [items, at] = found
@@ -391,9 +405,9 @@ class Serving {
     const item = [...items[at]]
     for (let j = at - 1; item[2] === 0 && j >= 0; j--) if (items[j][2] !== 0) item[2] = items[j][2]
     if (item[2] === 0) item[2] = []
-    debug.logTransport('nats', 'sending the reply of branch %d to %s again', branch, inbox)
-    let replies = this.replies.get(inbox)
-    if (replies === undefined) replies = this._newReplies(inbox)
+    debug.logTransport('nats', 'sending the reply of branch %d to runtime %s again', branch, runtimeOf(inbox))
+    let replies = this.replies.get(replyTo)
+    if (replies === undefined) replies = this._newReplies(replyTo)
     const text = JSON.stringify(item)
     replies.size += text.length + 1
     replies.push(text)

@@ -68,6 +68,17 @@ function decodeCausal(list, at, rt) {
   }
 }
 
+/** The inbox (`_HAPPEN.<route>.<secret>.`) a reply subject of that inbox belongs to. */
+function inboxOf(subject) {
+  return subject.slice(0, subject.lastIndexOf('.') + 1)
+}
+
+/** The id prefix of the runtime whose inbox is `inbox`: the token before its secret. */
+function runtimeOf(inbox) {
+  const secret = inbox.lastIndexOf('.', inbox.length - 2)
+  return inbox.slice(inbox.lastIndexOf('.', secret - 1) + 1, secret)
+}
+
 /** `happen.node.<id>`: ids made of subject-safe tokens go as they are, others base64url-encoded. */
 function subjectOf(id) {
   return /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(id)
@@ -215,6 +226,8 @@ module.exports = {
   encodeCausal,
   decodeCausal,
   subjectOf,
+  inboxOf,
+  runtimeOf,
   unserialisable,
   checkJson,
   remoteError,
