@@ -822,6 +822,8 @@ export type HappenErrorCode =
   | 'NODE_LOST'
   /** NATS: the server could not be reached. */
   | 'CONNECTION_FAILED'
+  /** NATS: the server's permissions refuse this process a subscription or a publish it needs (the message names the subject). */
+  | 'PERMISSION_DENIED'
   /** NATS: on()/dispose() on a handle of a node that lives in another process. */
   | 'REMOTE_NODE'
 

@@ -239,6 +239,10 @@ async fn connect(
                 Event::Connected => events.status("reconnected", String::new()),
                 Event::Disconnected => events.status("disconnected", String::new()),
                 Event::Closed => events.status("closed", String::new()),
+                Event::ServerError(async_nats::ServerError::Other(text)) => match denial(&text) {
+                    Some(denied) => events.status("denied", denied),
+                    None => events.status("event", format!("nats: {text}")),
+                },
                 other => events.status("event", other.to_string()),
             }
         }
@@ -258,6 +262,20 @@ async fn connect(
             timeout.as_millis()
         )),
     }
+}
+
+/// A permission the server refused (`-ERR 'Permissions Violation for Publish to "a.b"'`, or
+/// `for Subscription to "a.b"`, maybe followed by ` using queue "q"`), as `publish a.b` or
+/// `subscribe a.b`; None for any other server error.
+fn denial(text: &str) -> Option<String> {
+    let rest = text.strip_prefix("Permissions Violation for ")?;
+    let (operation, rest) = if let Some(rest) = rest.strip_prefix("Publish to \"") {
+        ("publish", rest)
+    } else {
+        ("subscribe", rest.strip_prefix("Subscription to \"")?)
+    };
+    let subject = &rest[..rest.find('"')?];
+    Some(format!("{operation} {subject}"))
 }
 
 /// Runs one connection: connects, then executes commands in order until `Close`.
@@ -371,7 +389,15 @@ async fn pump(
                 let inbound = inbound.clone();
                 tokio::spawn(async move {
                     match tokio::time::timeout(Duration::from_secs(10), client.flush()).await {
-                        Ok(Ok(())) => inbound.status("flushed", token),
+                        Ok(Ok(())) => {
+                            // What the server refused before its answer to the flush (a
+                            // subscription's denial) reaches JS first: the connection hands
+                            // server errors to the event task, which runs in these turns.
+                            for _ in 0..4 {
+                                tokio::task::yield_now().await;
+                            }
+                            inbound.status("flushed", token)
+                        }
                         Ok(Err(e)) => inbound.status("flush-failed", format!("{token} {e}")),
                         Err(_) => inbound.status(
                             "flush-failed",
@@ -455,4 +481,27 @@ pub fn nats_close(handle: u32) -> Result<()> {
         let _ = c.commands.send(Command::Close);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::denial;
+
+    #[test]
+    fn a_permission_violation_names_the_operation_and_subject() {
+        assert_eq!(
+            denial(r#"Permissions Violation for Publish to "happen.rt.a.b""#).as_deref(),
+            Some("publish happen.rt.a.b")
+        );
+        assert_eq!(
+            denial(r#"Permissions Violation for Subscription to "happen.node.x" using queue "q""#)
+                .as_deref(),
+            Some("subscribe happen.node.x")
+        );
+        assert_eq!(denial("Maximum Connections Exceeded"), None);
+        assert_eq!(
+            denial(r#"Permissions Violation for Publish to "unterminated"#),
+            None
+        );
+    }
 }

@@ -17,10 +17,11 @@ const started = new Set()
 
 /**
  * Starts host.mjs serving `ids`; resolves once its nodes are reachable. `env` adds to the
- * child's environment; `child.stderr.text()` is what it wrote to stderr so far.
+ * child's environment, `options` to its transport's; `child.stderr.text()` is what it wrote to
+ * stderr so far.
  */
-export function spawnHost(url, ids, heartbeat = 200, env = {}) {
-  return spawnReady(host, [url, ids.join(','), String(heartbeat)], ids, env)
+export function spawnHost(url, ids, heartbeat = 200, env = {}, options = {}) {
+  return spawnReady(host, [url, ids.join(','), String(heartbeat), JSON.stringify(options)], ids, env)
 }
 
 /** Starts `script` with `args` like spawnHost (`label` names it in errors); resolves once it prints "ready". */

@@ -1,11 +1,13 @@
 // A child process hosting happen nodes over NATS for the transport tests.
-//   node host.mjs <url> <node ids, comma-separated> [heartbeat ms]
+//   node host.mjs <url> <node ids, comma-separated> [heartbeat ms] [more transport options, JSON]
 // Prints "ready" once its nodes are reachable; exits when its stdin closes (the test ended).
 import { initializeHappen, createNodeArray } from '../../index.mjs'
 import { serveUntilStdinEnds } from './host-lifecycle.mjs'
 
-const [url, ids, heartbeat = '200'] = process.argv.slice(2)
-const happen = await initializeHappen({ transport: { type: 'nats', servers: [url], heartbeat: Number(heartbeat) } })
+const [url, ids, heartbeat = '200', options = '{}'] = process.argv.slice(2)
+const happen = await initializeHappen({
+  transport: { type: 'nats', servers: [url], heartbeat: Number(heartbeat), ...JSON.parse(options) },
+})
 const nodes = createNodeArray(ids.split(',').map((id) => happen.createNode(id)))
 
 nodes.on('echo', (event, context) => ({

@@ -54,6 +54,7 @@ const { Presence } = require('./presence')
 const { Requests } = require('./requests')
 const { Serving } = require('./serving')
 const { Liveness } = require('./liveness')
+const { Permissions } = require('./permissions')
 const { KeptReplies } = require('./kept')
 const { BranchTable, TurnTable } = require('../../tables')
 
@@ -110,8 +111,15 @@ class NatsTransport {
     this.claimedAt = new Map()
     /** Local nodes whose first announcement has not come back yet, by id. */
     this.echoes = new Map()
-    /** DUPLICATE_NODE refusals of local nodes that ready() has not reported yet. */
+    /**
+     * What ready() has not reported yet: DUPLICATE_NODE refusals of local nodes, and
+     * PERMISSION_DENIED for what the server's permissions refused (see permissions.js).
+     */
     this.refused = []
+    /** Subjects the server refused this process to publish to, with the error sends there get. */
+    this.denied = new Map()
+    /** Whether the server refused this runtime happen.fan: it takes no fan frames. */
+    this.fanDenied = false
     this.subscriptions = new Map()
     /** Local node ids by the subject they listen on. */
     this.localBySubject = new Map()
@@ -224,12 +232,13 @@ class NatsTransport {
       )
       .then(() => this._flushConnection())
       .then(() => {
+        if (this.failure !== null) throw this.failure
         if (this.refused.length === 0) return
         const refused = this.refused
         this.refused = []
-        throw refused.length === 1
-          ? refused[0]
-          : new HappenError('DUPLICATE_NODE', refused.map((error) => error.message).join('; '), { errors: refused })
+        if (refused.length === 1) throw refused[0]
+        const code = refused.every((error) => error.code === refused[0].code) ? refused[0].code : 'PERMISSION_DENIED'
+        throw new HappenError(code, refused.map((error) => error.message).join('; '), { errors: refused })
       })
   }
 
@@ -325,15 +334,17 @@ class NatsTransport {
   }
 
   /**
-   * The connection cannot carry anything (it could not be made, or its task ended): the remote
-   * branches waiting fail with CONNECTION_FAILED, and so does every later send.
+   * The connection cannot carry anything (it could not be made, or its task ended, or the
+   * server's permissions refuse what it needs): the remote branches waiting fail with
+   * CONNECTION_FAILED (or the error `problem` gives), and so does every later send.
    */
-  _fail(detail) {
+  _fail(problem) {
     if (this.failure !== null) return
     this.state = 'failed'
-    this.failure = new HappenError('CONNECTION_FAILED', detail)
+    this.failure = typeof problem === 'string' ? new HappenError('CONNECTION_FAILED', problem) : problem
     this._failed(this.failure)
-    for (const branch of [...this.waiting.keys()]) this._failBranch(branch, 'CONNECTION_FAILED', detail)
+    const { code, message } = this.failure
+    for (const branch of [...this.waiting.keys()]) this._failBranch(branch, code, message)
     for (const claim of this.claims.values()) claim.granted()
     this.claims.clear()
     for (const id of [...this.echoes.keys()]) this._heard(id)
@@ -355,6 +366,8 @@ class NatsTransport {
       for (const claim of this.claims.values()) claim.sentAt = now
       this._hold(-1)
       this._connected()
+    } else if (event === 'denied') {
+      this._onDenied(detail)
     } else if (event === 'failed') {
       this._hold(-1)
       this._fail(detail)
@@ -381,6 +394,8 @@ class NatsTransport {
         waiting.pinged = false
       }
       this.pings.clear()
+      // A new connection may come with other permissions.
+      this.denied.clear()
       this._out(PRESENCE, '', '', JSON.stringify({ hello: true, rt: this.route }))
     }
   }
@@ -407,7 +422,7 @@ class NatsTransport {
 
 NatsTransport.prototype.type = 'nats'
 NatsTransport.prototype.place = 'another process'
-for (const part of [Presence, Requests, Serving, Liveness]) {
+for (const part of [Presence, Requests, Serving, Liveness, Permissions]) {
   for (const name of Object.getOwnPropertyNames(part.prototype)) {
     if (name !== 'constructor') NatsTransport.prototype[name] = part.prototype[name]
   }

@@ -86,9 +86,11 @@ class Requests {
   _direct(waiting, sameBody, again = false) {
     waiting.frame = 0
     waiting.fan = 0
+    const subject = subjectOf(waiting.node.id)
+    if (this.denied.size > 0 && this._refusedBefore(waiting.branch, subject)) return
     // The header: the causal context's values, then 1 when sent again.
     const header = again ? `[${waiting.causal},1]` : `[${waiting.causal}]`
-    this._out(subjectOf(waiting.node.id), this.inbox + waiting.branch, header, sameBody ? '\0' : waiting.body)
+    this._out(subject, this.inbox + waiting.branch, header, sameBody ? '\0' : waiting.body)
   }
 
   /**
@@ -146,7 +148,7 @@ class Requests {
    */
   _sendFrames() {
     const frames = this.frames
-    if (!this.useFan || frames.size < 2) {
+    if (!this.useFan || frames.size < 2 || this.denied.has(FAN)) {
       for (const [host, frame] of frames) this._sendFrame(host, frame)
       return
     }
@@ -196,6 +198,11 @@ class Requests {
 
   _sendFrame(host, frame) {
     this.frames.delete(host)
+    if (this.denied.size > 0 && this.denied.has(`happen.rt.${host}`)) {
+      for (const entry of frame.entries)
+        for (const branch of entry.branches) this._refusedBefore(branch, `happen.rt.${host}`)
+      return
+    }
     // The header (the entry count) is never empty: an empty one is a liveness check.
     this.out.push(
       `happen.rt.${host}`,
