@@ -632,9 +632,40 @@ export interface NatsTransportConfig {
   frames?: boolean
   /**
    * Send a turn's frames for several runtimes as one message on `happen.fan`, which the server
-   * fans out and each runtime takes its own part of (default false; needs `frames`).
+   * fans out and each runtime takes its own part of (default false; needs `frames`). Every
+   * runtime that may listen there reads every fan frame: leave it off where processes are
+   * confined by permissions (README, "Security").
    */
   fan?: boolean
+  /**
+   * Names this process's own subjects `happen.rt.<scope>.…` and `_HAPPEN.<scope>.…`, so that a
+   * NATS permission can confine it to them (a subject token: letters, digits, `_`, `-`; see
+   * examples/nats-permissions/server.conf).
+   */
+  scope?: string
+  /** What other runtimes may make this one hold; over a limit, the excess is refused and logged. */
+  limits?: NatsLimits
+}
+
+/**
+ * Bounds on what other runtimes may make a runtime hold (NatsTransportConfig `limits`).
+ *
+ * @example
+ * ```ts
+ * const happen = await initializeHappen({
+ *   transport: { type: 'nats', servers: ['nats://127.0.0.1:4222'], limits: { remoteNodes: 100_000 } },
+ * })
+ * ```
+ */
+export interface NatsLimits {
+  /** Node ids any one runtime may announce (default 10,000). */
+  nodesPerRuntime?: number
+  /** Remote node ids known in all (default 20,000): what `broadcast` reaches elsewhere. */
+  remoteNodes?: number
+  /** Handles kept of remote nodes known only as senders of events served here (default 1,000). */
+  senders?: number
+  /** Peer runtimes whose event ids the core keeps as numbers (default 4,096; further ones as text). */
+  peers?: number
 }
 
 /**

@@ -56,6 +56,7 @@ const { Serving } = require('./serving')
 const { Liveness } = require('./liveness')
 const { Permissions } = require('./permissions')
 const { KeptReplies } = require('./kept')
+const { DEFAULT_LIMITS, RemoteHosts, SenderHandles } = require('./limits')
 const { BranchTable, TurnTable } = require('../../tables')
 
 /** The NATS transport (lib/transport.js): nodes of other processes, reached by id. */
@@ -86,8 +87,14 @@ class NatsTransport {
      * that cannot read those requests cannot answer in their stead (see wire.js inboxOf).
      */
     this.inbox = `_HAPPEN.${this.route}.${randomBytes(16).toString('base64url')}.`
+    /** What other runtimes may make this one hold (limits.js). */
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits }
     /** Which runtime hosts a remote node id (learnt from presence and replies). */
-    this.hostOf = new Map()
+    this.hostOf = new RemoteHosts()
+    /** Handles of remote nodes known only as the senders of events served here. */
+    this.senders = new SenderHandles(this.limits.senders, (node) => host.dropHandle(node))
+    /** Peer runtimes whose id prefix the core interned (at most limits.peers). */
+    this.interned = 0
     /** When each remote runtime last replied (performance.now()): fan frames name only these. */
     this.heardAt = new Map()
     /** This turn's frames, by destination runtime, and replies, by destination inbox. */
@@ -186,7 +193,7 @@ class NatsTransport {
     // Keeps the process alive while something waits on the network (connecting, replies,
     // flushes), never when idle: unref'd whenever `holds` is 0.
     this.timer = setInterval(() => this._checkLiveness(), Math.max(50, this.heartbeat / 2))
-    const { heartbeat, type, frames, fan, scope, ...connect } = options
+    const { heartbeat, type, frames, fan, scope, limits, ...connect } = options
     /** `frames: false` sends every request on its node's subject (for comparison and tests). */
     this.useFrames = frames !== false
     /**

@@ -3,6 +3,7 @@
 // The NATS transport's config (index.d.ts NatsTransportConfig): known keys of the right types,
 // a non-empty list of server URLs; anything else is a TypeError naming the field.
 const { invalidArg, outOfRange } = require('../../errors')
+const { DEFAULT_LIMITS } = require('./limits')
 
 /** The NATS transport's options (index.d.ts NatsTransportConfig): known keys, right types. */
 const NATS_OPTIONS = {
@@ -24,6 +25,7 @@ const NATS_OPTIONS = {
   frames: 'boolean',
   fan: 'boolean',
   scope: 'token',
+  limits: 'limits',
 }
 
 function checkNatsOptions(transport) {
@@ -34,7 +36,9 @@ function checkNatsOptions(transport) {
     if (kind === undefined)
       throw invalidArg(name, `one of the NATS transport's options (${Object.keys(NATS_OPTIONS).join(', ')})`, key)
     if (value === undefined || kind === 'array') continue
-    if (kind === 'token') {
+    if (kind === 'limits') {
+      checkLimits(value)
+    } else if (kind === 'token') {
       if (typeof value !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(value))
         throw invalidArg(name, 'a subject token of 1 to 64 letters, digits, "_" or "-"', value)
     } else if (kind === 'string' || kind === 'boolean') {
@@ -62,6 +66,20 @@ function checkNatsOptions(transport) {
       'given together with config.transport.tlsCertFile',
       transport.tlsKeyFile,
     )
+  }
+}
+
+/** `limits`: an object of known keys (limits.js DEFAULT_LIMITS), each a positive integer. */
+function checkLimits(limits) {
+  if (typeof limits !== 'object' || limits === null || Array.isArray(limits))
+    throw invalidArg('config.transport.limits', 'an object', limits)
+  for (const key of Object.keys(limits)) {
+    const name = `config.transport.limits.${key}`
+    if (!Object.hasOwn(DEFAULT_LIMITS, key))
+      throw invalidArg(name, `one of the limits (${Object.keys(DEFAULT_LIMITS).join(', ')})`, key)
+    const value = limits[key]
+    if (value === undefined) continue
+    if (!Number.isSafeInteger(value) || value < 1) throw outOfRange(name, 'a positive integer', value)
   }
 }
 

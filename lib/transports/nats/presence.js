@@ -174,9 +174,22 @@ class Presence {
   remoteNode(id) {
     let node = this.remotes.get(id)
     if (node === undefined || node._index < 0) {
-      node = this.host.createHandle(id)
+      node = this.senders.forget(id)
+      if (node === undefined || node._index < 0) node = this.host.createHandle(id)
       this.remotes.set(id, node)
     }
+    return node
+  }
+
+  /**
+   * The handle of the node `id` that sent an event served here: a known remote node's, else
+   * one of the senders' handles (limits.js SenderHandles), so strangers' ids are not kept.
+   */
+  senderNode(id) {
+    const known = this.host.localNode(id) ?? this.remotes.get(id)
+    if (known !== undefined && known._index >= 0) return known
+    let node = this.senders.take(id)
+    if (node === undefined) this.senders.keep(id, (node = this.host.createHandle(id)))
     return node
   }
 
@@ -222,8 +235,22 @@ class Presence {
     }
     const known = this.hostOf.get(id)
     if (known !== undefined && known !== message.rt) return this._check(id, null)
+    if (known === undefined && !this._mayHost(message.rt, id)) return
     this.remoteNode(id)._listed = true
     this.hostOf.set(id, message.rt)
+  }
+
+  /** Whether runtime `rt` may add `id` to what this runtime knows (limits.js); logged when not. */
+  _mayHost(rt, id) {
+    const { nodesPerRuntime, remoteNodes } = this.limits
+    const over =
+      this.hostOf.countOf(rt) >= nodesPerRuntime
+        ? `runtime ${rt} announced more than ${nodesPerRuntime} nodes (limits.nodesPerRuntime)`
+        : this.hostOf.size >= remoteNodes
+          ? `more than ${remoteNodes} remote nodes are known (limits.remoteNodes)`
+          : null
+    if (over !== null) this.drops.drop('presence', PRESENCE, rt, `node '${String(id).slice(0, 64)}' refused: ${over}`)
+    return over === null
   }
 
   /**

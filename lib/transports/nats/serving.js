@@ -193,7 +193,7 @@ class Serving {
     let result
     try {
       result = host.receive({
-        sender: causal.sender === null ? null : (host.localNode(causal.sender) ?? this.remoteNode(causal.sender)),
+        sender: causal.sender === null ? null : this.senderNode(causal.sender),
         nodes,
         input,
         causal,
@@ -235,7 +235,9 @@ class Serving {
       const rt = runtimeOf(inbox)
       const host = this.host
       let handle = -1
-      peer = { inbox, rt, aliasPrefix: () => (handle >= 0 ? handle : (handle = host.aliasPrefix(rt))) }
+      // Interned in the core for good: past limits.peers, a runtime's event ids stay text.
+      const intern = () => (this.interned < this.limits.peers ? (this.interned++, host.aliasPrefix(rt)) : -1)
+      peer = { inbox, rt, aliasPrefix: () => (handle >= 0 ? handle : (handle = intern())) }
       this.peers.set(inbox, peer)
     }
     return peer
