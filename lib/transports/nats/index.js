@@ -45,6 +45,7 @@ const { Presence } = require('./presence')
 const { Requests } = require('./requests')
 const { Serving } = require('./serving')
 const { Liveness } = require('./liveness')
+const { serverUrls } = require('./options')
 const { KeptReplies } = require('./kept')
 const { BranchTable, TurnTable } = require('../../tables')
 
@@ -60,7 +61,9 @@ class NatsTransport {
   attach(host) {
     const { options, historySize } = this
     this.host = host
-    this.servers = options.servers
+    const urls = serverUrls(options.servers)
+    /** The server URLs as messages show them: a password or token as `***`. */
+    this.servers = urls.shown
     this.heartbeat = options.heartbeat ?? 1000
     this.rt = host.prefix.slice(0, -1)
     this.inbox = `_HAPPEN.${this.rt}.`
@@ -155,7 +158,7 @@ class NatsTransport {
     // Keeps the process alive while something waits on the network (connecting, replies,
     // flushes), never when idle: unref'd whenever `holds` is 0.
     this.timer = setInterval(() => this._checkLiveness(), Math.max(50, this.heartbeat / 2))
-    const { heartbeat, type, frames, fan, ...connect } = options
+    const { heartbeat, type, frames, fan, servers, ...connect } = options
     /** `frames: false` sends every request on its node's subject (for comparison and tests). */
     this.useFrames = frames !== false
     /**
@@ -165,7 +168,10 @@ class NatsTransport {
      * whatever its own setting, so a sender may choose it alone.
      */
     this.useFan = this.useFrames && fan === true
-    this.handle = native.natsConnect(connect, () => this._drain())
+    // The connection gets the URLs without credentials (its messages name them so: see
+    // _onStatus), and those the URLs carried as options.
+    this.addresses = urls.addresses.join(', ')
+    this.handle = native.natsConnect({ ...connect, ...urls.credentials, servers: urls.addresses }, () => this._drain())
     this.connected = new Promise((resolve, reject) => {
       this._connected = resolve
       this._failed = reject
@@ -322,6 +328,8 @@ class NatsTransport {
   }
 
   _onStatus(event, detail) {
+    // A failure names the servers as the connection has them: they are named as configured, redacted.
+    if (event === 'failed') detail = detail.replace(this.addresses, () => this.servers.join(', '))
     if (debug.enabled && !event.startsWith('flush')) debug.logTransport('nats', '%s %s', event, detail)
     if (event === 'connected') {
       this.state = 'connected'
