@@ -110,6 +110,8 @@ class NatsTransport {
     this.recovering = -Infinity
     /** Reconnections so far: a request sent before one may have been lost with the old connection. */
     this.reconnections = 0
+    /** Connections made so far ('reconnected' reports each, the first one too, before or after 'connected'). */
+    this.connections = 0
     /** Until then (after a reconnection), a process that does not answer may not be back yet. */
     this.graceUntil = -Infinity
     /** Outbound messages of this turn: subject, reply, header, body (see nats_send). */
@@ -353,7 +355,7 @@ class NatsTransport {
       else flush.reject(new HappenError('CONNECTION_FAILED', `NATS flush failed: ${detail}`))
     } else if (event === 'disconnected' && this.state === 'connected') {
       if (this.disconnectedAt < 0) this.disconnectedAt = performance.now()
-    } else if (event === 'reconnected' && this.state === 'connected') {
+    } else if (event === 'reconnected' && ++this.connections > 1 && this.state === 'connected') {
       // Whatever was in flight while the server was away may be lost, liveness pings and their
       // answers included: check everything again at once. The other processes reconnect too,
       // each in its own time: one that does not answer yet is asked again for a while.
