@@ -4,7 +4,7 @@
 // Issue 21 measured, before: the checks grew to 1.6 MB, the server refused them, and 29,000 of
 // the entries were still pending 15 s later.
 import { performance } from 'node:perf_hooks'
-import { connect as connectRaw } from 'nats'
+import { connect as connectRaw, headers as natsHeaders } from 'nats'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createNodeArray, initializeHappen } from 'happen'
 import {
@@ -288,4 +288,68 @@ describe.skipIf(!NATS_URL)('NATS liveness: what arrives is checked before it is 
       await happen.shutdown()
     }
   })
+})
+
+/**
+ * Other control messages that grow with load are split like checks, so a server with a small
+ * max_payload (4096 bytes here: 1024 characters a message) carries all of them.
+ */
+describe.skipIf(!hasNatsServer)('NATS control messages stay within max_payload', () => {
+  afterAll(() => stopAll())
+
+  async function smallServer() {
+    const port = await freePort()
+    await startServer(port, [], 'max_payload: 4096\n')
+    return `nats://127.0.0.1:${port}`
+  }
+
+  const decoder = new TextDecoder()
+
+  // A requester (a nats.js client speaking the wire format) that lost its replies asks after
+  // 100 finished branches at once: the host sends their kept replies again.
+  it('replies sent again for a check are split: every one arrives as the result it was', async () => {
+    const url = await smallServer()
+    const id = 'kept-host'
+    await spawnHost(url, [id], 200)
+    const raw = await connectRaw({ servers: url })
+    const inbox = `_HAPPEN.rawreq${process.pid}.s3cret.`
+    const messages = []
+    raw.subscribe(`${inbox}*`, { callback: (_, m) => messages.push({ subject: m.subject, data: m.data }) })
+    try {
+      const branches = Array.from({ length: 100 }, (_, i) => i + 1)
+      for (const branch of branches) {
+        const h = natsHeaders()
+        h.set('happen-causal', JSON.stringify([`raw-${branch}`, null, null, 0, [], Date.now(), 0]))
+        raw.publish(`happen.node.${id}`, JSON.stringify({ type: 'echo', payload: branch }), {
+          reply: `${inbox}${branch}`,
+          headers: h,
+        })
+      }
+      /** The reply items of the messages on `<inbox>f` since `from`. */
+      const items = (from) =>
+        messages
+          .slice(from)
+          .filter((m) => m.subject === `${inbox}f`)
+          .flatMap((m) => {
+            expect(m.data.length).toBeLessThanOrEqual(4096)
+            return JSON.parse(decoder.decode(m.data)).r
+          })
+      await until(() => items(0).length === 100, 5000)
+      const before = messages.length
+      // Within the host's retention (1 s with a 200 ms heartbeat); `after`: a connection was replaced.
+      raw.publish(`happen.node.${id}`, JSON.stringify({ running: branches, after: true }), { reply: `${inbox}p1` })
+      await until(() => messages.some((m) => m.subject === `${inbox}p1`), 5000)
+      const answer = JSON.parse(decoder.decode(messages.find((m) => m.subject === `${inbox}p1`).data))
+      expect(answer.lost).toEqual([])
+      const again = items(before)
+      expect(again.map((item) => item[0]).sort((a, b) => a - b)).toEqual(branches)
+      for (const item of again) {
+        expect(item[1]).toBe(1)
+        expect(item[3]).toMatchObject({ by: id, payload: item[0] })
+      }
+    } finally {
+      await raw.close()
+    }
+  })
+
 })

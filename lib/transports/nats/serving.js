@@ -395,6 +395,11 @@ class Serving {
     let replies = this.replies.get(inbox)
     if (replies === undefined) replies = this._newReplies(inbox)
     const text = JSON.stringify(item)
+    // Split like replies: however many are sent again at once, no message exceeds max_payload.
+    if (replies.length > 0 && replies.size + text.length > this.messageLimit) {
+      this._sendReplies(inbox, replies)
+      replies = this._newReplies(inbox)
+    }
     replies.size += text.length + 1
     replies.push(text)
     replies.steps = null
