@@ -352,4 +352,23 @@ describe.skipIf(!hasNatsServer)('NATS control messages stay within max_payload',
     }
   })
 
+  it('a process with many nodes announces them in parts: a runtime started after it reaches all of them, and none once they left', async () => {
+    const url = await smallServer()
+    const ids = Array.from({ length: 200 }, (_, i) => `many-nodes-of-one-host-${String(i).padStart(3, '0')}`)
+    const host = await spawnHost(url, ids, 200)
+    const happen = await initializeHappen({ transport: { type: 'nats', servers: [url], heartbeat: 200 } })
+    try {
+      const a = happen.createNode('many-asker')
+      await happen.ready()
+      // Its hello is answered with the 200 ids (about 9 kB as one message; their leaving, 6 kB).
+      await until(() => happen._transport.everyone().length === 200, 5000)
+      const answers = await a.broadcast({ type: 'echo', payload: 'all of you' }).return()
+      expect(Object.keys(answers).sort()).toEqual(['many-asker', ...ids])
+      host.stdin.end() // shutdown(): its nodes leave, announced in parts too
+      await until(() => happen._transport.everyone().length === 0, 5000)
+      expect(Object.keys(await a.broadcast({ type: 'echo' }).return())).toEqual(['many-asker'])
+    } finally {
+      await happen.shutdown()
+    }
+  })
 })

@@ -375,14 +375,7 @@ class NatsTransport {
   async close() {
     if (this.closed) return
     if (this.state === 'connected') {
-      if (this.subscriptions.size > 0) {
-        this._out(
-          PRESENCE,
-          '',
-          '',
-          JSON.stringify({ down: [...this.subscriptions.keys()], from: this.inbox, rt: this.rt }),
-        )
-      }
+      if (this.subscriptions.size > 0) this._announceDown([...this.subscriptions.keys()])
       await this._flushConnection().catch(() => {})
     }
     for (const claim of this.claims.values()) claim.granted()
