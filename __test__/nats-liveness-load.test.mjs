@@ -2,7 +2,9 @@
 // SIGKILLed, the liveness checks stay within the server's max_payload (split), so the server
 // answers them "no responders" and every entry fails NODE_LOST within 3 heartbeats of the kill.
 // Issue 21 measured, before: the checks grew to 1.6 MB, the server refused them, and 29,000 of
-// the entries were still pending 15 s later.
+// the entries were still pending 15 s later. Also: a check or an answer that is not one is
+// dropped, not acted on; the other control messages that grow with load (replies sent again,
+// presence lists) are split to fit max_payload too.
 import { performance } from 'node:perf_hooks'
 import { connect as connectRaw, headers as natsHeaders } from 'nats'
 import { afterAll, describe, expect, it } from 'vitest'
