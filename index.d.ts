@@ -604,12 +604,21 @@ export interface TraceCorrelation {
  */
 export interface NatsTransportConfig {
   type: 'nats'
-  /** Server URLs, e.g. `['nats://127.0.0.1:4222']`. */
+  /**
+   * Server URLs, e.g. `['nats://127.0.0.1:4222']`. Credentials may be written in them, as the
+   * NATS clients read them: `nats://user:pass@host` (user and password), `nats://token@host` (a
+   * token), percent-encoded (`encodeURIComponent`). They are one identity for the connection:
+   * URLs that carry credentials carry the same ones, and `user`/`pass`/`token`, if given too,
+   * agree with them (otherwise a TypeError). Messages and logs show them redacted:
+   * `nats://user:***@host`, `nats://***@host`.
+   */
   servers: string[]
   /** Client name the server shows. */
   name?: string
+  /** User and password (or in a server URL: `nats://user:pass@host`); no message shows the password. */
   user?: string
   pass?: string
+  /** A token (or in a server URL: `nats://token@host`); no message shows it. */
   token?: string
   /** An nkey seed. */
   nkey?: string

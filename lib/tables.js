@@ -81,6 +81,16 @@ class BranchTable {
     for (let i = 0; i < values.length; i++) if (values[i] !== undefined) this.set(branches[i], values[i])
   }
 
+  /**
+   * Calls `fn(value, branch)` for each entry, in no particular order, without a copy or a sort
+   * (for a pass over many entries, say every half heartbeat); `fn` must not change the table.
+   */
+  forEach(fn) {
+    const values = this._values
+    for (let i = 0; i < values.length; i++) if (values[i] !== undefined) fn(values[i], this._branches[i])
+    if (this._overflow !== null) this._overflow.forEach(fn)
+  }
+
   /** [branch, value] pairs, in ascending branch order (a copy: the table may change meanwhile). */
   _entries() {
     const entries = []

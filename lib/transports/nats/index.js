@@ -55,6 +55,7 @@ const { Requests } = require('./requests')
 const { Serving } = require('./serving')
 const { Liveness } = require('./liveness')
 const { Permissions } = require('./permissions')
+const { serverUrls } = require('./options')
 const { KeptReplies } = require('./kept')
 const { DEFAULT_LIMITS, RemoteHosts, SenderHandles } = require('./limits')
 const { BranchTable, TurnTable } = require('../../tables')
@@ -71,7 +72,9 @@ class NatsTransport {
   attach(host) {
     const { options, historySize } = this
     this.host = host
-    this.servers = options.servers
+    const urls = serverUrls(options.servers)
+    /** The server URLs as messages show them: a password or token as `***`. */
+    this.servers = urls.shown
     this.heartbeat = options.heartbeat ?? 1000
     /** This runtime's id prefix: the events it sends are `<rt>-<seq>`. */
     this.rt = host.prefix.slice(0, -1)
@@ -145,6 +148,8 @@ class NatsTransport {
     this.recovering = -Infinity
     /** Reconnections so far: a request sent before one may have been lost with the old connection. */
     this.reconnections = 0
+    /** Connections made so far ('reconnected' reports each, the first one too, before or after 'connected'). */
+    this.connections = 0
     /** Until then (after a reconnection), a process that does not answer may not be back yet. */
     this.graceUntil = -Infinity
     /** Outbound messages of this turn: subject, reply, header, body (see nats_send). */
@@ -193,7 +198,7 @@ class NatsTransport {
     // Keeps the process alive while something waits on the network (connecting, replies,
     // flushes), never when idle: unref'd whenever `holds` is 0.
     this.timer = setInterval(() => this._checkLiveness(), Math.max(50, this.heartbeat / 2))
-    const { heartbeat, type, frames, fan, scope, limits, ...connect } = options
+    const { heartbeat, type, frames, fan, scope, limits, servers, ...connect } = options
     /** `frames: false` sends every request on its node's subject (for comparison and tests). */
     this.useFrames = frames !== false
     /**
@@ -203,7 +208,10 @@ class NatsTransport {
      * whatever its own setting, so a sender may choose it alone.
      */
     this.useFan = this.useFrames && fan === true
-    this.handle = native.natsConnect(connect, () => this._drain())
+    // The connection gets the URLs without credentials (its messages name them so: see
+    // _onStatus), and those the URLs carried as options.
+    this.addresses = urls.addresses.join(', ')
+    this.handle = native.natsConnect({ ...connect, ...urls.credentials, servers: urls.addresses }, () => this._drain())
     this.connected = new Promise((resolve, reject) => {
       this._connected = resolve
       this._failed = reject
@@ -363,6 +371,8 @@ class NatsTransport {
   }
 
   _onStatus(event, detail) {
+    // A failure names the servers as the connection has them: they are named as configured, redacted.
+    if (event === 'failed') detail = detail.replace(this.addresses, () => this.servers.join(', '))
     if (debug.enabled && !event.startsWith('flush')) debug.logTransport('nats', '%s %s', event, detail)
     if (event === 'connected') {
       this.state = 'connected'
@@ -388,7 +398,7 @@ class NatsTransport {
       else flush.reject(new HappenError('CONNECTION_FAILED', `NATS flush failed: ${detail}`))
     } else if (event === 'disconnected' && this.state === 'connected') {
       if (this.disconnectedAt < 0) this.disconnectedAt = performance.now()
-    } else if (event === 'reconnected' && this.state === 'connected') {
+    } else if (event === 'reconnected' && ++this.connections > 1 && this.state === 'connected') {
       // Whatever was in flight while the server was away may be lost, liveness pings and their
       // answers included: check everything again at once. The other processes reconnect too,
       // each in its own time: one that does not answer yet is asked again for a while.
@@ -410,9 +420,7 @@ class NatsTransport {
   async close() {
     if (this.closed) return
     if (this.state === 'connected') {
-      if (this.subscriptions.size > 0) {
-        this._out(PRESENCE, '', '', JSON.stringify({ down: [...this.subscriptions.keys()], rt: this.route }))
-      }
+      if (this.subscriptions.size > 0) this._announceDown([...this.subscriptions.keys()])
       await this._flushConnection().catch(() => {})
     }
     for (const claim of this.claims.values()) claim.granted()

@@ -122,8 +122,35 @@ class Presence {
 
   /** `first`: a node's first announcement (else one again, say for a process that said hello). */
   _announce(ids, first = false) {
-    const at = ids.map((id) => this.claimedAt.get(id))
-    this._out(PRESENCE, '', '', JSON.stringify({ up: ids, at, first, rt: this.route }))
+    this._inParts(ids, (part) => {
+      const at = part.map((id) => this.claimedAt.get(id))
+      this._out(PRESENCE, '', '', JSON.stringify({ up: part, at, first, rt: this.route }))
+    })
+  }
+
+  /** These local nodes leave (their process shuts down). */
+  _announceDown(ids) {
+    this._inParts(ids, (part) => this._out(PRESENCE, '', '', JSON.stringify({ down: part, rt: this.route })))
+  }
+
+  /**
+   * Calls `send` with `ids` in parts whose presence message stays within messageLimit, however
+   * many nodes this process hosts: each id as JSON, its claim time, and room for the rest.
+   */
+  _inParts(ids, send) {
+    const room = this.messageLimit - 512
+    let from = 0
+    let size = 0
+    for (let i = 0; i < ids.length; i++) {
+      const cost = JSON.stringify(ids[i]).length + 16
+      if (i > from && size + cost > room) {
+        send(ids.slice(from, i))
+        from = i
+        size = 0
+      }
+      size += cost
+    }
+    send(from === 0 ? ids : ids.slice(from))
   }
 
   /** A node's first announcement came back (or will not: `id`'s wait ends anyway). */

@@ -68,6 +68,8 @@ class Requests {
         fan: 0,
         host: null,
         pinged: false,
+        /** Its liveness checks unanswered in a row (see liveness.js _askAgain). */
+        unanswered: 0,
         broadcast,
         // Reconnections before it left (see _resendable) and how often it was sent again.
         epoch: this.reconnections,

@@ -411,6 +411,11 @@ class Serving {
     let replies = this.replies.get(replyTo)
     if (replies === undefined) replies = this._newReplies(replyTo)
     const text = JSON.stringify(item)
+    // Split like replies: however many are sent again at once, no message exceeds max_payload.
+    if (replies.length > 0 && replies.size + text.length > this.messageLimit) {
+      this._sendReplies(replyTo, replies)
+      replies = this._newReplies(replyTo)
+    }
     replies.size += text.length + 1
     replies.push(text)
     replies.steps = null
