@@ -181,6 +181,27 @@ describe.skipIf(!NATS_URL || !hasNatsServer)(
       await happen.shutdown()
     })
 
+    it('a host that may not answer (no allow_responses): the sender’s entry fails NODE_LOST, not a wait', async () => {
+      const answers = 'allow_responses: $HAPPEN_ANSWERS'
+      const ordersBlock = template.slice(template.indexOf('user: orders'), template.indexOf('user: payments'))
+      const config = template.replace(ordersBlock, ordersBlock.replace(answers, ''))
+      expect(config).not.toBe(template)
+      const { url } = await serverWith(config)
+      await hostAs('orders', url, ['orders'])
+      const happen = await initializeHappen({ transport: as('caller', url) })
+      await happen.ready()
+      const started = performance.now()
+      const refused = await happen
+        .node('orders')
+        .send({ type: 'echo', payload: 1 })
+        .return()
+        .catch((e) => failureOf(e, 'orders'))
+      expect(refused.code).toBe('NODE_LOST')
+      expect(refused.message).toContain('allow_responses')
+      expect(performance.now() - started).toBeLessThan(HEARTBEAT * 20)
+      await happen.shutdown()
+    })
+
     it('no publishing frames: sends to a host already seen fail PERMISSION_DENIED naming its frame subject', async () => {
       const from = 'HAPPEN_SENDS: ["happen.node.>", "happen.rt.>", "happen.presence"]'
       const config = without(from, 'HAPPEN_SENDS: ["happen.node.>", "happen.presence"]')

@@ -7,14 +7,14 @@
 //   (ready() and every send reject); happen.fan only stops this runtime taking fan frames;
 // - a publish refused: the branches waiting on what went there fail at once, and so does
 //   every later send there (until a reconnection, which may bring other permissions); a refused
-//   announcement rejects ready(); a refused answer is logged (its requester's liveness check
-//   finds the branch lost).
+//   announcement rejects ready(); a refused answer rejects the next ready() here, and its
+//   requester's liveness checks, unanswered, fail the branch NODE_LOST.
 // The server reports a refusal after the fact, by subject: it is matched to what was sent
 // there.
 
 const debug = require('../../debug')
 const { HappenError } = require('../../errors')
-const { PRESENCE, FAN, subjectOf } = require('./wire')
+const { PRESENCE, FAN, subjectOf, inboxOf, runtimeOf } = require('./wire')
 
 /** Installed on NatsTransport.prototype by ./index.js. */
 class Permissions {
@@ -39,10 +39,10 @@ class Permissions {
   }
 
   _publishDenied(subject) {
+    if (!subject.startsWith('happen.')) return this._answerDenied(subject)
     const error = denied(`cannot publish to '${subject}'`)
     debug.logTransport('nats', '%s', error.message)
     if (subject === PRESENCE) return this._report(error)
-    if (!subject.startsWith('happen.')) return // an answer: its requester's check finds out
     this.denied.set(subject, error)
     for (const [branch, waiting] of [...this.waiting]) {
       if (this._routeOf(waiting) === subject || (subject === FAN && waiting.fan !== 0))
@@ -56,6 +56,17 @@ class Permissions {
       }
       this._onCheckAnswer(key, null)
     }
+  }
+
+  /**
+   * An answer to another runtime was refused (its reply subject carries that runtime's secret:
+   * not shown). Its requester's liveness checks find the branch (NODE_LOST once they go
+   * unanswered); here, the next ready() rejects.
+   */
+  _answerDenied(subject) {
+    const error = denied(`cannot answer runtime ${runtimeOf(inboxOf(subject))} (allow_responses)`)
+    debug.logTransport('nats', '%s', error.message)
+    this._report(error)
   }
 
   /** ready() reports `error` (once, however often the server refuses the same thing). */
