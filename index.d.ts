@@ -676,7 +676,8 @@ export interface HappenConfig {
  */
 export interface HappenRuntime {
   /**
-   * A node of this runtime; ids are unique per runtime.
+   * A node of this runtime; ids are unique per runtime and compared as written: an id that is
+   * not well-formed UTF-16 (a lone surrogate, `'x\ud800'`) is refused with a TypeError.
    *
    * @example
    * ```ts

@@ -113,8 +113,24 @@ function checkReturnOptions(options) {
   return { settled: settled === true, timeout }
 }
 
-function checkNodeId(id) {
-  if (typeof id !== 'string' || id.length === 0) throw invalidArg('id', 'a non-empty string', id)
+/**
+ * Whether `text` is well-formed UTF-16 (no lone surrogate). Node ids cross to the Rust core as
+ * UTF-8, where every lone surrogate becomes U+FFFD: 'x\ud800' and 'x\udbff' would be one id.
+ */
+const isWellFormed =
+  typeof String.prototype.isWellFormed === 'function'
+    ? (text) => text.isWellFormed()
+    : (text) => !/[\uD800-\uDFFF]/u.test(text) // Node 18: in a u regex a pair is one code point
+
+/**
+ * Every node id that enters happen passes here (createNode, node(id), a send's target by id,
+ * as `name`): a non-empty, well-formed string, compared as the user wrote it.
+ */
+function checkNodeId(id, name = 'id') {
+  if (typeof id !== 'string' || id.length === 0) throw invalidArg(name, 'a non-empty string', id)
+  if (!isWellFormed(id)) {
+    throw invalidArg(name, 'a well-formed string (a lone surrogate cannot cross to the core intact)', id)
+  }
 }
 
 /**
