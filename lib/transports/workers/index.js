@@ -134,6 +134,7 @@ function launch(transport, place, url, workerData, name) {
   return new Promise((resolve, reject) => {
     const started = (message) => {
       thread.off('exit', early)
+      thread.off('messageerror', unreadable)
       if (message.failed !== undefined) {
         reject(rebuildError(message.failed, null))
         thread.terminate()
@@ -148,7 +149,20 @@ function launch(transport, place, url, workerData, name) {
         failure ?? new HappenError('NODE_LOST', `The worker for ${url} exited (code ${code}) before its module ran`),
       )
     }
+    // The thread's first message, when this thread cannot decode it (too deep for its stack).
+    const unreadable = (error) => {
+      thread.off('message', started)
+      thread.off('exit', early)
+      reject(
+        new HappenError(
+          'NOT_SERIALIZABLE',
+          `The worker for ${url} sent what this thread cannot decode (${error.name}: ${error.message})`,
+        ),
+      )
+      thread.terminate()
+    }
     thread.once('message', started)
+    thread.once('messageerror', unreadable)
     thread.once('exit', early)
   })
 }

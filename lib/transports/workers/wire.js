@@ -4,19 +4,28 @@
 // what postMessage copies: Maps, Sets, Dates, RegExps, typed arrays and Buffers survive), and
 // errors as { message, name, code, stack } rebuilt on the other side.
 //
-// A value structured clone cannot copy (a function, a symbol, a Promise, a WeakMap, ...) is
-// refused with NOT_SERIALIZABLE naming the field (`payload.callback`, `events[2].payload.fn`).
+// A value structured clone cannot copy (a function, a symbol, a Promise, a WeakMap, ...), or one
+// nesting containers more than MAX_NESTING levels (which the receiving thread's stack could not
+// decode), is refused with NOT_SERIALIZABLE naming the field (`payload.callback`,
+// `events[2].payload.fn`, `event.payload.a.a.a… is nested more than 1000 levels`). What
+// happen wraps around a user's value (the event, a batch, the answers of a turn) are its
+// `carriers`: levels allowed on top of MAX_NESTING.
+//
+// Decoding (`headerOf`, `bodyOf`) trusts nothing: it throws on what it cannot read, and the
+// transport turns that into a failure of the entries the message carried.
 
 const v8 = require('node:v8')
 const { HappenError, fieldPath } = require('../../errors')
+const { MAX_NESTING, NESTING_SHOWN, nestedTooDeep } = require('../../validate')
 
 /**
  * `value` as it crosses: JSON text when JSON carries it exactly as structured clone would
- * (plain objects and arrays of strings, finite numbers, booleans and null: cheaper both ways),
- * else structured-clone bytes. Throws NOT_SERIALIZABLE naming the field that cannot cross.
+ * (plain objects and arrays of strings, finite numbers, booleans and null, at most 33 levels:
+ * cheaper both ways), else structured-clone bytes. Throws NOT_SERIALIZABLE naming the field
+ * that cannot cross; `carriers` levels of happen's own wrap the user's value (see above).
  */
-function encode(value, path, what) {
-  return plain(value, 0) ? JSON.stringify(value) : serialize(value, path, what)
+function encode(value, path, what, carriers = 0) {
+  return plain(value, 0) ? JSON.stringify(value) : serialize(value, path, what, carriers)
 }
 
 /** Whether JSON round-trips `value` exactly as structured clone does (deep or odd: no). */
@@ -47,13 +56,130 @@ function plain(value, depth) {
 }
 
 /** Serializes `value`, or throws NOT_SERIALIZABLE naming the field that cannot cross. */
-function serialize(value, path, what) {
+function serialize(value, path, what, carriers = 0) {
+  const deep = nestedPast(value, MAX_NESTING + carriers, path, NESTING_SHOWN + carriers)
+  if (deep !== null) throw new HappenError('NOT_SERIALIZABLE', `${what} cannot cross to another thread: ${deep}`)
   try {
     return v8.serialize(value)
   } catch (error) {
     const problem = uncloneable(value, path, new Set()) ?? `${path}: ${error.message}`
     throw new HappenError('NOT_SERIALIZABLE', `${what} cannot cross to another thread: ${problem}`)
   }
+}
+
+/** Whether `value` crosses as it is (`carriers` levels of happen's own around it). */
+function crosses(value, carriers) {
+  if (plain(value, 0)) return true
+  try {
+    serialize(value, '', '', carriers)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Where `value` nests containers past `limit` levels, as a sentence naming the path's first
+ * `shown` fields (`payload.a.a.a… is nested more than 1000 levels`), or null. A Proxy whose
+ * traps throw is left to v8.serialize to refuse.
+ */
+function nestedPast(value, limit, path, shown) {
+  let keys
+  try {
+    keys = deeper(value, 0, limit, shown, new Set())
+  } catch {
+    return null
+  }
+  return keys === null ? null : nestedTooDeep(path + keys.reverse().join(''))
+}
+
+/**
+ * The walk of nestedPast: null when no object below `value` is `limit` levels deep, else the
+ * path segments of the first `shown` levels down to one that is, innermost first. It visits
+ * what v8.serialize writes, in its order, each object once (a value met again is a reference
+ * in the bytes, not a level); every object is a level, leaves (Dates, typed arrays...) too.
+ */
+function deeper(value, depth, limit, shown, seen) {
+  if (typeof value !== 'object' || value === null || seen.has(value)) return null
+  if (depth >= limit) return []
+  seen.add(value)
+  const below = depth + 1
+  let keys = null
+  let segment = null
+  if (Array.isArray(value)) {
+    someItem(value, (item, i) => {
+      keys = deeper(item, below, limit, shown, seen)
+      if (keys !== null) segment = `[${i}]`
+      return keys !== null
+    })
+  } else if (value instanceof Map) {
+    let i = 0
+    for (const [key, entry] of value) {
+      keys = deeper(key, below, limit, shown, seen)
+      if (keys !== null) segment = `.<key ${i}>`
+      else {
+        keys = deeper(entry, below, limit, shown, seen)
+        if (keys !== null) segment = `.get(${describeKey(key)})`
+      }
+      if (keys !== null) break
+      i++
+    }
+  } else if (value instanceof Set) {
+    let i = 0
+    for (const entry of value) {
+      keys = deeper(entry, below, limit, shown, seen)
+      if (keys !== null) {
+        segment = `.<entry ${i}>`
+        break
+      }
+      i++
+    }
+  } else if (value instanceof Error) {
+    // An Error crosses with its message, stack and cause: only the cause nests.
+    if (Object.hasOwn(value, 'cause')) {
+      keys = deeper(value.cause, below, limit, shown, seen)
+      segment = '.cause'
+    }
+  } else if (!leaf(value)) {
+    for (const key of Object.keys(value)) {
+      keys = deeper(value[key], below, limit, shown, seen)
+      if (keys !== null) {
+        segment = fieldPath('', key)
+        break
+      }
+    }
+  }
+  if (keys !== null && depth < shown) keys.push(segment)
+  return keys
+}
+
+/**
+ * Whether `visit(item, index)` returns true for an item of `array`, in order, holes skipped.
+ * From the first hole on it goes by the array's keys: a sparse array costs its entries, not
+ * its length (`a[1e9] = 1` is one entry, as v8.serialize writes it).
+ */
+function someItem(array, visit) {
+  for (let i = 0; i < array.length; i++) {
+    const item = array[i]
+    if (item === undefined && !(i in array)) return someKeyFrom(array, i, visit)
+    if (visit(item, i)) return true
+  }
+  return false
+}
+
+function someKeyFrom(array, from, visit) {
+  for (const key of Object.keys(array)) {
+    const i = Number(key)
+    if (Number.isInteger(i) && i >= from && visit(array[i], i)) return true
+  }
+  return false
+}
+
+const CLONEABLE = [Date, RegExp, ArrayBuffer, DataView, Boolean, Number, String]
+
+/** Values structured clone copies whole, without visiting fields of theirs. */
+function leaf(value) {
+  return ArrayBuffer.isView(value) || value instanceof Error || CLONEABLE.some((type) => value instanceof type)
 }
 
 const deserialize = (bytes) => v8.deserialize(bytes)
@@ -96,8 +222,6 @@ function bodyOf(bytes) {
   return word & JSON_BODY ? JSON.parse(bytes.toString('utf8', start)) : v8.deserialize(bytes.subarray(start))
 }
 
-const CLONEABLE = [Date, RegExp, ArrayBuffer, DataView, Boolean, Number, String]
-
 /** Where structured clone fails inside `value`, as a sentence naming the field, or null. */
 function uncloneable(value, path, seen) {
   switch (typeof value) {
@@ -112,8 +236,7 @@ function uncloneable(value, path, seen) {
   }
   if (value === null || seen.has(value)) return null
   seen.add(value)
-  if (ArrayBuffer.isView(value) || CLONEABLE.some((type) => value instanceof type)) return null
-  if (value instanceof Error) return null
+  if (leaf(value)) return null
   if (value instanceof Map) {
     let i = 0
     for (const [key, entry] of value) {
@@ -133,11 +256,9 @@ function uncloneable(value, path, seen) {
     return null
   }
   if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const problem = uncloneable(value[i], `${path}[${i}]`, seen)
-      if (problem !== null) return problem
-    }
-    return null
+    let problem = null
+    someItem(value, (item, i) => (problem = uncloneable(item, `${path}[${i}]`, seen)) !== null)
+    return problem
   }
   // A class instance clones as a plain object of its own fields, unless V8 refuses its kind.
   if (value instanceof Promise || value instanceof WeakMap || value instanceof WeakSet || value instanceof WeakRef) {
@@ -178,14 +299,21 @@ function errorDetails(error) {
   return details
 }
 
+/** `value` when it crosses inside a record keyed by node (one carrier level), else its text. */
 function cloneOrString(value) {
+  if (crosses(value, 1)) return value
   try {
-    v8.serialize(value)
-    return value
-  } catch {
     return String(value)
+  } catch {
+    return 'a value that can neither cross to another thread nor be turned into text'
   }
 }
+
+/**
+ * Levels an error's description puts around a value it carries: the description, its details
+ * and a record keyed by node (`{ details: { results: { node: value } } }`).
+ */
+const DESCRIPTION_LEVELS = 3
 
 /** The error a flow elsewhere threw, rebuilt here; `node` names where it was thrown. */
 function rebuildError(described, node) {
@@ -202,4 +330,14 @@ function rebuildError(described, node) {
   return error
 }
 
-module.exports = { encode, serialize, deserialize, frame, headerOf, bodyOf, describeError, rebuildError }
+module.exports = {
+  DESCRIPTION_LEVELS,
+  encode,
+  serialize,
+  deserialize,
+  frame,
+  headerOf,
+  bodyOf,
+  describeError,
+  rebuildError,
+}
