@@ -760,6 +760,32 @@ export interface WorkerOptions {
   workerData?: unknown
   /** The thread's name (as `new Worker(..., { name })`). */
   name?: string
+  /**
+   * Bounds on the thread's heap and stack (Node's Worker `resourceLimits`). A thread that
+   * reaches one ends alone: its nodes' entries fail with NODE_LOST, the process and every
+   * other node go on. Any other key, or a value that is not a positive number, is refused
+   * with a TypeError naming it.
+   */
+  resourceLimits?: WorkerResourceLimits
+}
+
+/**
+ * Limits of a worker thread's resources, in megabytes (Node's Worker `resourceLimits`).
+ *
+ * @example
+ * ```ts
+ * await worker('./parser.mjs', { resourceLimits: { maxOldGenerationSizeMb: 256, stackSizeMb: 4 } })
+ * ```
+ */
+export interface WorkerResourceLimits {
+  /** The main heap's size at most; past it the thread ends (ERR_WORKER_OUT_OF_MEMORY). */
+  maxOldGenerationSizeMb?: number
+  /** The heap space for recently created objects at most. */
+  maxYoungGenerationSizeMb?: number
+  /** The space for generated code. */
+  codeRangeSizeMb?: number
+  /** The thread's stack (Node's default 4); at least 0.5, as a smaller one can end the process. */
+  stackSizeMb?: number
 }
 
 /**
