@@ -839,7 +839,12 @@ export type HappenErrorCode =
   | 'INTERNAL'
   /** A handler id the core does not know (a bug in happen). */
   | 'UNKNOWN_HANDLER'
-  /** NATS: a payload or result JSON cannot carry; worker threads: one structured clone cannot (the message names the field). */
+  /**
+   * A payload or result that cannot cross as it is (the message names the field): NATS, one
+   * JSON would not carry or would change (a Date, NaN, a Map...); worker threads, one
+   * structured clone cannot carry; either, one nested more than 1,000 levels, or one the
+   * receiving thread could not decode.
+   */
   | 'NOT_SERIALIZABLE'
   /** NATS: an event or batch larger, as JSON, than the server's max_payload. */
   | 'PAYLOAD_TOO_LARGE'
