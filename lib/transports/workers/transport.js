@@ -460,12 +460,13 @@ function answerBody(answers, values) {
   } catch {
     for (let i = 0; i < answers.length; i++) crossable(answers[i], values, i)
   }
+  // Every answer is checked now (an error's description as structured clone has it).
   try {
-    return encode(values, 'result', 'A result', 1 + DESCRIPTION_LEVELS)
+    return encode(values, 'result', 'A result', 1 + DESCRIPTION_LEVELS, false)
   } catch (error) {
     // Only a value that changes between two reads (a getter) gets here: every answer fails.
     for (let i = 0; i < answers.length; i++) refuse(answers[i], values, i, error)
-    return encode(values, 'result', 'A result', 1 + DESCRIPTION_LEVELS)
+    return encode(values, 'result', 'A result', 1 + DESCRIPTION_LEVELS, false)
   }
 }
 
@@ -473,7 +474,7 @@ function answerBody(answers, values) {
 function crossable(answer, values, i) {
   try {
     if (answer[2]) serialize(values[i], 'result', 'The result')
-    else serialize(values[i], 'error', 'The error', DESCRIPTION_LEVELS)
+    else serialize(values[i], 'error', 'The error', DESCRIPTION_LEVELS, false)
   } catch (error) {
     refuse(answer, values, i, error)
   }

@@ -4,17 +4,19 @@
 // what postMessage copies: Maps, Sets, Dates, RegExps, typed arrays and Buffers survive), and
 // errors as { message, name, code, stack } rebuilt on the other side.
 //
-// A value structured clone cannot copy (a function, a symbol, a Promise, a WeakMap, ...), or one
-// nesting containers more than MAX_NESTING levels (which the receiving thread's stack could not
-// decode), is refused with NOT_SERIALIZABLE naming the field (`payload.callback`,
-// `events[2].payload.fn`, `event.payload.a.a.a… is nested more than 1000 levels`). What
-// happen wraps around a user's value (the event, a batch, the answers of a turn) are its
-// `carriers`: levels allowed on top of MAX_NESTING.
+// A value structured clone cannot copy (a function, a symbol, a Promise, a WeakMap, ...), one it
+// would change (an Error of a kind of its own, or with fields such as `code`: it arrives as a
+// plain Error without them), or one nesting objects more than MAX_NESTING levels (which the
+// receiving thread's stack could not decode), is refused with NOT_SERIALIZABLE naming the
+// field (`payload.callback`, `events[2].payload.fn`, `event.payload.a.a.a… is nested more
+// than 1000 levels`). What happen wraps around a user's value (the event, a batch, the answers
+// of a turn, an error's description) are its `carriers`: levels allowed on top of MAX_NESTING.
 //
 // Decoding (`headerOf`, `bodyOf`) trusts nothing: it throws on what it cannot read, and the
 // transport turns that into a failure of the entries the message carried.
 
 const v8 = require('node:v8')
+const { types } = require('node:util')
 const { HappenError, fieldPath } = require('../../errors')
 const { MAX_NESTING, NESTING_SHOWN, nestedTooDeep } = require('../../validate')
 
@@ -22,10 +24,11 @@ const { MAX_NESTING, NESTING_SHOWN, nestedTooDeep } = require('../../validate')
  * `value` as it crosses: JSON text when JSON carries it exactly as structured clone would
  * (plain objects and arrays of strings, finite numbers, booleans and null, at most 33 levels:
  * cheaper both ways), else structured-clone bytes. Throws NOT_SERIALIZABLE naming the field
- * that cannot cross; `carriers` levels of happen's own wrap the user's value (see above).
+ * that cannot cross; `carriers` levels of happen's own wrap the user's value (see above);
+ * `exact` (the default) refuses what structured clone would change, too (see serialize).
  */
-function encode(value, path, what, carriers = 0) {
-  return plain(value, 0) ? JSON.stringify(value) : serialize(value, path, what, carriers)
+function encode(value, path, what, carriers = 0, exact = true) {
+  return plain(value, 0) ? JSON.stringify(value) : serialize(value, path, what, carriers, exact)
 }
 
 /** Whether JSON round-trips `value` exactly as structured clone does (deep or odd: no). */
@@ -55,10 +58,13 @@ function plain(value, depth) {
   return true
 }
 
-/** Serializes `value`, or throws NOT_SERIALIZABLE naming the field that cannot cross. */
-function serialize(value, path, what, carriers = 0) {
-  const deep = nestedPast(value, MAX_NESTING + carriers, path, NESTING_SHOWN + carriers)
-  if (deep !== null) throw new HappenError('NOT_SERIALIZABLE', `${what} cannot cross to another thread: ${deep}`)
+/**
+ * Serializes `value`, or throws NOT_SERIALIZABLE naming the field that cannot cross, or that
+ * structured clone would change (`exact`: an Error whose kind or fields it drops).
+ */
+function serialize(value, path, what, carriers = 0, exact = true) {
+  const changed = changedByClone(value, MAX_NESTING + carriers, path, NESTING_SHOWN + carriers, exact)
+  if (changed !== null) throw new HappenError('NOT_SERIALIZABLE', `${what} cannot cross to another thread: ${changed}`)
   try {
     return v8.serialize(value)
   } catch (error) {
@@ -67,11 +73,11 @@ function serialize(value, path, what, carriers = 0) {
   }
 }
 
-/** Whether `value` crosses as it is (`carriers` levels of happen's own around it). */
-function crosses(value, carriers) {
+/** Whether `value` crosses (`carriers` levels of happen's own around it; see serialize). */
+function crosses(value, carriers, exact) {
   if (plain(value, 0)) return true
   try {
-    serialize(value, '', '', carriers)
+    serialize(value, '', '', carriers, exact)
     return true
   } catch {
     return false
@@ -79,78 +85,111 @@ function crosses(value, carriers) {
 }
 
 /**
- * Where `value` nests containers past `limit` levels, as a sentence naming the path's first
- * `shown` fields (`payload.a.a.a… is nested more than 1000 levels`), or null. A Proxy whose
- * traps throw is left to v8.serialize to refuse.
+ * What structured clone would not carry as it is inside `value`, as a sentence naming the
+ * field, or null: objects nested past `limit` levels (the path's first `shown` fields:
+ * `payload.a.a.a… is nested more than 1000 levels`), and (`exact`) an Error whose kind or
+ * fields it would drop. A Proxy whose traps throw is left to v8.serialize to refuse.
  */
-function nestedPast(value, limit, path, shown) {
-  let keys
+function changedByClone(value, limit, path, shown, exact) {
+  let found
   try {
-    keys = deeper(value, 0, limit, shown, new Set())
+    found = changeIn(value, 0, { limit, shown, exact, seen: new Set() })
   } catch {
     return null
   }
-  return keys === null ? null : nestedTooDeep(path + keys.reverse().join(''))
+  if (found === null) return null
+  const at = path + found.segments.reverse().join('')
+  return found.reason === null ? nestedTooDeep(at) : `${at} ${found.reason}`
 }
 
 /**
- * The walk of nestedPast: null when no object below `value` is `limit` levels deep, else the
- * path segments of the first `shown` levels down to one that is, innermost first. It visits
- * what v8.serialize writes, in its order, each object once (a value met again is a reference
- * in the bytes, not a level); every object is a level, leaves (Dates, typed arrays...) too.
+ * changedByClone's walk: null, or { segments (innermost first; past `shown` levels only for a
+ * reason that names the whole path), reason (null: nested too deep) }. It visits what
+ * v8.serialize writes, in its order, each object once (a value met again is a reference in
+ * the bytes, not a level); every object is a level, leaves (Dates, typed arrays...) too.
  */
-function deeper(value, depth, limit, shown, seen) {
-  if (typeof value !== 'object' || value === null || seen.has(value)) return null
-  if (depth >= limit) return []
-  seen.add(value)
+function changeIn(value, depth, walk) {
+  if (typeof value !== 'object' || value === null || walk.seen.has(value)) return null
+  if (depth >= walk.limit) return { segments: [], reason: null }
+  walk.seen.add(value)
   const below = depth + 1
-  let keys = null
+  let found = null
   let segment = null
   if (Array.isArray(value)) {
     someItem(value, (item, i) => {
-      keys = deeper(item, below, limit, shown, seen)
-      if (keys !== null) segment = `[${i}]`
-      return keys !== null
+      found = changeIn(item, below, walk)
+      if (found !== null) segment = `[${i}]`
+      return found !== null
     })
   } else if (value instanceof Map) {
     let i = 0
     for (const [key, entry] of value) {
-      keys = deeper(key, below, limit, shown, seen)
-      if (keys !== null) segment = `.<key ${i}>`
+      found = changeIn(key, below, walk)
+      if (found !== null) segment = `.<key ${i}>`
       else {
-        keys = deeper(entry, below, limit, shown, seen)
-        if (keys !== null) segment = `.get(${describeKey(key)})`
+        found = changeIn(entry, below, walk)
+        if (found !== null) segment = `.get(${describeKey(key)})`
       }
-      if (keys !== null) break
+      if (found !== null) break
       i++
     }
   } else if (value instanceof Set) {
     let i = 0
     for (const entry of value) {
-      keys = deeper(entry, below, limit, shown, seen)
-      if (keys !== null) {
+      found = changeIn(entry, below, walk)
+      if (found !== null) {
         segment = `.<entry ${i}>`
         break
       }
       i++
     }
-  } else if (value instanceof Error) {
+  } else if (isError(value)) {
+    const loss = walk.exact ? errorLoss(value) : null
+    if (loss !== null) return { segments: [], reason: loss }
     // An Error crosses with its message, stack and cause: only the cause nests.
     if (Object.hasOwn(value, 'cause')) {
-      keys = deeper(value.cause, below, limit, shown, seen)
+      found = changeIn(value.cause, below, walk)
       segment = '.cause'
     }
   } else if (!leaf(value)) {
     for (const key of Object.keys(value)) {
-      keys = deeper(value[key], below, limit, shown, seen)
-      if (keys !== null) {
+      found = changeIn(value[key], below, walk)
+      if (found !== null) {
         segment = fieldPath('', key)
         break
       }
     }
   }
-  if (keys !== null && depth < shown) keys.push(segment)
-  return keys
+  if (found !== null && (depth < walk.shown || found.reason !== null)) found.segments.push(segment)
+  return found
+}
+
+const isError = (value) => types.isNativeError(value) || value instanceof Error
+
+/** The kinds of Error structured clone rebuilds as such; any other arrives as a plain Error. */
+const CLONED_ERRORS = new Set([
+  'Error',
+  'EvalError',
+  'RangeError',
+  'ReferenceError',
+  'SyntaxError',
+  'TypeError',
+  'URIError',
+])
+
+/**
+ * What structured clone drops of `error` (the rest of a sentence), or null: it carries the
+ * message, stack, cause and a standard kind, not a subclass nor fields of its own (`code`).
+ */
+function errorLoss(error) {
+  const proto = Object.getPrototypeOf(error)
+  if (proto === null || !Object.hasOwn(proto, 'name') || !CLONED_ERRORS.has(proto.name)) {
+    const kind = typeof error.constructor?.name === 'string' ? error.constructor.name : 'Error'
+    return `is an Error of its own kind (${kind}), which structured clone turns into a plain Error`
+  }
+  const fields = Object.keys(error).filter((key) => key !== 'message' && key !== 'stack' && key !== 'cause')
+  if (fields.length === 0) return null
+  return `is a ${proto.name} with fields structured clone drops (${fields.join(', ')}); send them as plain data`
 }
 
 /**
@@ -299,9 +338,12 @@ function errorDetails(error) {
   return details
 }
 
-/** `value` when it crosses inside a record keyed by node (one carrier level), else its text. */
+/**
+ * `value` when it crosses inside a record keyed by node (one carrier level), else its text.
+ * Errors in it (a HANDLER_FAILED's `errors`) cross as structured clone has them.
+ */
 function cloneOrString(value) {
-  if (crosses(value, 1)) return value
+  if (crosses(value, 1, false)) return value
   try {
     return String(value)
   } catch {
