@@ -113,56 +113,61 @@ function changeIn(value, depth, walk) {
   if (depth >= walk.limit) return { segments: [], reason: null }
   walk.seen.add(value)
   const below = depth + 1
-  let found = null
-  let segment = null
-  if (Array.isArray(value)) {
-    someItem(value, (item, i) => {
-      found = changeIn(item, below, walk)
-      if (found !== null) segment = `[${i}]`
-      return found !== null
-    })
-  } else if (value instanceof Map) {
-    let i = 0
-    for (const [key, entry] of value) {
-      found = changeIn(key, below, walk)
-      if (found !== null) segment = `.<key ${i}>`
-      else {
-        found = changeIn(entry, below, walk)
-        if (found !== null) segment = `.get(${describeKey(key)})`
-      }
-      if (found !== null) break
-      i++
+  const proto = Object.getPrototypeOf(value)
+  if (proto === Object.prototype || proto === null || (!Array.isArray(value) && ordinary(value))) {
+    for (const key of Object.keys(value)) {
+      const found = changeIn(value[key], below, walk)
+      if (found !== null) return along(found, fieldPath('', key), depth, walk)
     }
-  } else if (value instanceof Set) {
-    let i = 0
+    return null
+  }
+  if (Array.isArray(value)) {
+    let found = null
+    someItem(value, (item, i) => (found = along(changeIn(item, below, walk), `[${i}]`, depth, walk)) !== null)
+    return found
+  }
+  if (value instanceof Map || value instanceof Set) return changeInEntries(value, depth, walk)
+  if (!isError(value)) return null
+  const loss = walk.exact ? errorLoss(value) : null
+  if (loss !== null) return { segments: [], reason: loss }
+  // An Error crosses with its message, stack and cause: only the cause nests.
+  if (!Object.hasOwn(value, 'cause')) return null
+  return along(changeIn(value.cause, below, walk), '.cause', depth, walk)
+}
+
+/** changeIn for a Map's keys and values, or a Set's entries. */
+function changeInEntries(value, depth, walk) {
+  const below = depth + 1
+  let found = null
+  let i = 0
+  if (value instanceof Set) {
     for (const entry of value) {
       found = changeIn(entry, below, walk)
-      if (found !== null) {
-        segment = `.<entry ${i}>`
-        break
-      }
+      if (found !== null) return along(found, `.<entry ${i}>`, depth, walk)
       i++
     }
-  } else if (isError(value)) {
-    const loss = walk.exact ? errorLoss(value) : null
-    if (loss !== null) return { segments: [], reason: loss }
-    // An Error crosses with its message, stack and cause: only the cause nests.
-    if (Object.hasOwn(value, 'cause')) {
-      found = changeIn(value.cause, below, walk)
-      segment = '.cause'
-    }
-  } else if (!leaf(value)) {
-    for (const key of Object.keys(value)) {
-      found = changeIn(value[key], below, walk)
-      if (found !== null) {
-        segment = fieldPath('', key)
-        break
-      }
-    }
+    return null
   }
+  value.forEach((entry, key) => {
+    if (found !== null) return
+    found = along(changeIn(key, below, walk), `.<key ${i}>`, depth, walk)
+    if (found === null) {
+      found = changeIn(entry, below, walk)
+      if (found !== null) along(found, `.get(${describeKey(key)})`, depth, walk)
+    }
+    i++
+  })
+  return found
+}
+
+/** `found` (a change below the object at `depth`), with `segment` on its path where it is shown. */
+function along(found, segment, depth, walk) {
   if (found !== null && (depth < walk.shown || found.reason !== null)) found.segments.push(segment)
   return found
 }
+
+/** An object of no built-in kind (a class instance): structured clone copies its own fields. */
+const ordinary = (value) => !(value instanceof Map || value instanceof Set || isError(value) || leaf(value))
 
 const isError = (value) => types.isNativeError(value) || value instanceof Error
 
