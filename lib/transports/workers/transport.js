@@ -315,7 +315,7 @@ class ThreadTransport {
       values = bodyOf(bytes)
     } catch (error) {
       values = answers.map(([id, position, ok]) => {
-        const node = this.waiting.get(id)?.group[position].node.id
+        const node = this.waiting.get(id)?.group[position]?.node.id
         const what = `The ${ok ? 'result' : 'error'} of node '${node}'`
         return describeError(
           new HappenError('NOT_SERIALIZABLE', `${what} could not be decoded in thread ${threadId}: ${describe(error)}`),
@@ -334,8 +334,8 @@ class ThreadTransport {
       const [id, position, ok, step, recorded] = answers[i]
       const value = values[i]
       const run = this.waiting.get(id)
-      if (run === undefined) continue
-      const target = run.group[position]
+      const target = run?.group[position]
+      if (target === undefined) continue
       run.result.settleTarget(
         target.slot,
         ok
