@@ -716,7 +716,8 @@ export interface HappenConfig {
  */
 export interface HappenRuntime {
   /**
-   * A node of this runtime; ids are unique per runtime.
+   * A node of this runtime; ids are unique per runtime and compared as written: an id that is
+   * not well-formed UTF-16 (a lone surrogate, `'x\ud800'`) is refused with a TypeError.
    *
    * @example
    * ```ts
@@ -799,6 +800,32 @@ export interface WorkerOptions {
   workerData?: unknown
   /** The thread's name (as `new Worker(..., { name })`). */
   name?: string
+  /**
+   * Bounds on the thread's heap and stack (Node's Worker `resourceLimits`). A thread that
+   * reaches one ends alone: its nodes' entries fail with NODE_LOST, the process and every
+   * other node go on. Any other key, or a value that is not a positive number, is refused
+   * with a TypeError naming it.
+   */
+  resourceLimits?: WorkerResourceLimits
+}
+
+/**
+ * Limits of a worker thread's resources, in megabytes (Node's Worker `resourceLimits`).
+ *
+ * @example
+ * ```ts
+ * await worker('./parser.mjs', { resourceLimits: { maxOldGenerationSizeMb: 256, stackSizeMb: 4 } })
+ * ```
+ */
+export interface WorkerResourceLimits {
+  /** The main heap's size at most; past it the thread ends (ERR_WORKER_OUT_OF_MEMORY). */
+  maxOldGenerationSizeMb?: number
+  /** The heap space for recently created objects at most. */
+  maxYoungGenerationSizeMb?: number
+  /** The space for generated code. */
+  codeRangeSizeMb?: number
+  /** The thread's stack (Node's default 4); at least 0.5, as a smaller one can end the process. */
+  stackSizeMb?: number
 }
 
 /**
@@ -852,7 +879,12 @@ export type HappenErrorCode =
   | 'INTERNAL'
   /** A handler id the core does not know (a bug in happen). */
   | 'UNKNOWN_HANDLER'
-  /** NATS: a payload or result JSON cannot carry; worker threads: one structured clone cannot (the message names the field). */
+  /**
+   * A payload or result that cannot cross as it is (the message names the field): NATS, one
+   * JSON would not carry or would change (a Date, NaN, a Map...); worker threads, one
+   * structured clone cannot carry; either, one nested more than 1,000 levels, or one the
+   * receiving thread could not decode.
+   */
   | 'NOT_SERIALIZABLE'
   /** NATS: an event or batch larger, as JSON, than the server's max_payload. */
   | 'PAYLOAD_TOO_LARGE'

@@ -584,6 +584,7 @@ class Runtime {
     if (target instanceof Node) return { nodes: [this._own(target, 'target')], keyed: false }
     if (typeof target === 'string') {
       if (target.length === 0) throw invalidArg('target', 'a node, a node id, a NodeArray or an array of nodes', target)
+      checkNodeId(target, 'target')
       const node = this._find(target)
       if (node === undefined) throw new HappenError('UNKNOWN_NODE', `No node with id '${target}' in this runtime`)
       return { nodes: [node], keyed: false }

@@ -90,6 +90,24 @@ function checkBatch(events, name) {
   return mixed ? null : firstType
 }
 
+/**
+ * How deep a payload or result may nest containers (objects, arrays, Maps, Sets) to cross a
+ * thread or the network: 1,000 levels. Decoding is recursive in V8 and bounded by the receiving
+ * thread's stack: on a main thread's default stack (about 1 MB, Node 20) v8.deserialize reads
+ * about 1,900 levels of objects, v8.serialize writes 3,000 and JSON.stringify 4,100, so 1,000
+ * leaves half the stack to the code around them. A value nested deeper is refused where it is
+ * sent, with NOT_SERIALIZABLE naming its path (`payload.a.a.a… is nested more than 1000 levels`).
+ */
+const MAX_NESTING = 1000
+
+/** How many leading fields of a too-deep value's path its message names. */
+const NESTING_SHOWN = 3
+
+/** The reason a value nested past MAX_NESTING is refused; `prefix` is its path's first fields. */
+function nestedTooDeep(prefix) {
+  return `${prefix}… is nested more than ${MAX_NESTING} levels`
+}
+
 const DEFAULT_RETURN_OPTIONS = Object.freeze({ settled: false, timeout: undefined })
 
 function checkReturnOptions(options) {
@@ -113,8 +131,24 @@ function checkReturnOptions(options) {
   return { settled: settled === true, timeout }
 }
 
-function checkNodeId(id) {
-  if (typeof id !== 'string' || id.length === 0) throw invalidArg('id', 'a non-empty string', id)
+/**
+ * Whether `text` is well-formed UTF-16 (no lone surrogate). Node ids cross to the Rust core as
+ * UTF-8, where every lone surrogate becomes U+FFFD: 'x\ud800' and 'x\udbff' would be one id.
+ */
+const isWellFormed =
+  typeof String.prototype.isWellFormed === 'function'
+    ? (text) => text.isWellFormed()
+    : (text) => !/[\uD800-\uDFFF]/u.test(text) // Node 18: in a u regex a pair is one code point
+
+/**
+ * Every node id that enters happen passes here (createNode, node(id), a send's target by id,
+ * as `name`): a non-empty, well-formed string, compared as the user wrote it.
+ */
+function checkNodeId(id, name = 'id') {
+  if (typeof id !== 'string' || id.length === 0) throw invalidArg(name, 'a non-empty string', id)
+  if (!isWellFormed(id)) {
+    throw invalidArg(name, 'a well-formed string (a lone surrogate cannot cross to the core intact)', id)
+  }
 }
 
 /**
@@ -200,6 +234,9 @@ function checkConfig(config) {
 }
 
 module.exports = {
+  MAX_NESTING,
+  NESTING_SHOWN,
+  nestedTooDeep,
   checkEvent,
   checkBatch,
   checkReturnOptions,

@@ -13,7 +13,10 @@ async function workers() {
   await handle.terminate()
   const other = await worker('./workers/hash.mjs')
   await node(other.nodes[0]).send({ type: 'hash' }).return({ timeout: 1000 })
-  // @ts-expect-error: options are workerData and name only
+  await worker('./w.mjs', { resourceLimits: { maxOldGenerationSizeMb: 64, stackSizeMb: 2 } })
+  // @ts-expect-error: options are workerData, name and resourceLimits only
   await worker('./w.mjs', { argv: [] })
+  // @ts-expect-error: resourceLimits are Node's four, in megabytes
+  await worker('./w.mjs', { resourceLimits: { maxOldGenerationSizeMb: '64' } })
 }
 void workers

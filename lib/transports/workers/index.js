@@ -1,8 +1,10 @@
 'use strict'
 
-// Worker-thread nodes: `runtime.worker(module, { workerData, name })` starts a worker thread
-// whose happen runtime joins this runtime's core, runs `module` there, and resolves once the
-// module's top level has run (its nodes are then reachable by id from every thread).
+// Worker-thread nodes: `runtime.worker(module, { workerData, name, resourceLimits })` starts a
+// worker thread whose happen runtime joins this runtime's core, runs `module` there, and
+// resolves once the module's top level has run (its nodes are then reachable by id from every
+// thread). `resourceLimits` bounds that thread's heap and stack (Node's Worker option): a
+// thread that runs out ends alone, as any crashed worker does.
 //
 // In such a thread, `import { createNode, initializeHappen } from 'happen'` gives that joined
 // runtime (initializeHappen() returns it rather than a runtime of its own), and
@@ -18,6 +20,7 @@ const { pathToFileURL } = require('node:url')
 const path = require('node:path')
 const native = require('../../native')
 const { HappenError, invalidArg } = require('../../errors')
+const { isPlainObject } = require('../../validate')
 const { Runtime } = require('../../runtime')
 const { ThreadTransport } = require('./transport')
 const { rebuildError } = require('./wire')
@@ -62,36 +65,70 @@ function moduleUrl(module) {
   return pathToFileURL(path.resolve(module)).href
 }
 
+const OPTIONS = ['workerData', 'name', 'resourceLimits']
+
+/** Node's Worker resourceLimits happen passes on, each a positive number of megabytes. */
+const RESOURCE_LIMITS = ['maxOldGenerationSizeMb', 'maxYoungGenerationSizeMb', 'codeRangeSizeMb', 'stackSizeMb']
+
+/**
+ * The smallest stackSizeMb accepted. Below about 0.25 MB Node cannot start the thread, and
+ * below about 0.2 MB that failure ends the whole process (Node 20: exit code 6); 0.5 MB leaves
+ * room for happen's bootstrap and a module's top level.
+ */
+const MIN_STACK_MB = 0.5
+
 function checkOptions(options) {
   if (options === undefined) return {}
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw invalidArg('options', 'an object { workerData, name }', options)
+    throw invalidArg('options', 'an object { workerData, name, resourceLimits }', options)
   }
   for (const key of Object.keys(options)) {
-    if (key !== 'workerData' && key !== 'name')
-      throw invalidArg(`options.${key}`, 'one of workerData, name', options[key])
+    if (!OPTIONS.includes(key)) throw invalidArg(`options.${key}`, `one of ${OPTIONS.join(', ')}`, options[key])
   }
   if (options.name !== undefined && typeof options.name !== 'string')
     throw invalidArg('options.name', 'a string', options.name)
-  return options
+  const { workerData, name } = options
+  const resourceLimits = options.resourceLimits === undefined ? undefined : checkResourceLimits(options.resourceLimits)
+  return { workerData, name, resourceLimits }
+}
+
+/** The limits as checked, copied (what Node's Worker gets is what was checked). */
+function checkResourceLimits(limits) {
+  if (!isPlainObject(limits)) {
+    throw invalidArg('options.resourceLimits', `an object of ${RESOURCE_LIMITS.join(', ')}`, limits)
+  }
+  const checked = {}
+  for (const key of Object.keys(limits)) {
+    const name = `options.resourceLimits.${key}`
+    const value = limits[key]
+    if (!RESOURCE_LIMITS.includes(key)) throw invalidArg(name, `one of ${RESOURCE_LIMITS.join(', ')}`, value)
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+      throw invalidArg(name, 'a positive finite number of megabytes', value)
+    }
+    if (key === 'stackSizeMb' && value < MIN_STACK_MB) {
+      throw invalidArg(name, `at least ${MIN_STACK_MB} (a smaller stack can end the whole process)`, value)
+    }
+    checked[key] = value
+  }
+  return checked
 }
 
 /** Starts a worker thread running `module` with nodes joined to `runtime`'s core. */
 function startWorker(runtime, module, options) {
   try {
     const url = moduleUrl(module)
-    const { workerData, name } = checkOptions(options)
+    const { workerData, name, resourceLimits } = checkOptions(options)
     const transport = transportOf(runtime)
     if (transport.host.closed)
       throw new HappenError('SHUTDOWN', 'Cannot worker(): this happen runtime has been shut down')
     const place = native.joinCore(transport.core)
-    return launch(transport, place, url, workerData, name)
+    return launch(transport, place, url, { workerData, name, resourceLimits })
   } catch (error) {
     return Promise.reject(error)
   }
 }
 
-function launch(transport, place, url, workerData, name) {
+function launch(transport, place, url, { workerData, name, resourceLimits }) {
   const { core } = transport
   let thread
   try {
@@ -101,6 +138,7 @@ function launch(transport, place, url, workerData, name) {
         user: workerData,
       },
       name,
+      resourceLimits,
     })
   } catch (error) {
     native.leavePlace(core, place)
@@ -134,6 +172,7 @@ function launch(transport, place, url, workerData, name) {
   return new Promise((resolve, reject) => {
     const started = (message) => {
       thread.off('exit', early)
+      thread.off('messageerror', unreadable)
       if (message.failed !== undefined) {
         reject(rebuildError(message.failed, null))
         thread.terminate()
@@ -148,7 +187,20 @@ function launch(transport, place, url, workerData, name) {
         failure ?? new HappenError('NODE_LOST', `The worker for ${url} exited (code ${code}) before its module ran`),
       )
     }
+    // The thread's first message, when this thread cannot decode it (too deep for its stack).
+    const unreadable = (error) => {
+      thread.off('message', started)
+      thread.off('exit', early)
+      reject(
+        new HappenError(
+          'NOT_SERIALIZABLE',
+          `The worker for ${url} sent what this thread cannot decode (${error.name}: ${error.message})`,
+        ),
+      )
+      thread.terminate()
+    }
     thread.once('message', started)
+    thread.once('messageerror', unreadable)
     thread.once('exit', early)
   })
 }

@@ -22,15 +22,31 @@
 //   RUN  { k, id, from, seq, correlation, type, causal, batchCause, started, targets, trace }
 //        targets: [[node index, node id, branch, handlers]]; trace: the W3C trace context the
 //        flows' spans continue ({ traceparent, tracestate }) or null; body: the encoded event(s)
-//   DONE { k, answers: [[run id, target position, ok, step]] }; body: per answer its value or
-//        the error's description
+//   DONE { k, answers: [[run id, target position, ok, step, recorded?]] }; body: per answer its
+//        value or the error's description. `recorded` 0: the flow never ran (its failure is
+//        for the sender to record in the core); absent: the serving thread recorded it.
 //   LOST { k, place }  a place has left: fail what waits on it, forget its handles
 //   GONE { k, ids }    nodes of the sender's thread were disposed: forget their handles
+//
+// What arrives is decoded under a guard: a header that cannot be read is dropped (and logged
+// under NODE_DEBUG=happen), a body that cannot be read fails the entries its message carries
+// with NOT_SERIALIZABLE naming the node, never the thread.
 
 const native = require('../../native')
-const { HappenError } = require('../../errors')
+const debug = require('../../debug')
+const { HappenError, errorMessage } = require('../../errors')
 const { performance } = require('node:perf_hooks')
-const { encode, serialize, frame, headerOf, bodyOf, describeError, rebuildError } = require('./wire')
+const { threadId } = require('node:worker_threads')
+const {
+  DESCRIPTION_LEVELS,
+  encode,
+  serialize,
+  frame,
+  headerOf,
+  bodyOf,
+  describeError,
+  rebuildError,
+} = require('./wire')
 const { BranchTable, TurnTable } = require('../../tables')
 
 const RUN = 1
@@ -120,8 +136,9 @@ class ThreadTransport {
     for (const other of native.openPlaces(this.core)) if (other !== this.here) native.post(this.core, other, bytes)
   }
 
+  /** The input as it crosses; the event (and a batch's array) are carriers around payloads. */
   encode(input) {
-    return Array.isArray(input) ? encode(input, 'events', 'The batch') : encode(input, 'event', 'The event')
+    return Array.isArray(input) ? encode(input, 'events', 'The batch', 2) : encode(input, 'event', 'The event', 1)
   }
 
   start(delivery) {
@@ -169,9 +186,15 @@ class ThreadTransport {
   _receive(messages) {
     for (let i = 0; i < messages.length; i++) {
       const bytes = messages[i]
-      const message = headerOf(bytes)
+      let message
+      try {
+        message = headerOf(bytes)
+      } catch (error) {
+        if (debug.enabled) debug.logTransport('threads', 'dropped a message it could not read: %s', describe(error))
+        continue
+      }
       if (message.k === RUN) this._serve(message, bytes)
-      else if (message.k === DONE) this._settle(message.answers, bodyOf(bytes))
+      else if (message.k === DONE) this._done(message.answers, bytes)
       else if (message.k === LOST) this.placeLost(message.place, message.reason)
       else if (message.k === GONE) this._forgetIds(message.ids)
     }
@@ -180,7 +203,13 @@ class ThreadTransport {
   /** Runs the flows a RUN names on this thread's nodes. */
   _serve(message, bytes) {
     const { targets, from, id } = message
-    const input = bodyOf(bytes)
+    let input
+    try {
+      input = bodyOf(bytes)
+    } catch (error) {
+      this._undecodable(message, error)
+      return
+    }
     const nodes = []
     const branches = []
     const handlers = []
@@ -191,7 +220,7 @@ class ThreadTransport {
       if (node === undefined || node._index !== index) {
         this._answer(
           from,
-          [id, i, false, '(delivery)'],
+          [id, i, false, '(delivery)', 0],
           describeError(new HappenError('NODE_LOST', `Node '${nodeId}' left its thread before the event reached it`)),
         )
         continue
@@ -220,6 +249,20 @@ class ThreadTransport {
         this._schedule()
       },
     })
+  }
+
+  /** A RUN whose input this thread cannot decode: each target fails, naming the sender. */
+  _undecodable(message, error) {
+    const { targets, from, id, causal, type } = message
+    const what = type === null ? 'A batch of mixed types' : `The input of '${type}'`
+    const sender = causal?.sender == null ? 'outside any node' : `node '${causal.sender}'`
+    for (let i = 0; i < targets.length; i++) {
+      const failure = new HappenError(
+        'NOT_SERIALIZABLE',
+        `${what} sent to node '${targets[i][1]}' from ${sender} could not be decoded in thread ${threadId}: ${describe(error)}`,
+      )
+      this._answer(from, [id, i, false, '(delivery)', 0], describeError(failure))
+    }
   }
 
   _answer(place, answer, value) {
@@ -260,30 +303,49 @@ class ThreadTransport {
     if (this.answers.size === 0) return
     this.host.flushJournal()
     for (const [place, { answers, values }] of this.answers) {
-      let body
-      try {
-        body = encode(values, 'result', 'A result')
-      } catch {
-        for (let i = 0; i < answers.length; i++) cloneable(answers[i], values, i)
-        body = encode(values, 'result', 'A result')
-      }
-      native.post(this.core, place, frame({ k: DONE, answers }, body))
+      native.post(this.core, place, frame({ k: DONE, answers }, answerBody(answers, values)))
     }
     this.answers.clear()
   }
 
+  /** A DONE: its answers settle their targets; a body this thread cannot decode fails them all. */
+  _done(answers, bytes) {
+    let values
+    try {
+      values = bodyOf(bytes)
+    } catch (error) {
+      values = answers.map(([id, position, ok]) => {
+        const node = this.waiting.get(id)?.group[position]?.node.id
+        const what = `The ${ok ? 'result' : 'error'} of node '${node}'`
+        return describeError(
+          new HappenError('NOT_SERIALIZABLE', `${what} could not be decoded in thread ${threadId}: ${describe(error)}`),
+        )
+      })
+      for (const answer of answers) {
+        answer[2] = false
+        answer[3] = '(result)'
+      }
+    }
+    this._settle(answers, values)
+  }
+
   _settle(answers, values) {
     for (let i = 0; i < answers.length; i++) {
-      const [id, position, ok, step] = answers[i]
+      const [id, position, ok, step, recorded] = answers[i]
       const value = values[i]
       const run = this.waiting.get(id)
-      if (run === undefined) continue
-      const target = run.group[position]
+      const target = run?.group[position]
+      if (target === undefined) continue
       run.result.settleTarget(
         target.slot,
         ok
           ? { ok: true, value, recorded: true }
-          : { ok: false, error: rebuildError(value, target.node.id), step: step ?? '(unknown)', recorded: true },
+          : {
+              ok: false,
+              error: rebuildError(value, target.node.id),
+              step: step ?? '(unknown)',
+              recorded: recorded !== 0,
+            },
       )
       if (--run.left === 0) this._finished(id, run)
     }
@@ -388,16 +450,53 @@ function lost(node, when, reason = null) {
   }
 }
 
-/** An answer whose value structured clone cannot carry becomes that target's failure. */
-function cloneable(answer, values, i) {
-  if (!answer[2]) return
+/**
+ * The body of a DONE: the answers' values as they cross (the array of them is one carrier
+ * level). A value that cannot cross becomes its answer's failure, so the body always encodes.
+ */
+function answerBody(answers, values) {
   try {
-    serialize(values[i], 'result', 'The result')
-  } catch (error) {
-    answer[2] = false
-    answer[3] = '(result)'
-    values[i] = describeError(error)
+    return encode(values, 'result', 'A result', 1)
+  } catch {
+    for (let i = 0; i < answers.length; i++) crossable(answers[i], values, i)
   }
+  // Every answer is checked now (an error's description as structured clone has it).
+  try {
+    return encode(values, 'result', 'A result', 1 + DESCRIPTION_LEVELS, false)
+  } catch (error) {
+    // Only a value that changes between two reads (a getter) gets here: every answer fails.
+    for (let i = 0; i < answers.length; i++) refuse(answers[i], values, i, error)
+    return encode(values, 'result', 'A result', 1 + DESCRIPTION_LEVELS, false)
+  }
+}
+
+/** An answer whose value (or error) structured clone cannot carry becomes that target's failure. */
+function crossable(answer, values, i) {
+  try {
+    if (answer[2]) serialize(values[i], 'result', 'The result')
+    else serialize(values[i], 'error', 'The error', DESCRIPTION_LEVELS, false)
+  } catch (error) {
+    refuse(answer, values, i, error)
+  }
+}
+
+/** The answer fails with NOT_SERIALIZABLE (`error`, or one naming it). */
+function refuse(answer, values, i, error) {
+  const refusal =
+    error instanceof HappenError && error.code === 'NOT_SERIALIZABLE'
+      ? error
+      : new HappenError('NOT_SERIALIZABLE', `The result cannot cross to another thread: ${describe(error)}`)
+  answer[2] = false
+  answer[3] = '(result)'
+  values[i] = describeError(refusal)
+}
+
+/** What went wrong (decoding, encoding), as text for a message; never throws. */
+function describe(error) {
+  try {
+    if (error instanceof Error) return `${error.name}: ${error.message}`
+  } catch {}
+  return errorMessage(error)
 }
 
 module.exports = { ThreadTransport }
