@@ -197,18 +197,19 @@ describe('requests on a node subject', () => {
     expect(checkRequest(withIds, [event, { type: '' }])).toBe('the type of batch event 1 is "", not a non-empty string')
   })
 
-  it("reads the sender's runtime and branch from a reply subject, or says it names none", () => {
-    expect(runtimeOfReply(`_HAPPEN.${RT}.17`)).toBe(RT)
-    expect(branchOfReply(`_HAPPEN.${RT}.17`)).toBe(17)
-    expect(branchOfReply(`_HAPPEN.${RT}.x3`)).toBe(-1)
-    expect(branchOfReply(`_HAPPEN.${RT}.-4`)).toBe(-1)
-    expect(branchOfReply(`_HAPPEN.${RT}.1e3`)).toBe(-1)
-    // A runtime name may hold dots: the branch is the last token.
-    expect(branchOfReply(`_HAPPEN.${RT}.1.5`)).toBe(5)
-    expect(branchOfReply(`_HAPPEN.${RT}.99999999999999999`)).toBe(-1)
-    expect(runtimeOfReply('_INBOX.abc.1')).toBeNull()
-    expect(runtimeOfReply('_HAPPEN..1')).toBeNull()
-    expect(runtimeOfReply(`_HAPPEN.${'a'.repeat(RUNTIME_NAME_LIMIT + 1)}.1`)).toBeNull()
+  it("reads the sender's runtime (never its secret) and branch from a reply subject, or says it names none", () => {
+    const inbox = `_HAPPEN.${RT}.s3cr3t-_x.`
+    expect(runtimeOfReply(`${inbox}17`)).toBe(RT)
+    expect(runtimeOfReply(`_HAPPEN.orders.${RT}.s3cr3t.17`)).toBe(`orders.${RT}`)
+    expect(branchOfReply(`${inbox}17`)).toBe(17)
+    expect(branchOfReply(`${inbox}x3`)).toBe(-1)
+    expect(branchOfReply(`${inbox}-4`)).toBe(-1)
+    expect(branchOfReply(`${inbox}1e3`)).toBe(-1)
+    expect(branchOfReply(`${inbox}99999999999999999`)).toBe(-1)
+    expect(runtimeOfReply('_INBOX.abc.def.1')).toBeNull()
+    expect(runtimeOfReply('_HAPPEN..s.1')).toBeNull()
+    expect(runtimeOfReply(`_HAPPEN.${RT}.17`)).toBeNull()
+    expect(runtimeOfReply(`_HAPPEN.${'a'.repeat(RUNTIME_NAME_LIMIT + 1)}.s.1`)).toBeNull()
   })
 })
 
@@ -839,7 +840,7 @@ describe('Drops', () => {
     d.drop('presence', 'happen.presence', RT, 'rt is missing, not a runtime name')
     d.drop('presence', 'happen.presence', RT, 'rt is missing, not a runtime name')
     expect(emit).toHaveBeenCalledTimes(1)
-    expect(emit.mock.calls[0][1]).toEqual({ code: 'HAPPEN_MALFORMED_MESSAGE' })
+    expect(emit.mock.calls[0][1]).toEqual({ code: 'HAPPEN_DROPPED_MESSAGE' })
     vi.advanceTimersByTime(59_999)
     d.drop('presence', 'happen.presence', RT, 'rt is missing, not a runtime name')
     expect(emit).toHaveBeenCalledTimes(1)

@@ -96,14 +96,31 @@ function show(value) {
   return Array.isArray(value) ? `an array of ${value.length}` : 'an object'
 }
 
-/** The runtime named by a reply subject `_HAPPEN.<rt>.<key>`, or null. */
+/**
+ * The route of the runtime whose inbox a reply subject `_HAPPEN.<route>.<secret>.<key>` is of
+ * (never its secret), or null when the subject is no such thing.
+ */
 function runtimeOfReply(reply) {
   if (typeof reply !== 'string' || !reply.startsWith('_HAPPEN.')) return null
-  const rt = reply.slice(8, reply.lastIndexOf('.'))
-  return isRuntimeName(rt) ? rt : null
+  const key = reply.lastIndexOf('.')
+  const secret = reply.lastIndexOf('.', key - 1)
+  if (secret <= 8 || !isToken(reply, secret + 1, key)) return null
+  const route = reply.slice(8, secret)
+  return isRuntimeName(route) ? route : null
 }
 
-/** The branch a direct request's reply subject `_HAPPEN.<rt>.<branch>` names, or -1. */
+/** Whether text[from, to) is one subject token of A-Za-z0-9_- (at most 64 characters). */
+function isToken(text, from, to) {
+  if (to <= from || to - from > 64) return false
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i)
+    const ok = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 45 || c === 95
+    if (!ok) return false
+  }
+  return true
+}
+
+/** The branch a direct request's reply subject `<inbox><branch>` names, or -1. */
 function branchOfReply(reply) {
   if (runtimeOfReply(reply) === null) return -1
   const key = reply.slice(reply.lastIndexOf('.') + 1)
@@ -378,7 +395,7 @@ function logDrop(kind, subject, sender, reason) {
 }
 
 function warnDrop(message) {
-  process.emitWarning(message, { code: 'HAPPEN_MALFORMED_MESSAGE' })
+  process.emitWarning(message, { code: 'HAPPEN_DROPPED_MESSAGE' })
 }
 
 /**
@@ -400,10 +417,15 @@ class Drops {
     this.logged = new Set()
     this.warnedAt = -Infinity
     this.sinceWarning = 0
+    this.malformed = true
   }
 
-  /** A message of `kind` on `subject` (sent by runtime `sender`, null when unknown) refused for `reason`. */
-  drop(kind, subject, sender, reason) {
+  /**
+   * A message of `kind` on `subject` (sent by runtime `sender`, null when unknown) refused for
+   * `reason`; `malformed` false: refused for another reason than its shape (a limit).
+   */
+  drop(kind, subject, sender, reason, malformed = true) {
+    this.malformed = malformed
     const where = clip(subject, 120)
     const who = sender === null || sender === undefined ? 'an unknown runtime' : `runtime ${clip(sender, 80)}`
     const why = clip(reason, 300)
@@ -424,7 +446,7 @@ class Drops {
     this.warnedAt = now
     this.sinceWarning = 0
     this.warn(
-      `happen: dropped a malformed NATS ${kind} on ${where} from ${who}: ${why} (${count} malformed message${count === 1 ? '' : 's'} dropped${since}; NODE_DEBUG=happen logs each once per sender and reason)`,
+      `happen: dropped a ${this.malformed ? 'malformed ' : ''}NATS ${kind} on ${where} from ${who}: ${why} (${count} ${this.malformed ? 'malformed ' : ''}message${count === 1 ? '' : 's'} dropped${since}; NODE_DEBUG=happen logs each once per sender and reason)`,
     )
   }
 

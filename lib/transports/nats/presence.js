@@ -276,7 +276,7 @@ class Presence {
         : this.hostOf.size >= remoteNodes
           ? `more than ${remoteNodes} remote nodes are known (limits.remoteNodes)`
           : null
-    if (over !== null) this.drops.drop('presence', PRESENCE, rt, `node '${String(id).slice(0, 64)}' refused: ${over}`)
+    if (over !== null) this.drops.drop('presence', PRESENCE, rt, `node '${id}' refused: ${over}`, false)
     return over === null
   }
 
