@@ -48,6 +48,14 @@ const { Liveness } = require('./liveness')
 const { KeptReplies } = require('./kept')
 const { BranchTable, TurnTable } = require('../../tables')
 
+/**
+ * The default bound on what a runtime's sends hold waiting for replies (maxInFlight,
+ * maxInFlightBytes): enough for the receivers to stay busy, small enough that a burst neither
+ * grows the sender's memory nor buries a receiver in a backlog.
+ */
+const MAX_IN_FLIGHT = 1024
+const MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024
+
 /** The NATS transport (lib/transport.js): nodes of other processes, reached by id. */
 class NatsTransport {
   constructor(options, historySize = 10_000) {
@@ -74,6 +82,18 @@ class NatsTransport {
     this.nextFrame = 1
     /** Remote branches waiting for their reply, by branch id. */
     this.waiting = new BranchTable()
+    /**
+     * The bound on what waits for replies: past `maxInFlight` branches or `maxInFlightBytes`
+     * (the events' JSON, each send's shared among its branches), sends are held back, in order
+     * (`held`, from `heldFrom` on), until replies free room (requests.js _holdBack).
+     */
+    this.maxInFlight = options.maxInFlight ?? MAX_IN_FLIGHT
+    this.maxInFlightBytes = options.maxInFlightBytes ?? MAX_IN_FLIGHT_BYTES
+    this.inFlightBytes = 0
+    this.held = []
+    this.heldFrom = 0
+    /** Set once close() began: nothing held back leaves any more. */
+    this.closing = false
     /** Inbound flows running here, by the sender's inbox: a BranchTable of its branch ids (for liveness checks). */
     this.serving = new Map()
     /** The runtimes events came from, by inbox (see serving.js _peer). */
@@ -155,7 +175,7 @@ class NatsTransport {
     // Keeps the process alive while something waits on the network (connecting, replies,
     // flushes), never when idle: unref'd whenever `holds` is 0.
     this.timer = setInterval(() => this._checkLiveness(), Math.max(50, this.heartbeat / 2))
-    const { heartbeat, type, frames, fan, ...connect } = options
+    const { heartbeat, type, frames, fan, maxInFlight, maxInFlightBytes, ...connect } = options
     /** `frames: false` sends every request on its node's subject (for comparison and tests). */
     this.useFrames = frames !== false
     /**
@@ -310,6 +330,7 @@ class NatsTransport {
     this.state = 'failed'
     this.failure = new HappenError('CONNECTION_FAILED', detail)
     this._failed(this.failure)
+    this._refuseHeld('CONNECTION_FAILED', detail)
     for (const branch of [...this.waiting.keys()]) this._failBranch(branch, 'CONNECTION_FAILED', detail)
     for (const claim of this.claims.values()) claim.granted()
     this.claims.clear()
@@ -364,6 +385,9 @@ class NatsTransport {
 
   async close() {
     if (this.closed) return
+    // What is held back never leaves: its sends fail SHUTDOWN (now, and any made meanwhile below).
+    this.closing = true
+    this._refuseHeld('SHUTDOWN', 'the happen runtime was shut down')
     if (this.state === 'connected') {
       if (this.subscriptions.size > 0) {
         this._out(
@@ -378,6 +402,7 @@ class NatsTransport {
     for (const claim of this.claims.values()) claim.granted()
     this.claims.clear()
     for (const id of [...this.echoes.keys()]) this._heard(id)
+    this._refuseHeld('SHUTDOWN', 'the happen runtime was shut down')
     for (const branch of [...this.waiting.keys()])
       this._failBranch(branch, 'SHUTDOWN', 'the happen runtime was shut down before the remote node answered')
     this.closed = true

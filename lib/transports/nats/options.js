@@ -23,6 +23,15 @@ const NATS_OPTIONS = {
   heartbeat: 'ms',
   frames: 'boolean',
   fan: 'boolean',
+  maxInFlight: 'positive',
+  maxInFlightBytes: 'positive',
+}
+
+/** What a number option of each kind must be, as errors say it. */
+const EXPECTED = {
+  ms: 'a positive integer number of milliseconds',
+  count: 'a non-negative integer',
+  positive: 'a positive integer',
 }
 
 function checkNatsOptions(transport) {
@@ -40,13 +49,10 @@ function checkNatsOptions(transport) {
       const ok =
         kind === 'ms'
           ? Number.isInteger(value) && value >= 1 && value <= 2 ** 31 - 1
-          : Number.isInteger(value) && value >= 0 && value <= 2 ** 32 - 1
-      if (!ok)
-        throw outOfRange(
-          name,
-          kind === 'ms' ? 'a positive integer number of milliseconds' : 'a non-negative integer',
-          value,
-        )
+          : kind === 'positive'
+            ? Number.isSafeInteger(value) && value >= 1
+            : Number.isInteger(value) && value >= 0 && value <= 2 ** 32 - 1
+      if (!ok) throw outOfRange(name, EXPECTED[kind], value)
     }
   }
   if ((transport.user === undefined) !== (transport.pass === undefined)) {
