@@ -251,3 +251,47 @@ describe.skipIf(!NATS_URL)('NATS backpressure: a bound on what waits for replies
     }
   })
 })
+
+describe.skipIf(!NATS_URL)('NATS backpressure: a host serving a backlog keeps answering', () => {
+  afterAll(() => stopAll())
+
+  it('10,000 CPU-bound requests at once (a second of work): its event loop lag stays under 100 ms (p99) and it answers I/O meanwhile', async () => {
+    const ids = idsOf('backlog')
+    const host = await startHost(ids)
+    // A bound that lets all 10,000 branches go at once: the host gets them as one backlog.
+    const rt = await initializeHappen(natsConfig({ maxInFlight: 10_000 }))
+    try {
+      const nodes = createNodeArray(ids.map((id) => rt.node(id)))
+      await nodes.send({ type: 'work', payload: { n: -1, us: 0 } }).return()
+      await host.lag()
+      const counts = { ok: 0, wrong: [] }
+      const started = performance.now()
+      const results = Array.from({ length: 5000 }, (_, n) =>
+        nodes
+          .send({ type: 'work', payload: { n, us: 100 } })
+          .return({ settled: true })
+          .then((e) => tally(e, n, counts)),
+      )
+      let done = false
+      const all = Promise.all(results).then(() => (done = true))
+      // Lines on the host's stdin while it serves: each is answered in its turn.
+      const answers = []
+      for (let n = 0; !done; n++) {
+        answers.push(await host.ping(n))
+        await sleep(20)
+      }
+      await all
+      const serving = performance.now() - started
+      const lag = await host.lag()
+      expect(counts).toEqual({ ok: 10_000, wrong: [] })
+      expect(lag.served).toBe(10_000)
+      // A second of work at least: held in one go it would have stopped everything else that long.
+      expect(serving).toBeGreaterThan(1000)
+      expect(lag.p99).toBeLessThan(100)
+      expect(Math.max(...answers)).toBeLessThan(250)
+      expect(answers.length).toBeGreaterThan(10)
+    } finally {
+      await rt.shutdown()
+    }
+  })
+})

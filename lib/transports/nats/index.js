@@ -55,6 +55,8 @@ const { BranchTable, TurnTable } = require('../../tables')
  */
 const MAX_IN_FLIGHT = 1024
 const MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024
+/** How long (ms) one go of handling what the connection queued may run before the event loop gets a turn. */
+const SLICE_MS = 10
 
 /** The NATS transport (lib/transport.js): nodes of other processes, reached by id. */
 class NatsTransport {
@@ -185,6 +187,17 @@ class NatsTransport {
      * whatever its own setting, so a sender may choose it alone.
      */
     this.useFan = this.useFrames && fan === true
+    /**
+     * What the connection queued and a slice of _drain left for the next (entries from
+     * `inboundAt` on), and the rest of a frame cut short (serving.js), which goes first.
+     */
+    this.inbound = null
+    this.inboundAt = 0
+    this.resume = null
+    /** Whether the next slice is scheduled, and when the current one ends (performance.now()). */
+    this.sliced = false
+    this.sliceEnd = Infinity
+    this._nextSlice = () => this._drainSlice(true)
     this.handle = native.natsConnect(connect, () => this._drain())
     this.connected = new Promise((resolve, reject) => {
       this._connected = resolve
@@ -296,28 +309,82 @@ class NatsTransport {
     process.nextTick(this._sendNow)
   }
 
-  /** Takes what the connection queued (many messages per call when they queue up) and handles it in order. */
+  /**
+   * Takes what the connection queued (many messages per call when they queue up) and handles it
+   * in order, in slices of about SLICE_MS: past one, the rest waits for the next turn of the
+   * event loop (setImmediate), so the process's timers, I/O and other work keep answering while
+   * a backlog is served. A wake-up while a slice is scheduled adds nothing: that slice takes
+   * everything that arrived, after what it has left.
+   */
   _drain() {
+    if (this.closed || this.sliced) return
+    this._drainSlice(false)
+  }
+
+  /** One slice of _drain; `resumed`: the one after a slice that ran out of time. */
+  _drainSlice(resumed) {
+    this.sliced = false
     if (this.closed) return
-    let entries
-    try {
-      entries = native.natsDrain(this.handle)
-    } catch {
-      return
+    this.sliceEnd = performance.now() + SLICE_MS
+    if (this.resume !== null) {
+      const resume = this.resume
+      this.resume = null
+      resume()
+      if (this.resume !== null) return this._sliceLater()
     }
-    for (let i = 0; i < entries.length; i += 5) {
-      const kind = entries[i]
-      try {
-        if (kind === 'r') this._onReply(entries[i + 1], entries[i + 3], entries[i + 4])
-        else if (kind === 'f') this._onFrame(entries[i + 2], entries[i + 3], entries[i + 4], entries[i + 1])
-        else if (kind === 'q') this._onRequest(entries[i + 1], entries[i + 2], entries[i + 3], entries[i + 4])
-        else if (kind === 'p') this._onPresence(entries[i + 4])
-        else if (kind === 's') this._onStatus(entries[i + 1], entries[i + 4])
-        else if (kind === 'e') this._onUnsent(entries[i + 1], entries[i + 2], entries[i + 3], entries[i + 4])
-      } catch (error) {
-        // A malformed message must not stop the others; it is reported, not thrown.
-        process.emitWarning(`happen: a NATS message could not be handled: ${error && error.message}`)
+    let entries = this.inbound
+    let i = this.inboundAt
+    this.inbound = null
+    for (;;) {
+      if (entries === null) {
+        try {
+          entries = native.natsDrain(this.handle)
+        } catch {
+          return
+        }
+        i = 0
+        if (entries.length === 0) return
       }
+      while (i < entries.length) {
+        this._handle(entries, i)
+        i += 5
+        if (this.resume !== null || (i < entries.length && performance.now() >= this.sliceEnd)) {
+          if (i < entries.length) {
+            this.inbound = entries
+            this.inboundAt = i
+          }
+          return this._sliceLater()
+        }
+      }
+      // A wake-up that came while slices were scheduled was not answered: what it announced is taken now.
+      if (!resumed) return
+      entries = null
+    }
+  }
+
+  _sliceLater() {
+    this.sliced = true
+    setImmediate(this._nextSlice)
+  }
+
+  /** Whether the current slice of _drain has run its time (serving.js cuts a frame short then). */
+  _sliceOver() {
+    return performance.now() >= this.sliceEnd
+  }
+
+  /** Handles the message at entries[i] (kind, subject, reply, header, body). */
+  _handle(entries, i) {
+    const kind = entries[i]
+    try {
+      if (kind === 'r') this._onReply(entries[i + 1], entries[i + 3], entries[i + 4])
+      else if (kind === 'f') this._onFrame(entries[i + 2], entries[i + 3], entries[i + 4], entries[i + 1])
+      else if (kind === 'q') this._onRequest(entries[i + 1], entries[i + 2], entries[i + 3], entries[i + 4])
+      else if (kind === 'p') this._onPresence(entries[i + 4])
+      else if (kind === 's') this._onStatus(entries[i + 1], entries[i + 4])
+      else if (kind === 'e') this._onUnsent(entries[i + 1], entries[i + 2], entries[i + 3], entries[i + 4])
+    } catch (error) {
+      // A malformed message must not stop the others; it is reported, not thrown.
+      process.emitWarning(`happen: a NATS message could not be handled: ${error && error.message}`)
     }
   }
 

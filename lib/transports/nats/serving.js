@@ -25,6 +25,9 @@ const {
 } = require('./wire')
 const { BranchTable } = require('../../tables')
 
+/** How often (in entries) serving a frame looks whether the drain's slice has run its time. */
+const SLICE_CHECK = 4
+
 /**
  * An event served here for another runtime (host.receive's `served`): its flows' ends are
  * answered, and the events they send name the sender's branch they serve (the origin).
@@ -81,10 +84,15 @@ class Serving {
   _onFrame(reply, header, body, subject) {
     if (header === '') return this._onPing(reply, body)
     if (subject === FAN) return this._onFan(reply, header, body)
-    const peer = this._peer(reply.slice(0, reply.lastIndexOf('.') + 1))
-    const list = JSON.parse(body)
+    this._serveFrame(this._peer(reply.slice(0, reply.lastIndexOf('.') + 1)), JSON.parse(body), 0)
+  }
+
+  /** Serves a frame's entries from list[from] on; past the drain's slice, the rest is served in the next (index.js _drain). */
+  _serveFrame(peer, list, from) {
     const early = { at: performance.now() }
-    for (let at = 0, served = 0; at < list.length; served++) {
+    for (let at = from, served = 0; at < list.length; served++) {
+      if (served % SLICE_CHECK === SLICE_CHECK - 1 && this._sliceOver())
+        return this._serveLater(this._serveFrame, peer, list, at)
       const k = list[at]
       // Mostly one node per entry: a literal is cheaper than slice().
       const ids = k === 1 ? [list[at + 1]] : list.slice(at + 1, at + 1 + k)
@@ -118,10 +126,15 @@ class Serving {
     if (!header.includes(`"${this.rt}"`)) return
     const me = JSON.parse(header).t.indexOf(this.rt)
     if (me < 0) return
-    const peer = this._peer(reply.slice(0, reply.lastIndexOf('.') + 1))
-    const list = JSON.parse(body)
+    this._serveFan(this._peer(reply.slice(0, reply.lastIndexOf('.') + 1)), JSON.parse(body), 0, me)
+  }
+
+  /** Serves a fan frame's entries for this runtime (index `me` in its header) from list[from] on, like _serveFrame. */
+  _serveFan(peer, list, from, me) {
     const early = { at: performance.now() }
-    for (let at = 0, served = 0; at < list.length; served++) {
+    for (let at = from, served = 0; at < list.length; served++) {
+      if (served % SLICE_CHECK === SLICE_CHECK - 1 && this._sliceOver())
+        return this._serveLater(this._serveFan, peer, list, at, me)
       const k = list[at]
       const ids = at + 1
       const runtimes = ids + 2 * k
@@ -142,6 +155,11 @@ class Serving {
       this._serve(peer, mineBranches, mine, list, causal, list[at - 1], true)
       if (served % REPLY_EVERY === REPLY_EVERY - 1 && at < list.length) this._replyEarly(early)
     }
+  }
+
+  /** The rest of a frame, from list[at] on, is served first in the drain's next slice. */
+  _serveLater(serve, peer, list, at, me) {
+    this.resume = () => serve.call(this, peer, list, at, me)
   }
 
   /**
