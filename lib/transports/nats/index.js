@@ -326,12 +326,7 @@ class NatsTransport {
     this.sliced = false
     if (this.closed) return
     this.sliceEnd = performance.now() + SLICE_MS
-    if (this.resume !== null) {
-      const resume = this.resume
-      this.resume = null
-      resume()
-      if (this.resume !== null) return this._sliceLater()
-    }
+    if (this.resume !== null && !this._resumeFrame()) return this._sliceLater()
     let entries = this.inbound
     let i = this.inboundAt
     this.inbound = null
@@ -362,6 +357,18 @@ class NatsTransport {
     }
   }
 
+  /** Serves the rest of the frame a slice cut short; false when this slice cut it again. */
+  _resumeFrame() {
+    const resume = this.resume
+    this.resume = null
+    try {
+      resume()
+    } catch (error) {
+      this._unhandled(error)
+    }
+    return this.resume === null
+  }
+
   _sliceLater() {
     this.sliced = true
     setImmediate(this._nextSlice)
@@ -383,9 +390,13 @@ class NatsTransport {
       else if (kind === 's') this._onStatus(entries[i + 1], entries[i + 4])
       else if (kind === 'e') this._onUnsent(entries[i + 1], entries[i + 2], entries[i + 3], entries[i + 4])
     } catch (error) {
-      // A malformed message must not stop the others; it is reported, not thrown.
-      process.emitWarning(`happen: a NATS message could not be handled: ${error && error.message}`)
+      this._unhandled(error)
     }
+  }
+
+  /** A malformed message must not stop the others: it is reported, not thrown. */
+  _unhandled(error) {
+    process.emitWarning(`happen: a NATS message could not be handled: ${error && error.message}`)
   }
 
   /**
