@@ -283,6 +283,9 @@ export interface SendResult<T = any, R = any, Id extends string | null = string 
 
 /**
  * `send` resolves once every target has the event; `.return()` may be called on it directly.
+ * Under the NATS transport, a send past the bound on what waits for replies (`maxInFlight`,
+ * `maxInFlightBytes`) resolves once it was let go, and rejects (`SHUTDOWN`,
+ * `CONNECTION_FAILED`) when it never leaves.
  *
  * @example
  * ```ts
@@ -647,6 +650,26 @@ export interface NatsTransportConfig {
    */
   fan?: boolean
   /**
+   * The most remote branches (one per target node of a send) this runtime's sends keep waiting
+   * for replies (default 1024). Past it, a send's remote part is held back, in order, until
+   * replies free room: `await send()` resolves once it left, so a producer that awaits its sends
+   * goes at the pace its receivers take. A caller that does not await is not slowed: its sends
+   * wait in its own process (memory grows with what it queued) and leave in order. A fan-out
+   * wider than the bound leaves alone once nothing waits. Sends made by a flow serving an event
+   * from another process are never held (they could wait on each other).
+   *
+   * @example
+   * ```ts
+   * const happen = await initializeHappen({ transport: { type: 'nats', servers: ['nats://127.0.0.1:4222'], maxInFlight: 256 } })
+   * ```
+   */
+  maxInFlight?: number
+  /**
+   * The most bytes of events (their JSON) this runtime's sends keep waiting for replies
+   * (default 64 MiB); past it, sends are held back as for `maxInFlight`.
+   */
+  maxInFlightBytes?: number
+  /**
    * Names this process's own subjects `happen.rt.<scope>.…` and `_HAPPEN.<scope>.…`, so that a
    * NATS permission can confine it to them (a subject token: letters, digits, `_`, `-`; see
    * examples/nats-permissions/server.conf).
@@ -667,9 +690,9 @@ export interface NatsTransportConfig {
  * ```
  */
 export interface NatsLimits {
-  /** Node ids any one runtime may announce (default 10,000). */
+  /** Node ids any one runtime may announce (default 5,000). */
   nodesPerRuntime?: number
-  /** Remote node ids known in all (default 20,000): what `broadcast` reaches elsewhere. */
+  /** Remote node ids known in all (default 10,000): what `broadcast` reaches elsewhere. */
   remoteNodes?: number
   /** Handles kept of remote nodes known only as senders of events served here (default 1,000). */
   senders?: number

@@ -38,7 +38,9 @@ describe.skipIf(!NATS_URL)('NATS liveness under load', () => {
   it('30,000 fan-outs in flight to 2 nodes of a host that is SIGKILLed: all 60,000 entries settle NODE_LOST within 3 heartbeats', async () => {
     const ids = [`load-${process.pid}-a`, `load-${process.pid}-b`]
     const host = await spawnHost(NATS_URL, ids, HEARTBEAT)
-    const happen = await initializeHappen({ transport: { type: 'nats', servers: [NATS_URL], heartbeat: HEARTBEAT } })
+    // All 60,000 branches in flight at once: the bound (maxInFlight) would hold most of them back.
+    const transport = { type: 'nats', servers: [NATS_URL], heartbeat: HEARTBEAT, maxInFlight: 100_000 }
+    const happen = await initializeHappen({ transport })
     try {
       const nodes = createNodeArray(ids.map((id) => happen.node(id)))
       // A first reply tells which process hosts the nodes: the burst travels in its frames.
@@ -283,7 +285,8 @@ describe.skipIf(!NATS_URL)('NATS liveness: what arrives is checked before it is 
       expect(outcome[id].status).toBe('rejected')
       expect(outcome[id].reason.code).toBe('NODE_LOST')
       expect(outcome[id].reason.message).toMatch(/not running this flow/)
-      expect(warnings.filter((message) => message.includes('NATS'))).toEqual([])
+      // Each dropped answer is logged (NODE_DEBUG=happen); a warning at most once a minute.
+      expect(warnings.filter((message) => message.includes('NATS')).length).toBeLessThanOrEqual(1)
     } finally {
       process.off('warning', onWarning)
       await raw.close()

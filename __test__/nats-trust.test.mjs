@@ -2,19 +2,26 @@
 // "Security"). A stranger is a plain nats.js client on the same server; it can publish anything
 // anywhere and read happen.presence, as any client of an unconfined server can. The server is
 // this file's own, so that what the stranger reads is only this test's traffic.
-import { connect } from 'nats'
+import { connect, headers as natsHeaders } from 'nats'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { initializeHappen } from 'happen'
 import { NATS_URL, freePort, hasNatsServer, sleep, spawnHost, startServer, stopAll, until } from './nats/harness.mjs'
-const encode = (value) => new TextEncoder().encode(JSON.stringify(value))
+const encode = (value) => new TextEncoder().encode(typeof value === 'string' ? value : JSON.stringify(value))
+/** NATS headers with one header. */
+const headers = (name, value) => {
+  const h = natsHeaders()
+  h.set(name, value)
+  return h
+}
 
 describe.skipIf(!NATS_URL || !hasNatsServer)('NATS transport: what a stranger on the server cannot do', () => {
   let happen
   let stranger
+  let url
   const presence = []
 
   beforeAll(async () => {
-    const url = `nats://127.0.0.1:${await freePort()}`
+    url = `nats://127.0.0.1:${await freePort()}`
     await startServer(Number(url.split(':')[2]))
     stranger = await connect({ servers: url })
     const sub = stranger.subscribe('happen.presence')
@@ -92,6 +99,39 @@ describe.skipIf(!NATS_URL || !hasNatsServer)('NATS transport: what a stranger on
     frames.unsubscribe()
     const results = await Promise.all(sends.map((s) => s.return()))
     expect(results.every((r) => r === 'trust-a slept 300 ms')).toBe(true)
+  })
+
+  it('messages of any shape are dropped, counted and logged where they arrive; the host serves on', async () => {
+    const host = await spawnHost(url, ['trust-c'], 200, { NODE_DEBUG: 'happen' })
+    await until(() => presence.some((text) => text.includes('trust-c')))
+    const route = announcedRuntimes().find((rt) => presence.some((t) => t.includes('trust-c') && t.includes(rt)))
+    const reply = '_HAPPEN.str4nger.s3cret.x1'
+    const causal = () => headers('happen-causal', '1')
+    // The issue's 25 bytes that hung a host, a fan frame counting -3, and worse.
+    stranger.publish(`happen.rt.${route}`, encode('[-4.5,"x","y","z","w"]'), { reply, headers: causal() })
+    stranger.publish('happen.fan', encode('[-3]'), { reply, headers: headers('happen-causal', `{"t":["${route}"]}`) })
+    stranger.publish(`happen.rt.${route}`, encode('[1e9,"trust-c"]'), { reply, headers: causal() })
+    stranger.publish('happen.node.trust-c', encode('{"type":1}'), {
+      reply: `${reply.slice(0, -2)}7`,
+      headers: headers('happen-causal', '[1,2]'),
+    })
+    stranger.publish('happen.presence', encode('{"up":"everything","rt":"x"}'))
+    stranger.publish(`happen.rt.${route}`, new Uint8Array([0xff, 0xfe, 0x00]), { reply, headers: causal() })
+    await stranger.flush()
+    const started = performance.now()
+    const result = await happen
+      .node('trust-c')
+      .send({ type: 'slow', payload: { ms: 1 } })
+      .return()
+    expect(result).toBe('trust-c slept 1 ms')
+    expect(performance.now() - started).toBeLessThan(1000)
+    await until(() => (host.stderr.text().match(/dropped a/g) ?? []).length >= 5)
+    const log = host.stderr.text()
+    expect(log).toContain('k is -4.5')
+    expect(log).toContain('str4nger')
+    // One process warning for the lot (at most one a minute), naming subject and sender.
+    expect(log.match(/HAPPEN_DROPPED_MESSAGE|dropped a malformed NATS/g)?.length).toBeGreaterThanOrEqual(1)
+    expect(log).not.toContain('s3cret')
   })
 
   it('a forged presence claim reroutes nothing: the live host keeps its node', async () => {

@@ -228,6 +228,24 @@ class BatchContext {
   }
 }
 
+const ignore = () => {}
+
+/** What `await send()` gives for a send a transport held back: settled once admitted, or refused. */
+class Admission {
+  constructor() {
+    /** How many transports hold the send back still. */
+    this.held = 0
+    this.resolve = null
+    this.reject = null
+    this.promise = new Promise((resolve, reject) => {
+      this.resolve = resolve
+      this.reject = reject
+    })
+    // A refused send nobody awaits (fire and forget) must not crash the process.
+    this.promise.catch(ignore)
+  }
+}
+
 class SendResult {
   /**
    * `targets`: the nodes by slot. The runtime sets the send's plan data (`_seq`, `_causal`,
@@ -268,6 +286,8 @@ class SendResult {
     this._trace = null
     this.id = firstId
     this._ids = ids
+    /** null, or the Admission of a send a transport holds back (see hold()). */
+    this._admission = null
   }
 
   /** Every event id of the send: one, or one per event of a batch. */
@@ -378,6 +398,30 @@ class SendResult {
 
   value(slot) {
     return this._values[slot]
+  }
+
+  /**
+   * A transport holds this send's targets back (its bound on what waits for the wire is
+   * reached): `await send()` waits until every transport that held it admits it, and rejects
+   * with the error of one that refuses it (shutdown, a failed connection).
+   */
+  hold() {
+    if (this._admission === null) this._admission = new Admission()
+    this._admission.held++
+  }
+
+  /** A transport that held this send back let its targets go. */
+  admit() {
+    const admission = this._admission
+    if (admission !== null && admission.held > 0 && --admission.held === 0) admission.resolve(this)
+  }
+
+  /** A transport that held this send back will never send it (it settled its targets with `error`). */
+  refuse(error) {
+    const admission = this._admission
+    if (admission === null || admission.held === 0) return
+    admission.held = 0
+    admission.reject(error)
   }
 
   /** Whether the target's flow has finished. */

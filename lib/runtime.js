@@ -627,7 +627,10 @@ class Runtime {
       rejected.trace = () => null
       return rejected
     }
-    const promise = Promise.resolve(result)
+    // A send a transport held back (its bound on what waits for the wire is reached) resolves
+    // once admitted: a producer that awaits its sends goes at the pace its receivers take. (A
+    // send whose flows start on a fresh stack, past MAX_SYNC_DEPTH, is not held yet: it does not wait.)
+    const promise = result._admission === null ? Promise.resolve(result) : result._admission.promise
     promise.return = (options) => result.return(options)
     promise.trace = () => result.trace()
     return promise

@@ -15,6 +15,10 @@
 // - A remote target's branch stays running in the history until the transport settles it with
 //   `delivery.result.settleTarget(slot, outcome)`; its outcome joins the send's result like a
 //   local one (keyed by node id, failures isolated to their entry).
+// - A transport may hold a send back (a bound on what it holds for the wire is reached): it
+//   calls `result.hold()` in start(), then `result.admit()` once the send left, or settles its
+//   targets and calls `result.refuse(error)` when it never will. `await send()` resolves once
+//   every transport that held the send admitted it, and rejects with a refusal's error.
 // - Events from elsewhere enter through one door, `host.receive(message)`: they are planned
 //   by the core and run like a local send, and every served target's end is reported to the
 //   transport (`message.served.targetDone(slot)`) so it can answer per node.
@@ -87,7 +91,7 @@
 //
 // On a result (SendResult): settleTarget(slot, outcome) with outcome { ok, value | error,
 // step, matched, recorded } (`recorded`: already in the shared core), outcome(slot) -> { ok, value | error, step } of a finished target,
-// isDone(slot), targets (the nodes, by slot).
+// isDone(slot), targets (the nodes, by slot); hold() / admit() / refuse(error) (see above).
 
 const { invalidArg } = require('./errors')
 

@@ -110,3 +110,15 @@ export function sendingFromInsideAHandler() {
     return context.node.send<boolean>('payments', { type: 'payment.check' }).return()
   })
 }
+
+export async function natsBoundsAreNumbers() {
+  const happen = await initializeHappen({
+    transport: { type: 'nats', servers: ['nats://127.0.0.1:4222'], maxInFlight: 256, maxInFlightBytes: 1 << 20 },
+  })
+  // A send past the bound resolves once let go: what it gives is the send's result.
+  const sent = await happen.node('remote').send({ type: 'ping' })
+  const id: string = sent.id
+  // @ts-expect-error maxInFlight is a number of branches
+  initializeHappen({ transport: { type: 'nats', servers: [], maxInFlight: '256' } })
+  return id
+}

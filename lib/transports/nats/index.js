@@ -58,7 +58,18 @@ const { Permissions } = require('./permissions')
 const { serverUrls } = require('./options')
 const { KeptReplies } = require('./kept')
 const { DEFAULT_LIMITS, RemoteHosts, SenderHandles } = require('./limits')
+const { Drops } = require('./inbound')
 const { BranchTable, TurnTable } = require('../../tables')
+
+/**
+ * The default bound on what a runtime's sends hold waiting for replies (maxInFlight,
+ * maxInFlightBytes): enough for the receivers to stay busy, small enough that a burst neither
+ * grows the sender's memory nor buries a receiver in a backlog.
+ */
+const MAX_IN_FLIGHT = 1024
+const MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024
+/** How long (ms) one go of handling what the connection queued may run before the event loop gets a turn. */
+const SLICE_MS = 10
 
 /** The NATS transport (lib/transport.js): nodes of other processes, reached by id. */
 class NatsTransport {
@@ -90,6 +101,8 @@ class NatsTransport {
      * that cannot read those requests cannot answer in their stead (see wire.js inboxOf).
      */
     this.inbox = `_HAPPEN.${this.route}.${randomBytes(16).toString('base64url')}.`
+    /** The inbound messages refused (inbound.js): counted, logged, warned about at most once a minute. */
+    this.drops = new Drops()
     /** What other runtimes may make this one hold (limits.js). */
     this.limits = { ...DEFAULT_LIMITS, ...options.limits }
     /** Which runtime hosts a remote node id (learnt from presence and replies). */
@@ -106,6 +119,18 @@ class NatsTransport {
     this.nextFrame = 1
     /** Remote branches waiting for their reply, by branch id. */
     this.waiting = new BranchTable()
+    /**
+     * The bound on what waits for replies: past `maxInFlight` branches or `maxInFlightBytes`
+     * (the events' JSON, each send's shared among its branches), sends are held back, in order
+     * (`held`, from `heldFrom` on), until replies free room (requests.js _holdBack).
+     */
+    this.maxInFlight = options.maxInFlight ?? MAX_IN_FLIGHT
+    this.maxInFlightBytes = options.maxInFlightBytes ?? MAX_IN_FLIGHT_BYTES
+    this.inFlightBytes = 0
+    this.held = []
+    this.heldFrom = 0
+    /** Set once close() began: nothing held back leaves any more. */
+    this.closing = false
     /** Inbound flows running here, by the sender's inbox: a BranchTable of its branch ids (for liveness checks). */
     this.serving = new Map()
     /** The runtimes events came from, by inbox (see serving.js _peer). */
@@ -198,7 +223,7 @@ class NatsTransport {
     // Keeps the process alive while something waits on the network (connecting, replies,
     // flushes), never when idle: unref'd whenever `holds` is 0.
     this.timer = setInterval(() => this._checkLiveness(), Math.max(50, this.heartbeat / 2))
-    const { heartbeat, type, frames, fan, scope, limits, servers, ...connect } = options
+    const { heartbeat, type, frames, fan, scope, limits, servers, maxInFlight, maxInFlightBytes, ...connect } = options
     /** `frames: false` sends every request on its node's subject (for comparison and tests). */
     this.useFrames = frames !== false
     /**
@@ -208,6 +233,17 @@ class NatsTransport {
      * whatever its own setting, so a sender may choose it alone.
      */
     this.useFan = this.useFrames && fan === true
+    /**
+     * What the connection queued and a slice of _drain left for the next (entries from
+     * `inboundAt` on), and the rest of a frame cut short (serving.js), which goes first.
+     */
+    this.inbound = null
+    this.inboundAt = 0
+    this.resume = null
+    /** Whether the next slice is scheduled, and when the current one ends (performance.now()). */
+    this.sliced = false
+    this.sliceEnd = Infinity
+    this._nextSlice = () => this._drainSlice(true)
     // The connection gets the URLs without credentials (its messages name them so: see
     // _onStatus), and those the URLs carried as options.
     this.addresses = urls.addresses.join(', ')
@@ -239,13 +275,9 @@ class NatsTransport {
   ready() {
     if (this.closed) return Promise.resolve()
     return this.connected
-      .then(() =>
-        this.claims.size === 0 ? undefined : Promise.all([...this.claims.values()].map((claim) => claim.settled)),
-      )
-      .then(() =>
-        this.echoes.size === 0 ? undefined : Promise.all([...this.echoes.values()].map((echo) => echo.settled)),
-      )
+      .then(() => this._claimsSettled())
       .then(() => this._flushConnection())
+      .then(() => this._claimsSettled())
       .then(() => {
         if (this.failure !== null) throw this.failure
         if (this.refused.length === 0) return
@@ -255,6 +287,17 @@ class NatsTransport {
         const code = refused.every((error) => error.code === refused[0].code) ? refused[0].code : 'PERMISSION_DENIED'
         throw new HappenError(code, refused.map((error) => error.message).join('; '), { errors: refused })
       })
+  }
+
+  /**
+   * Resolves once no claim, check or first announcement is pending, those that one settling
+   * started included (an announcement that meets another claim confirms it: presence.js
+   * _conflict). Each ends within a heartbeat.
+   */
+  _claimsSettled() {
+    if (this.claims.size === 0 && this.echoes.size === 0) return undefined
+    const pending = [...this.claims.values(), ...this.echoes.values()].map((wait) => wait.settled)
+    return Promise.all(pending).then(() => this._claimsSettled())
   }
 
   /** Resolves once everything sent so far reached the server. */
@@ -323,29 +366,94 @@ class NatsTransport {
     process.nextTick(this._sendNow)
   }
 
-  /** Takes what the connection queued (many messages per call when they queue up) and handles it in order. */
+  /**
+   * Takes what the connection queued (many messages per call when they queue up) and handles it
+   * in order, in slices of about SLICE_MS: past one, the rest waits for the next turn of the
+   * event loop (setImmediate), so the process's timers, I/O and other work keep answering while
+   * a backlog is served. A wake-up while a slice is scheduled adds nothing: that slice takes
+   * everything that arrived, after what it has left.
+   */
   _drain() {
+    if (this.closed || this.sliced) return
+    this._drainSlice(false)
+  }
+
+  /** One slice of _drain; `resumed`: the one after a slice that ran out of time. */
+  _drainSlice(resumed) {
+    this.sliced = false
     if (this.closed) return
-    let entries
-    try {
-      entries = native.natsDrain(this.handle)
-    } catch {
-      return
-    }
-    for (let i = 0; i < entries.length; i += 5) {
-      const kind = entries[i]
-      try {
-        if (kind === 'r') this._onReply(entries[i + 1], entries[i + 3], entries[i + 4])
-        else if (kind === 'f') this._onFrame(entries[i + 2], entries[i + 3], entries[i + 4], entries[i + 1])
-        else if (kind === 'q') this._onRequest(entries[i + 1], entries[i + 2], entries[i + 3], entries[i + 4])
-        else if (kind === 'p') this._onPresence(entries[i + 4])
-        else if (kind === 's') this._onStatus(entries[i + 1], entries[i + 4])
-        else if (kind === 'e') this._onUnsent(entries[i + 1], entries[i + 2], entries[i + 3], entries[i + 4])
-      } catch (error) {
-        // A malformed message must not stop the others; it is reported, not thrown.
-        process.emitWarning(`happen: a NATS message could not be handled: ${error && error.message}`)
+    this.sliceEnd = performance.now() + SLICE_MS
+    if (this.resume !== null && !this._resumeFrame()) return this._sliceLater()
+    let entries = this.inbound
+    let i = this.inboundAt
+    this.inbound = null
+    for (;;) {
+      if (entries === null) {
+        try {
+          entries = native.natsDrain(this.handle)
+        } catch {
+          return
+        }
+        i = 0
+        if (entries.length === 0) return
       }
+      while (i < entries.length) {
+        this._handle(entries, i)
+        i += 5
+        if (this.resume !== null || (i < entries.length && performance.now() >= this.sliceEnd)) {
+          if (i < entries.length) {
+            this.inbound = entries
+            this.inboundAt = i
+          }
+          return this._sliceLater()
+        }
+      }
+      // A wake-up that came while slices were scheduled was not answered: what it announced is taken now.
+      if (!resumed) return
+      entries = null
     }
+  }
+
+  /** Serves the rest of the frame a slice cut short; false when this slice cut it again. */
+  _resumeFrame() {
+    const resume = this.resume
+    this.resume = null
+    try {
+      resume()
+    } catch (error) {
+      this._unhandled(error)
+    }
+    return this.resume === null
+  }
+
+  _sliceLater() {
+    this.sliced = true
+    setImmediate(this._nextSlice)
+  }
+
+  /** Whether the current slice of _drain has run its time (serving.js cuts a frame short then). */
+  _sliceOver() {
+    return performance.now() >= this.sliceEnd
+  }
+
+  /** Handles the message at entries[i] (kind, subject, reply, header, body). */
+  _handle(entries, i) {
+    const kind = entries[i]
+    try {
+      if (kind === 'r') this._onReply(entries[i + 1], entries[i + 3], entries[i + 4])
+      else if (kind === 'f') this._onFrame(entries[i + 2], entries[i + 3], entries[i + 4], entries[i + 1])
+      else if (kind === 'q') this._onRequest(entries[i + 1], entries[i + 2], entries[i + 3], entries[i + 4])
+      else if (kind === 'p') this._onPresence(entries[i + 4])
+      else if (kind === 's') this._onStatus(entries[i + 1], entries[i + 4])
+      else if (kind === 'e') this._onUnsent(entries[i + 1], entries[i + 2], entries[i + 3], entries[i + 4])
+    } catch (error) {
+      this._unhandled(error)
+    }
+  }
+
+  /** A malformed message must not stop the others: it is reported, not thrown. */
+  _unhandled(error) {
+    this.drops.drop('message', '(any)', null, `it could not be handled: ${error && error.message}`, false)
   }
 
   /**
@@ -359,6 +467,7 @@ class NatsTransport {
     this.failure = typeof problem === 'string' ? new HappenError('CONNECTION_FAILED', problem) : problem
     this._failed(this.failure)
     const { code, message } = this.failure
+    this._refuseHeld(code, message)
     for (const branch of [...this.waiting.keys()]) this._failBranch(branch, code, message)
     for (const claim of this.claims.values()) claim.granted()
     this.claims.clear()
@@ -419,6 +528,9 @@ class NatsTransport {
 
   async close() {
     if (this.closed) return
+    // What is held back never leaves: its sends fail SHUTDOWN (now, and any made meanwhile below).
+    this.closing = true
+    this._refuseHeld('SHUTDOWN', 'the happen runtime was shut down')
     if (this.state === 'connected') {
       if (this.subscriptions.size > 0) this._announceDown([...this.subscriptions.keys()])
       await this._flushConnection().catch(() => {})
@@ -426,6 +538,7 @@ class NatsTransport {
     for (const claim of this.claims.values()) claim.granted()
     this.claims.clear()
     for (const id of [...this.echoes.keys()]) this._heard(id)
+    this._refuseHeld('SHUTDOWN', 'the happen runtime was shut down')
     for (const branch of [...this.waiting.keys()])
       this._failBranch(branch, 'SHUTDOWN', 'the happen runtime was shut down before the remote node answered')
     this.closed = true

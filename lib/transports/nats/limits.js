@@ -12,8 +12,8 @@
 
 /** Defaults of the NATS transport's `limits` option (index.d.ts NatsLimits). */
 const DEFAULT_LIMITS = Object.freeze({
-  nodesPerRuntime: 10_000,
-  remoteNodes: 20_000,
+  nodesPerRuntime: 5_000,
+  remoteNodes: 10_000,
   senders: 1_000,
   peers: 4_096,
 })

@@ -23,6 +23,7 @@
 const debug = require('../../debug')
 const { performance } = require('node:perf_hooks')
 const { subjectOf } = require('./wire')
+const { parse, runtimeOfReply } = require('./inbound')
 
 /**
  * Checks of a branch that may go unanswered in a row (each waits a heartbeat) before it fails
@@ -47,12 +48,7 @@ function isBranchList(list) {
 
 /** `body` parsed, when it is the JSON of an object; else null. */
 function objectOf(body) {
-  let value
-  try {
-    value = JSON.parse(body)
-  } catch {
-    return null
-  }
+  const value = parse(body)
   return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : null
 }
 
@@ -176,7 +172,8 @@ class Liveness {
    */
   _onPing(reply, body) {
     const check = readCheck(reply, body, this.messageLimit)
-    if (typeof check === 'string') return void debug.logTransport('nats', 'dropped a liveness check: %s', check)
+    if (typeof check === 'string')
+      return this.drops.drop('liveness check', 'a node or runtime subject', runtimeOfReply(reply), check)
     const { running, after } = check
     const inbox = reply.slice(0, reply.lastIndexOf('.') + 1)
     const serving = this.serving.get(inbox)
@@ -221,10 +218,11 @@ class Liveness {
     const gone = header === 'status:503'
     const answer = gone ? null : readAnswer(header, body, branches.length)
     if (typeof answer === 'string') {
-      debug.logTransport(
-        'nats',
-        'dropped the answer to a liveness check: %s; its branches are asked after again',
-        answer,
+      this.drops.drop(
+        'liveness answer',
+        `this runtime's inbox (${key})`,
+        null,
+        `${answer}; its branches are asked after again`,
       )
       return this._askAgain(branches)
     }

@@ -33,6 +33,15 @@ const NATS_OPTIONS = {
   fan: 'boolean',
   scope: 'token',
   limits: 'limits',
+  maxInFlight: 'positive',
+  maxInFlightBytes: 'positive',
+}
+
+/** What a number option of each kind must be, as errors say it. */
+const EXPECTED = {
+  ms: 'a positive integer number of milliseconds',
+  count: 'a non-negative integer',
+  positive: 'a positive integer',
 }
 
 /** Options whose values no message shows. */
@@ -162,13 +171,10 @@ function checkNatsOptions(transport) {
       const ok =
         kind === 'ms'
           ? Number.isInteger(value) && value >= 1 && value <= 2 ** 31 - 1
-          : Number.isInteger(value) && value >= 0 && value <= 2 ** 32 - 1
-      if (!ok)
-        throw outOfRange(
-          name,
-          kind === 'ms' ? 'a positive integer number of milliseconds' : 'a non-negative integer',
-          value,
-        )
+          : kind === 'positive'
+            ? Number.isSafeInteger(value) && value >= 1
+            : Number.isInteger(value) && value >= 0 && value <= 2 ** 32 - 1
+      if (!ok) throw outOfRange(name, EXPECTED[kind], value)
     }
   }
   if ((transport.user === undefined) !== (transport.pass === undefined)) {

@@ -14,6 +14,7 @@ const native = require('../../native')
 const { HappenError } = require('../../errors')
 const { performance } = require('node:perf_hooks')
 const { PRESENCE, subjectOf } = require('./wire')
+const { BAD_JSON, parse, checkPresence, isRuntimeName } = require('./inbound')
 
 /** Installed on NatsTransport.prototype by ./index.js. */
 class Presence {
@@ -71,6 +72,20 @@ class Presence {
     this.claims.set(key, { id, node, confirm, late, sentAt: performance.now(), settled, granted })
     this._hold(1)
     this._out(subjectOf(id), this.inbox + key, '', JSON.stringify({ running: [] }))
+  }
+
+  /** A message on a claim's or check's reply subject: "no responders", or an answer `{lost: [], rt}`. */
+  _onCheckReply(key, header, body) {
+    if (header === 'status:503') return this._onCheckAnswer(key, null)
+    const answer = parse(body)
+    if (answer !== null && typeof answer === 'object' && typeof answer.rt === 'string' && isRuntimeName(answer.rt))
+      return this._onCheckAnswer(key, answer)
+    this.drops.drop(
+      'answer',
+      `this runtime's inbox (${key.slice(0, 20)})`,
+      null,
+      'not {lost, rt}: an answer to a claim',
+    )
   }
 
   /** The answer to a claim or a check: `answer` null when nobody serves the id (or nobody answered in time). */
@@ -228,7 +243,12 @@ class Presence {
   }
 
   _onPresence(body) {
-    const message = JSON.parse(body)
+    const message = parse(body)
+    const problem = message === BAD_JSON ? 'not JSON' : checkPresence(message)
+    if (problem !== null) {
+      const sender = typeof message?.rt === 'string' ? message.rt : null
+      return this.drops.drop('presence', PRESENCE, sender, problem)
+    }
     if (message.rt === this.route) {
       if (message.first === true) for (const id of message.up) this._heard(id)
       return

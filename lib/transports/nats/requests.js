@@ -9,8 +9,10 @@
 //   a message that could not be published fails it with the connection's code.
 
 const debug = require('../../debug')
+const { HappenError } = require('../../errors')
 const { performance } = require('node:perf_hooks')
 const { FAN, FRAME_LIMIT, encodeCausal, subjectOf, remoteError } = require('./wire')
+const { BAD_JSON, parse, checkReplies } = require('./inbound')
 
 /**
  * A frame's body: its entries' values one after another in one JSON array (k, k node ids, their
@@ -32,9 +34,26 @@ function frameBody(entries) {
 
 /** Installed on NatsTransport.prototype by ./index.js. */
 class Requests {
-  /** Sends the planned event to the remote targets of one dispatch; replies finish their branches. */
+  /**
+   * Sends the planned event to the remote targets of one dispatch; replies finish their
+   * branches. Past the bound on what waits for replies (maxInFlight branches, maxInFlightBytes),
+   * and behind any send held already, the send is held back (see _holdBack); a send of a flow
+   * serving another runtime's event is not (see _holdBack).
+   */
   start(delivery) {
-    const { result, slots: remote, wire: body, causal, batch: info, origin, broadcast, trace } = delivery
+    const { result, slots: remote, wire: body, broadcast } = delivery
+    const causalText = this._causalText(delivery)
+    if (
+      (this.heldFrom < this.held.length || !this._hasRoom(remote.length, body.length + causalText.length)) &&
+      delivery.origin === undefined
+    )
+      return this._holdBack(result, remote, body, causalText, broadcast)
+    this._request(result, remote, body, causalText, broadcast)
+  }
+
+  /** The send's causal context as its requests carry it (see wire.js encodeCausal). */
+  _causalText(delivery) {
+    const { causal, batch: info, origin, trace } = delivery
     // What only some sends carry goes in the causal context's `extra`.
     let extra = 0
     // The W3C trace context the remote flows' spans continue.
@@ -50,8 +69,20 @@ class Requests {
         return [c.id, c.causationId, c.correlationId]
       })
     }
-    const causalText = encodeCausal(causal, extra, this.host.prefix)
+    return encodeCausal(causal, extra, this.host.prefix)
+  }
+
+  /** Whether `count` more branches of a send of `bytes` fit the bound (anything does when nothing waits). */
+  _hasRoom(count, bytes) {
+    const waiting = this.waiting.size
+    return waiting === 0 || (waiting + count <= this.maxInFlight && this.inFlightBytes + bytes <= this.maxInFlightBytes)
+  }
+
+  /** Sends one send's requests: its branches wait for their replies from now on. */
+  _request(result, remote, body, causalText, broadcast) {
     const now = performance.now()
+    // Each branch counts its share of the send's bytes against maxInFlightBytes while it waits.
+    const bytes = (body.length + causalText.length) / remote.length
     let direct = null
     for (let i = 0; i < remote.length; i++) {
       const { slot, branch, node } = remote[i]
@@ -63,6 +94,7 @@ class Requests {
         sentAt: now,
         causal: causalText,
         body,
+        bytes,
         frame: 0,
         /** The fan frame it went in (see _sendFrames), or 0. */
         fan: 0,
@@ -80,8 +112,71 @@ class Requests {
       if (host === undefined) (direct || (direct = [])).push(waiting)
       else this._frame(host, node.id, waiting)
     }
+    this.inFlightBytes += body.length + causalText.length
     this._hold(remote.length)
     if (direct !== null) for (let i = 0; i < direct.length; i++) this._direct(direct[i], i > 0)
+  }
+
+  /**
+   * Holds a send back, in order behind those held already, until replies free room for it
+   * (_admitHeld); its wire text is ready, so it leaves as it would have. `await send()` waits
+   * meanwhile (result.hold()); a caller that does not await is not slowed, and what it sends
+   * waits here. A send of a flow serving another runtime's event is never held: its number is
+   * bounded by what that runtime holds in flight already, and holding it could deadlock two
+   * runtimes whose flows wait on each other's.
+   */
+  _holdBack(result, remote, body, causalText, broadcast) {
+    result.hold()
+    this.held.push({ result, remote, body, causalText, broadcast })
+  }
+
+  /** Sends the sends held back, in order, while they fit the bound. */
+  _admitHeld() {
+    if (this.failure !== null || this.closing) return
+    const held = this.held
+    while (this.heldFrom < held.length) {
+      const next = held[this.heldFrom]
+      if (!this._hasRoom(next.remote.length, next.body.length + next.causalText.length)) break
+      held[this.heldFrom++] = undefined
+      this._request(next.result, next.remote, next.body, next.causalText, next.broadcast)
+      next.result.admit()
+    }
+    if (this.heldFrom < held.length) {
+      // The sends let go leave the front of the array empty: past a while it is copied anew.
+      if (this.heldFrom >= 4096 && this.heldFrom * 2 >= held.length) {
+        this.held = held.slice(this.heldFrom)
+        this.heldFrom = 0
+      }
+      return
+    }
+    this.held = []
+    this.heldFrom = 0
+  }
+
+  /**
+   * Settles every send held back with `code` (SHUTDOWN, CONNECTION_FAILED): none of them will
+   * leave. Each target fails with the code, and `await send()` rejects with it.
+   */
+  _refuseHeld(code, why) {
+    const held = this.held
+    const from = this.heldFrom
+    this.held = []
+    this.heldFrom = 0
+    const bound = `maxInFlight ${this.maxInFlight} branches or maxInFlightBytes ${this.maxInFlightBytes} bytes`
+    for (let i = from; i < held.length; i++) {
+      const { result, remote } = held[i]
+      for (const { slot, node } of remote) {
+        const message = `The event for node '${node.id}' was held back (${bound} waiting for replies) and never sent: ${why}`
+        result.settleTarget(slot, {
+          ok: false,
+          step: '(transport)',
+          error: remoteError(node.id, { name: 'HappenError', code, message }),
+        })
+      }
+      result.refuse(
+        new HappenError(code, `This send was held back (${bound} waiting for replies) and never left: ${why}`),
+      )
+    }
   }
 
   /** Sends one branch's request on its node's subject (`again`: it may have arrived already). */
@@ -229,6 +324,8 @@ class Requests {
     if (host !== undefined && waiting.frame === 0 && this.useFrames) this.hostOf.set(waiting.node.id, host)
     this.waiting.delete(branch)
     this._hold(-1)
+    // Back to 0 exactly when nothing waits (the shares are fractions).
+    this.inFlightBytes = this.waiting.size === 0 ? 0 : this.inFlightBytes - waiting.bytes
     const { result, slot } = waiting
     const ran = steps !== undefined && steps.length > 0
     if (ran) {
@@ -242,6 +339,8 @@ class Requests {
     if (ok) result.settleTarget(slot, { ok: true, value: payload, matched: ran })
     else
       result.settleTarget(slot, { ok: false, step: step || '(remote)', error: remoteError(waiting.node.id, payload) })
+    // The room it leaves goes to the sends held back.
+    if (this.heldFrom < this.held.length) this._admitHeld()
   }
 
   /** `steps`, or the equal list the ring holds last. */
@@ -282,7 +381,13 @@ class Requests {
    * item before. An item that does not answer a request of ours made where it came is dropped.
    */
   _onReplies(key, body) {
-    const { h: host, r: replies } = JSON.parse(body)
+    const message = parse(body)
+    const problem = message === BAD_JSON ? 'not JSON' : checkReplies(message)
+    if (problem !== null) {
+      const sender = typeof message?.h === 'string' ? message.h : null
+      return this.drops.drop('reply', `this runtime's inbox (${key.slice(0, 20)})`, sender, problem)
+    }
+    const { h: host, r: replies } = message
     this.heardAt.set(host, performance.now())
     const via = key.charCodeAt(0) === 120 /* x */ ? Number(key.slice(1)) : -1
     let steps
@@ -330,8 +435,7 @@ class Requests {
     if (header !== 'status:503' && body.startsWith('{"h":')) return this._onReplies(key, body)
     const first = key.charCodeAt(0)
     if (first === 112 /* p: a liveness answer */) return this._onPingAnswer(key, header, body)
-    if (first === 99 /* c: who serves an id */)
-      return this._onCheckAnswer(key, header === 'status:503' ? null : JSON.parse(body))
+    if (first === 99 /* c: who serves an id */) return this._onCheckReply(key, header, body)
     if (first === 120 /* x: a frame nobody took */) {
       // Its runtime is gone: resend its requests on their nodes' subjects, which tell
       // whether each node lives elsewhere now or nowhere (no responders).

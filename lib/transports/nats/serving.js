@@ -26,6 +26,22 @@ const {
   WireBatch,
 } = require('./wire')
 const { BranchTable } = require('../../tables')
+const {
+  BAD_JSON,
+  parse,
+  checkRequest,
+  checkFrame,
+  checkFanHeader,
+  checkFan,
+  runtimeOfReply,
+  branchOfReply,
+} = require('./inbound')
+
+/** Why a frame or request whose reply subject is no runtime's inbox is dropped (it cannot be answered). */
+const NO_INBOX = "its reply subject is no runtime's inbox"
+
+/** How often (in entries) serving a frame looks whether the drain's slice has run its time. */
+const SLICE_CHECK = 4
 
 /**
  * An event served here for another runtime (host.receive's `served`): its flows' ends are
@@ -62,19 +78,28 @@ class Serving {
   /** A request on a node's subject: one event (or batch) for one local node. */
   _onRequest(subject, reply, header, body) {
     if (header === '') return this._onPing(reply, body)
-    const cut = reply.lastIndexOf('.') + 1
-    const id = this.localBySubject.get(subject)
-    const inbox = reply.slice(0, cut)
-    const branch = Number(reply.slice(cut))
+    const branch = branchOfReply(reply)
     // The causal context's values, then 1 when sent again (see requests.js _direct).
-    const wire = JSON.parse(header)
+    const wire = parse(header)
+    const input = parse(body)
+    const problem =
+      branch < 0
+        ? `its reply subject ${JSON.stringify(reply.slice(0, 40))} names no runtime's branch`
+        : wire === BAD_JSON
+          ? 'its causal header is not JSON'
+          : input === BAD_JSON
+            ? 'its body is not JSON'
+            : checkRequest(wire, input)
+    if (problem !== null) return this.drops.drop('request', subject, runtimeOfReply(reply), problem)
+    const id = this.localBySubject.get(subject)
+    const inbox = inboxOf(reply)
     if (wire[CAUSAL_FIELDS] === 1) {
       // Sent again (it may have arrived before): not run twice. Its flow runs here still, or
       // its kept reply goes again.
       const serving = this.serving.get(inbox)
       if (serving?.has(branch) || this._replyAgain(inbox, branch, this.kept.of(inbox), reply)) return
     }
-    this._serve(this._peer(inbox), reply, [branch], [id], wire, 0, JSON.parse(body))
+    this._serve(this._peer(inbox), reply, [branch], [id], wire, 0, input)
   }
 
   /**
@@ -85,10 +110,19 @@ class Serving {
   _onFrame(reply, header, body, subject) {
     if (header === '') return this._onPing(reply, body)
     if (subject === FAN) return this._onFan(reply, header, body)
-    const peer = this._peer(inboxOf(reply))
-    const list = JSON.parse(body)
+    const sender = runtimeOfReply(reply)
+    const list = sender === null ? null : parse(body)
+    const problem = sender === null ? NO_INBOX : list === BAD_JSON ? 'its body is not JSON' : checkFrame(list, header)
+    if (problem !== null) return this.drops.drop('frame', subject, sender, problem)
+    this._serveFrame(this._peer(inboxOf(reply)), reply, list, 0)
+  }
+
+  /** Serves a frame's entries from list[from] on; past the drain's slice, the rest is served in the next (index.js _drain). */
+  _serveFrame(peer, reply, list, from) {
     const early = { at: performance.now() }
-    for (let at = 0, served = 0; at < list.length; served++) {
+    for (let at = from, served = 0; at < list.length; served++) {
+      if (served % SLICE_CHECK === SLICE_CHECK - 1 && this._sliceOver())
+        return this._serveLater(this._serveFrame, peer, reply, list, at)
       const k = list[at]
       // Mostly one node per entry: a literal is cheaper than slice().
       const ids = k === 1 ? [list[at + 1]] : list.slice(at + 1, at + 1 + k)
@@ -120,12 +154,24 @@ class Serving {
    */
   _onFan(reply, header, body) {
     if (!header.includes(`"${this.route}"`)) return
-    const me = JSON.parse(header).t.indexOf(this.route)
+    const sender = runtimeOfReply(reply)
+    const head = sender === null ? null : parse(header)
+    const problem = sender === null ? NO_INBOX : head === BAD_JSON ? 'its header is not JSON' : checkFanHeader(head)
+    if (problem !== null) return this.drops.drop('fan', FAN, sender, problem)
+    const me = head.t.indexOf(this.route)
     if (me < 0) return
-    const peer = this._peer(inboxOf(reply))
-    const list = JSON.parse(body)
+    const list = parse(body)
+    const wrong = list === BAD_JSON ? 'its body is not JSON' : checkFan(head.t, list)
+    if (wrong !== null) return this.drops.drop('fan', FAN, sender, wrong)
+    this._serveFan(this._peer(inboxOf(reply)), reply, list, 0, me)
+  }
+
+  /** Serves a fan frame's entries for this runtime (index `me` in its header) from list[from] on, like _serveFrame. */
+  _serveFan(peer, reply, list, from, me) {
     const early = { at: performance.now() }
-    for (let at = 0, served = 0; at < list.length; served++) {
+    for (let at = from, served = 0; at < list.length; served++) {
+      if (served % SLICE_CHECK === SLICE_CHECK - 1 && this._sliceOver())
+        return this._serveLater(this._serveFan, peer, reply, list, at, me)
       const k = list[at]
       const ids = at + 1
       const runtimes = ids + 2 * k
@@ -146,6 +192,11 @@ class Serving {
       this._serve(peer, reply, mineBranches, mine, list, causal, list[at - 1])
       if (served % REPLY_EVERY === REPLY_EVERY - 1 && at < list.length) this._replyEarly(early)
     }
+  }
+
+  /** The rest of a frame, from list[at] on, is served first in the drain's next slice. */
+  _serveLater(serve, peer, reply, list, at, me) {
+    this.resume = () => serve.call(this, peer, reply, list, at, me)
   }
 
   /**
