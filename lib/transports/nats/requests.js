@@ -388,16 +388,18 @@ class Requests {
       return this.drops.drop('reply', `this runtime's inbox (${key.slice(0, 20)})`, sender, problem)
     }
     const { h: host, r: replies } = message
-    this.heardAt.set(host, performance.now())
     const via = key.charCodeAt(0) === 120 /* x */ ? Number(key.slice(1)) : -1
     let steps
+    let believed = false
     for (let i = 0; i < replies.length; i++) {
       const r = replies[i]
       if (r[2] !== 0) steps = this._sharedSteps(r[2])
       if (!this._answers(r[0], key, via, host)) continue
+      believed = true
       if (r[1] === 1) this._settle(r[0], true, steps, r[3], undefined, false, host)
       else this._settle(r[0], false, steps, r[3], r[4], r[5] === 1, host)
     }
+    if (believed) this.heardAt.set(host, performance.now())
   }
 
   /**
@@ -413,14 +415,10 @@ class Requests {
     if (via >= 0) ok = (waiting.frame === via || waiting.fan === via) && waiting.host === host
     else if (key.charCodeAt(0) === 112 /* p */) ok = this.pings.get(key)?.includes(branch) === true
     else ok = waiting.frame === 0 && Number(key) === branch
-    if (!ok)
-      debug.logTransport(
-        'nats',
-        'dropped a reply to branch %d on %s from runtime %s: not where its request went',
-        branch,
-        key,
-        host,
-      )
+    if (!ok) {
+      const why = 'a reply came where no request of its branch went, or from another runtime than it went to'
+      this.drops.drop('reply', `this runtime's inbox (${key.slice(0, 20)})`, host, why, false)
+    }
     return ok
   }
 
