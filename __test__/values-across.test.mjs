@@ -351,8 +351,13 @@ describe('worker threads: nesting depth and what a thread cannot decode', () => 
   })
 })
 
+// Node 24 aborts the whole process (V8 "Reached heap limit") when a worker thread passes its
+// maxOldGenerationSizeMb while a happen handler runs there, though a plain worker passing it ends
+// alone (ERR_WORKER_OUT_OF_MEMORY): README, "Known limits". Node 20 ends the worker alone.
+const abortsOnWorkerHeapLimit = Number(process.versions.node.split('.')[0]) >= 24
+
 describe('worker(module, { resourceLimits })', () => {
-  it("bounds one worker's heap: over it, that worker's entries fail NODE_LOST; the process and other nodes go on", async () => {
+  it.skipIf(abortsOnWorkerHeapLimit)("bounds one worker's heap: over it, that worker's entries fail NODE_LOST; the process and other nodes go on", async () => {
     const rt = runtime()
     await rt.worker(bounded, { workerData: { prefix: 'hogs' }, resourceLimits: { maxOldGenerationSizeMb: 16 } })
     await rt.worker(bounded, { workerData: { prefix: 'calm' } })

@@ -336,7 +336,7 @@ function itemProblem(item, first) {
   return errorProblem(item[3])
 }
 
-/** A parsed reply message on the inbox's .f: {h: replying runtime, r: [items]}, r not empty. */
+/** A parsed reply message (on the reply subject of what it answers): {h: replying runtime, r: [items]}, r not empty. */
 function checkReplies(message) {
   if (!isObject(message)) return `the message is ${show(message)}, not {h, r}`
   if (!isRuntimeName(message.h)) return `h is ${show(message.h)}, not a runtime name`

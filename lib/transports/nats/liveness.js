@@ -22,7 +22,7 @@
 
 const debug = require('../../debug')
 const { performance } = require('node:perf_hooks')
-const { subjectOf } = require('./wire')
+const { subjectOf, inboxOf } = require('./wire')
 const { parse, runtimeOfReply } = require('./inbound')
 
 /**
@@ -175,7 +175,7 @@ class Liveness {
     if (typeof check === 'string')
       return this.drops.drop('liveness check', 'a node or runtime subject', runtimeOfReply(reply), check)
     const { running, after } = check
-    const inbox = reply.slice(0, reply.lastIndexOf('.') + 1)
+    const inbox = inboxOf(reply)
     const serving = this.serving.get(inbox)
     // A check comes from one runtime: its kept replies are looked up once.
     let kept = null
