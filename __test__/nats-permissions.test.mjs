@@ -122,6 +122,37 @@ describe.skipIf(!NATS_URL || !hasNatsServer)(
   },
 )
 
+describe.skipIf(!NATS_URL || !hasNatsServer)('NATS transport: the template across a server restart', () => {
+  afterAll(() => stopAll())
+
+  it('requests in flight are answered once each: answers the new server refuses (it never saw their requests) go again on liveness checks', async () => {
+    const port = await freePort()
+    const url = `nats://127.0.0.1:${port}`
+    let server = await startServer(port, [], template)
+    const { type, servers, heartbeat, ...options } = as('orders', url)
+    await spawnHost(url, ['orders'], 1000, {}, options)
+    const happen = await initializeHappen({ transport: as('caller', url, { heartbeat: 1000 }) })
+    try {
+      const orders = happen.node('orders')
+      await orders.send({ type: 'echo' }).return() // frames from now on
+      const send = (key, ms) => orders.send({ type: 'counted', payload: { key, ms } }).return({ settled: true })
+      const keys = Array.from({ length: 30 }, (_, i) => `k${i}`)
+      // Flows that end before, during and after the outage.
+      const outcomes = keys.map((key, i) => send(key, i * 30))
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      await stop(server, 'SIGKILL')
+      await new Promise((resolve) => setTimeout(resolve, 400))
+      server = await startServer(port, [], template)
+      const failed = (await Promise.all(outcomes)).filter((o) => o.orders.status !== 'fulfilled')
+      expect(failed.map((o) => o.orders.reason.message)).toEqual([])
+      const runs = await orders.send({ type: 'runs' }).return()
+      expect(keys.map((key) => runs[key])).toEqual(keys.map(() => 1))
+    } finally {
+      await happen.shutdown()
+    }
+  }, 30_000)
+})
+
 /** The template with `from` (text of one user's block) replaced by `to`. */
 function without(from, to = '') {
   expect(template).toContain(from)

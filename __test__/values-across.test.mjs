@@ -357,25 +357,28 @@ describe('worker threads: nesting depth and what a thread cannot decode', () => 
 const abortsOnWorkerHeapLimit = Number(process.versions.node.split('.')[0]) >= 24
 
 describe('worker(module, { resourceLimits })', () => {
-  it.skipIf(abortsOnWorkerHeapLimit)("bounds one worker's heap: over it, that worker's entries fail NODE_LOST; the process and other nodes go on", async () => {
-    const rt = runtime()
-    await rt.worker(bounded, { workerData: { prefix: 'hogs' }, resourceLimits: { maxOldGenerationSizeMb: 16 } })
-    await rt.worker(bounded, { workerData: { prefix: 'calm' } })
-    const main = rt.createNode('main')
-    main.on('hog', () => 'main is fine')
-    const settled = await rt
-      .createNodeArray([main, rt.node('hogs-hog'), rt.node('calm-deep')])
-      .send({ type: 'hog' })
-      .return({ settled: true, timeout: 15_000 })
-    expect(settled.main).toEqual({ status: 'fulfilled', value: 'main is fine' })
-    expect(settled['calm-deep']).toEqual({ status: 'fulfilled', value: null })
-    expect(settled['hogs-hog'].status).toBe('rejected')
-    expect(settled['hogs-hog'].reason.code).toBe('NODE_LOST')
-    expect(settled['hogs-hog'].reason.message).toContain('memory limit')
-    // Its nodes left with it; the other worker still serves.
-    expect(thrown(() => rt.node('hogs-deep')).code).toBe('UNKNOWN_NODE')
-    expect(await rt.node('calm-deep').send({ type: 'ping' }).return()).toBe('pong')
-  })
+  it.skipIf(abortsOnWorkerHeapLimit)(
+    "bounds one worker's heap: over it, that worker's entries fail NODE_LOST; the process and other nodes go on",
+    async () => {
+      const rt = runtime()
+      await rt.worker(bounded, { workerData: { prefix: 'hogs' }, resourceLimits: { maxOldGenerationSizeMb: 16 } })
+      await rt.worker(bounded, { workerData: { prefix: 'calm' } })
+      const main = rt.createNode('main')
+      main.on('hog', () => 'main is fine')
+      const settled = await rt
+        .createNodeArray([main, rt.node('hogs-hog'), rt.node('calm-deep')])
+        .send({ type: 'hog' })
+        .return({ settled: true, timeout: 15_000 })
+      expect(settled.main).toEqual({ status: 'fulfilled', value: 'main is fine' })
+      expect(settled['calm-deep']).toEqual({ status: 'fulfilled', value: null })
+      expect(settled['hogs-hog'].status).toBe('rejected')
+      expect(settled['hogs-hog'].reason.code).toBe('NODE_LOST')
+      expect(settled['hogs-hog'].reason.message).toContain('memory limit')
+      // Its nodes left with it; the other worker still serves.
+      expect(thrown(() => rt.node('hogs-deep')).code).toBe('UNKNOWN_NODE')
+      expect(await rt.node('calm-deep').send({ type: 'ping' }).return()).toBe('pong')
+    },
+  )
 
   it('is validated: only Node’s four limits, each a positive number, each refusal naming its key', async () => {
     const rt = runtime()

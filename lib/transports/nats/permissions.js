@@ -7,8 +7,8 @@
 //   (ready() and every send reject); happen.fan only stops this runtime taking fan frames;
 // - a publish refused: the branches waiting on what went there fail at once, and so does
 //   every later send there (until a reconnection, which may bring other permissions); a refused
-//   announcement rejects ready(); a refused answer rejects the next ready() here, and its
-//   requester's liveness checks, unanswered, fail the branch NODE_LOST.
+//   announcement rejects ready(); a refused answer is logged (a warning at most once a
+//   minute), and its requester's liveness checks get it again or fail the branch NODE_LOST.
 // The server reports a refusal after the fact, by subject: it is matched to what was sent
 // there.
 
@@ -60,13 +60,14 @@ class Permissions {
 
   /**
    * An answer to another runtime was refused (its reply subject carries that runtime's secret:
-   * not shown). Its requester's liveness checks find the branch (NODE_LOST once they go
-   * unanswered); here, the next ready() rejects.
+   * not shown). Logged, with a warning at most once a minute; not a ready() failure, as a
+   * server restart refuses the answers to what was asked before it (the requester's check gets
+   * them again). Its requester's liveness checks find the branch: the kept answer is sent again
+   * on a check after a reconnection, else the branch fails NODE_LOST once they go unanswered.
    */
   _answerDenied(subject) {
-    const error = denied(`cannot answer runtime ${runtimeOf(inboxOf(subject))} (allow_responses)`)
-    debug.logTransport('nats', '%s', error.message)
-    this._report(error)
+    const why = 'the NATS server refused it (allow_responses: see the README, "Security")'
+    this.drops.drop('answer', `runtime ${runtimeOf(inboxOf(subject))}'s inbox`, this.route, why, false)
   }
 
   /** ready() reports `error` (once, however often the server refuses the same thing). */
