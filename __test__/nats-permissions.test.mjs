@@ -240,7 +240,13 @@ describe.skipIf(!NATS_URL || !hasNatsServer)(
       await hostAs('orders', url, ['orders'])
       const happen = await initializeHappen({ transport: as('caller', url) })
       await happen.ready()
-      // Presence said which runtime hosts `orders`: sends to it go in frames to that runtime.
+      // Once this runtime knows which runtime hosts `orders` (presence says, or the first
+      // reply), sends to it go in frames to that runtime.
+      await happen
+        .node('orders')
+        .send({ type: 'echo', payload: 0 })
+        .return({ timeout: HEARTBEAT * 3 })
+        .catch(() => {})
       const refused = await happen
         .node('orders')
         .send({ type: 'echo', payload: 1 })
