@@ -2,10 +2,21 @@
 
 // The NATS transport: nodes in other processes addressed by id like local ones.
 //
-// Wire (see src/nats.rs for the connection itself; this folder: wire.js the codec, presence.js node ids and presence, requests.js requests and reply correlation, serving.js serving other processes, kept.js the replies kept for requesters that lost them, liveness.js liveness checks). <rt> is a runtime's id prefix; its
-// route, <route>, is `<scope>.<rt>` with the `scope` option, else <rt>; its inbox
-// `_HAPPEN.<route>.<secret>.`, the secret 128 random bits that presence never carries.
-// Every answer goes to the reply subject of the message it answers (NATS's allow_responses).
+// What holds: nothing from the wire is acted on before inbound.js has checked its shape; a
+// reply is believed only where its request went; what other runtimes can make this one hold is
+// bounded (limits.js); what the server's permissions refuse is an error naming the subject
+// (permissions.js), never a wait; what waits for replies is bounded (requests.js, backpressure).
+//
+// This folder: wire.js the codec, inbound.js the checks of what arrives, presence.js node ids
+// and presence, requests.js requests and reply correlation, serving.js serving other processes,
+// kept.js the replies kept for requesters that lost them, liveness.js liveness checks,
+// permissions.js what the server refuses, limits.js what strangers may make it hold; the
+// connection itself is src/nats.rs.
+//
+// Wire. <rt> is a runtime's id prefix; its route, <route>, is `<scope>.<rt>` with the `scope`
+// option, else <rt>; its inbox `_HAPPEN.<route>.<secret>.`, the secret 128 random bits that
+// presence never carries. Every answer goes to the reply subject of the message it answers
+// (NATS's allow_responses).
 //   happen.node.<id>   one subscription per local node. A request carries the event (JSON body)
 //                      and its causal context (header `happen-causal`: a JSON array of its values,
 //                      see wire.js encodeCausal, then 1 when sent again); its reply subject
