@@ -179,6 +179,8 @@ describe.skipIf(!NATS_URL || !hasNatsServer)(
       const error = await firstError(as('caller', url), 'caller', runtime)
       expect(error?.code).toBe('PERMISSION_DENIED')
       expect(error.message).toContain(`subscribe to '${subject}`)
+      // An inbox's secret (22 characters of base64url) is never shown.
+      expect(error.message).not.toMatch(/\.[A-Za-z0-9_-]{22}\./)
       expect(performance.now() - started).toBeLessThan(HEARTBEAT * 2 + 500)
       await runtime.happen.shutdown()
     })

@@ -60,7 +60,7 @@ const debug = require('../../debug')
 const { HappenError } = require('../../errors')
 const { performance } = require('node:perf_hooks')
 const { randomBytes } = require('node:crypto')
-const { PRESENCE, FAN, checkJson } = require('./wire')
+const { PRESENCE, FAN, checkJson, redactInboxes } = require('./wire')
 const { Presence } = require('./presence')
 const { Requests } = require('./requests')
 const { Serving } = require('./serving')
@@ -493,7 +493,7 @@ class NatsTransport {
   _onStatus(event, detail) {
     // A failure names the servers as the connection has them: they are named as configured, redacted.
     if (event === 'failed') detail = detail.replace(this.addresses, () => this.servers.join(', '))
-    if (debug.enabled && !event.startsWith('flush')) debug.logTransport('nats', '%s %s', event, detail)
+    if (debug.enabled && !event.startsWith('flush')) debug.logTransport('nats', '%s %s', event, redactInboxes(detail))
     if (event === 'connected') {
       this.state = 'connected'
       const max = Number(detail)

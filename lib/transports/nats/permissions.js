@@ -14,7 +14,7 @@
 
 const debug = require('../../debug')
 const { HappenError } = require('../../errors')
-const { PRESENCE, FAN, subjectOf, inboxOf, runtimeOf } = require('./wire')
+const { PRESENCE, FAN, subjectOf, inboxOf, runtimeOf, redactInboxes } = require('./wire')
 
 /** Installed on NatsTransport.prototype by ./index.js. */
 class Permissions {
@@ -27,7 +27,7 @@ class Permissions {
   }
 
   _subscriptionDenied(subject) {
-    const error = denied(`cannot subscribe to '${subject}'`)
+    const error = denied(`cannot subscribe to '${redactInboxes(subject)}'`)
     debug.logTransport('nats', '%s', error.message)
     if (subject === FAN) return void (this.fanDenied = true)
     const id = this.localBySubject.get(subject)

@@ -483,7 +483,10 @@ class Requests {
     const cut = reason.indexOf(' ')
     const code = reason.slice(0, cut)
     const why = reason.slice(cut + 1)
-    debug.logTransport('nats', 'could not publish to %s (reply %s): %s', subject, reply || '-', reason)
+    if (debug.enabled) {
+      const where = redactInboxes(`${subject} (reply ${reply || '-'})`)
+      debug.logTransport('nats', 'could not publish to %s: %s', where, reason)
+    }
     if (reply.startsWith(this.inbox)) {
       const key = reply.slice(this.inbox.length)
       if (key.charCodeAt(0) === 120 /* x: a frame of requests */) {

@@ -84,6 +84,19 @@ function runtimeOf(inbox) {
   return inbox.slice(inbox.lastIndexOf('.', secret - 1) + 1, secret)
 }
 
+/**
+ * `text` as errors and logs show it: in every inbox subject (`_HAPPEN.<route>.<secret>.<key>`)
+ * the secret, the token before the last, as `***` (it lets whoever holds it answer as a host).
+ */
+function redactInboxes(text) {
+  return text.replace(/_HAPPEN\.[A-Za-z0-9_.*>-]+/g, (subject) => {
+    const tokens = subject.split('.')
+    if (tokens.length < 4) return subject
+    tokens[tokens.length - 2] = '***'
+    return tokens.join('.')
+  })
+}
+
 /** `happen.node.<id>`: ids made of subject-safe tokens go as they are, others base64url-encoded. */
 function subjectOf(id) {
   return /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(id)
@@ -315,6 +328,7 @@ module.exports = {
   subjectOf,
   inboxOf,
   runtimeOf,
+  redactInboxes,
   unserialisable,
   checkJson,
   remoteError,
