@@ -1,6 +1,10 @@
 'use strict'
 
 const { inspect } = require('node:util')
+const path = require('node:path')
+
+/** Stack frames in happen's own modules (`lib/`), left out of what a HANDLER_FAILED shows. */
+const HAPPEN_LIB = __dirname + path.sep
 
 /** Every error happen raises on its own account: `code` says which. */
 class HappenError extends Error {
@@ -12,6 +16,51 @@ class HappenError extends Error {
       for (const key of Object.keys(extra)) if (key !== 'cause') this[key] = extra[key]
     }
   }
+}
+
+/**
+ * HANDLER_FAILED: one or more flows of a send threw. What holds: its message names each failing
+ * node, event and step with the thrown message; its `stack` is that message followed by the
+ * first failure's own frames (happen's frames left out), so the top frame is the user's handler;
+ * `cause` is the first failure's thrown value. `results`, `errors` (by node id) and `failures`
+ * ({ node, type, step, error }) are non-enumerable: readable as properties, but an uncaught one
+ * (which Node prints with every enumerable property and the cause) prints each error once.
+ */
+function handlerFailed(message, { failures, results, errors }) {
+  const limit = Error.stackTraceLimit
+  // The place it is built (happen's delivery) says nothing; no frames are captured.
+  Error.stackTraceLimit = 0
+  let error
+  try {
+    error = new HappenError('HANDLER_FAILED', message, { cause: failures[0].error })
+  } finally {
+    Error.stackTraceLimit = limit
+  }
+  for (const [key, value] of [
+    ['results', results],
+    ['errors', errors],
+    ['failures', failures],
+  ]) {
+    Object.defineProperty(error, key, { value, writable: true, configurable: true, enumerable: false })
+  }
+  error.stack = `${error.name}: ${message}${userFrames(failures[0].error)}`
+  return error
+}
+
+/** The "    at …" lines of a thrown value's stack outside happen's modules, each after a newline; '' when none. */
+function userFrames(thrown) {
+  let stack
+  try {
+    stack = thrown instanceof Error ? thrown.stack : undefined
+  } catch {
+    return ''
+  }
+  if (typeof stack !== 'string') return ''
+  let frames = ''
+  for (const line of stack.split('\n')) {
+    if (/^\s+at /.test(line) && !line.includes(HAPPEN_LIB)) frames += `\n${line}`
+  }
+  return frames
 }
 
 /** How a received value reads in an error message; never throws (a hostile Proxy included). */
@@ -127,6 +176,7 @@ function fieldPath(path, key) {
 
 module.exports = {
   HappenError,
+  handlerFailed,
   fieldPath,
   invalidArg,
   outOfRange,
