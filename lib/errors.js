@@ -138,7 +138,18 @@ function fromNative(error) {
       cause: error,
     })
   }
-  return new HappenError(match[1], match[2])
+  const next = NEXT_STEPS[match[1]]
+  return new HappenError(match[1], next === undefined ? match[2] : `${match[2]}; ${next}`)
+}
+
+/** What to do about an error, added to its message (the native core's ones by fromNative). */
+const NEXT_STEPS = {
+  DISPOSED: 'create a new node (createNode) and stop using the old object',
+  SHUTDOWN: 'create a new runtime with initializeHappen()',
+  DUPLICATE_NODE: 'pick another id, or dispose() the old node first',
+  UNKNOWN_NODE: 'check the id, or create the node (createNode) before addressing it',
+  UNKNOWN_HANDLER: 'a bug in happen, please report it',
+  FLOW_TOO_LONG: 'a step keeps returning a function (often itself): end the flow with a value',
 }
 
 /** The last panic the addon caught on this thread, or null. */
@@ -162,11 +173,11 @@ function errorMessage(reason) {
 }
 
 function shutdownError(what) {
-  return new HappenError('SHUTDOWN', `Cannot ${what}(): this happen runtime has been shut down`)
+  return new HappenError('SHUTDOWN', `Cannot ${what}(): this happen runtime has been shut down; ${NEXT_STEPS.SHUTDOWN}`)
 }
 
 function disposedError(what, id) {
-  return new HappenError('DISPOSED', `Cannot ${what}: node '${id}' has been disposed`)
+  return new HappenError('DISPOSED', `Cannot ${what}: node '${id}' has been disposed; ${NEXT_STEPS.DISPOSED}`)
 }
 
 /** How an error names a field of a value: `payload.user`, or `payload["a-b"]` for other keys. */
@@ -176,6 +187,7 @@ function fieldPath(path, key) {
 
 module.exports = {
   HappenError,
+  NEXT_STEPS,
   handlerFailed,
   fieldPath,
   invalidArg,
