@@ -17,7 +17,7 @@
 
 const { AsyncLocalStorage } = require('node:async_hooks')
 const { performance } = require('node:perf_hooks')
-const { HappenError, errorMessage } = require('./errors')
+const { HappenError, errorMessage, handlerFailed } = require('./errors')
 const { checkReturnOptions } = require('./validate')
 const { setKey } = require('./keyed')
 const debug = require('./debug')
@@ -575,11 +575,10 @@ class SendResult {
       failures.length === 1 && this._targets.length === 1
         ? `The flow in ${describeFailure(failures[0])}`
         : `${failures.length} of ${this._targets.length} nodes failed: ${failures.map(describeFailure).join('; ')}`
-    return new HappenError('HANDLER_FAILED', message, {
-      cause: failures[0].error,
+    return handlerFailed(message, {
+      failures: failures.map(({ node, type, step, error }) => ({ node, type, step, error })),
       results,
       errors,
-      failures: failures.map(({ node, type, step, error }) => ({ node, type, step, error })),
     })
   }
 }

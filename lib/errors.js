@@ -1,6 +1,10 @@
 'use strict'
 
 const { inspect } = require('node:util')
+const path = require('node:path')
+
+/** Stack frames in happen's own modules (`lib/`), left out of what a HANDLER_FAILED shows. */
+const HAPPEN_LIB = __dirname + path.sep
 
 /** Every error happen raises on its own account: `code` says which. */
 class HappenError extends Error {
@@ -12,6 +16,51 @@ class HappenError extends Error {
       for (const key of Object.keys(extra)) if (key !== 'cause') this[key] = extra[key]
     }
   }
+}
+
+/**
+ * HANDLER_FAILED: one or more flows of a send threw. What holds: its message names each failing
+ * node, event and step with the thrown message; its `stack` is that message followed by the
+ * first failure's own frames (happen's frames left out), so the top frame is the user's handler;
+ * `cause` is the first failure's thrown value. `results`, `errors` (by node id) and `failures`
+ * ({ node, type, step, error }) are non-enumerable: readable as properties, but an uncaught one
+ * (which Node prints with every enumerable property and the cause) prints each error once.
+ */
+function handlerFailed(message, { failures, results, errors }) {
+  const limit = Error.stackTraceLimit
+  // The place it is built (happen's delivery) says nothing; no frames are captured.
+  Error.stackTraceLimit = 0
+  let error
+  try {
+    error = new HappenError('HANDLER_FAILED', message, { cause: failures[0].error })
+  } finally {
+    Error.stackTraceLimit = limit
+  }
+  for (const [key, value] of [
+    ['results', results],
+    ['errors', errors],
+    ['failures', failures],
+  ]) {
+    Object.defineProperty(error, key, { value, writable: true, configurable: true, enumerable: false })
+  }
+  error.stack = `${error.name}: ${message}${userFrames(failures[0].error)}`
+  return error
+}
+
+/** The "    at …" lines of a thrown value's stack outside happen's modules, each after a newline; '' when none. */
+function userFrames(thrown) {
+  let stack
+  try {
+    stack = thrown instanceof Error ? thrown.stack : undefined
+  } catch {
+    return ''
+  }
+  if (typeof stack !== 'string') return ''
+  let frames = ''
+  for (const line of stack.split('\n')) {
+    if (/^\s+at /.test(line) && !line.includes(HAPPEN_LIB)) frames += `\n${line}`
+  }
+  return frames
 }
 
 /** How a received value reads in an error message; never throws (a hostile Proxy included). */
@@ -89,7 +138,18 @@ function fromNative(error) {
       cause: error,
     })
   }
-  return new HappenError(match[1], match[2])
+  const next = NEXT_STEPS[match[1]]
+  return new HappenError(match[1], next === undefined ? match[2] : `${match[2]}; ${next}`)
+}
+
+/** What to do about an error, added to its message (the native core's ones by fromNative). */
+const NEXT_STEPS = {
+  DISPOSED: 'create a new node (createNode) and stop using the old object',
+  SHUTDOWN: 'create a new runtime with initializeHappen()',
+  DUPLICATE_NODE: 'pick another id, or dispose() the old node first',
+  UNKNOWN_NODE: 'check the id, or create the node (createNode) before addressing it',
+  UNKNOWN_HANDLER: 'a bug in happen, please report it',
+  FLOW_TOO_LONG: 'a step keeps returning a function (often itself): end the flow with a value',
 }
 
 /** The last panic the addon caught on this thread, or null. */
@@ -113,11 +173,11 @@ function errorMessage(reason) {
 }
 
 function shutdownError(what) {
-  return new HappenError('SHUTDOWN', `Cannot ${what}(): this happen runtime has been shut down`)
+  return new HappenError('SHUTDOWN', `Cannot ${what}(): this happen runtime has been shut down; ${NEXT_STEPS.SHUTDOWN}`)
 }
 
 function disposedError(what, id) {
-  return new HappenError('DISPOSED', `Cannot ${what}: node '${id}' has been disposed`)
+  return new HappenError('DISPOSED', `Cannot ${what}: node '${id}' has been disposed; ${NEXT_STEPS.DISPOSED}`)
 }
 
 /** How an error names a field of a value: `payload.user`, or `payload["a-b"]` for other keys. */
@@ -127,6 +187,8 @@ function fieldPath(path, key) {
 
 module.exports = {
   HappenError,
+  NEXT_STEPS,
+  handlerFailed,
   fieldPath,
   invalidArg,
   outOfRange,

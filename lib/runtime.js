@@ -1,7 +1,7 @@
 'use strict'
 
 const native = require('./native')
-const { HappenError, invalidArg, fromNative } = require('./errors')
+const { HappenError, NEXT_STEPS, invalidArg, fromNative, shutdownError } = require('./errors')
 const {
   checkEvent,
   checkBatch,
@@ -74,6 +74,12 @@ function startFlow(scope, flow) {
 function enterFlow() {
   flowStorage.enterWith(this)
   runFlow(this, this.handler.fn)
+}
+
+/** Checks a send's event or batch (what _deliver checks first); throws naming what is wrong. */
+function checkInput(input) {
+  if (Array.isArray(input)) checkBatch(input, 'events')
+  else checkEvent(input, 'event')
 }
 
 /**
@@ -181,8 +187,15 @@ class Node {
   send(targetOrEvent, events) {
     const runtime = this._runtime
     if (arguments.length < 2) return runtime._send(this, [this], false, targetOrEvent)
-    const { nodes, keyed } = runtime._resolveTargets(targetOrEvent)
-    return runtime._send(this, nodes, keyed, events)
+    let resolved
+    try {
+      resolved = runtime._resolveTargets(targetOrEvent)
+    } catch (error) {
+      // The event is checked before the target: `send('x', { id: 1 })` names the missing type.
+      if (!runtime._closed) checkInput(events)
+      throw error
+    }
+    return runtime._send(this, resolved.nodes, resolved.keyed, events)
   }
 
   /** Runs this node's flow for the event(s) now and resolves to its result. */
@@ -229,7 +242,10 @@ class RemoteNode extends Node {
   }
 
   dispose() {
-    throw new HappenError('REMOTE_NODE', `Cannot dispose() node '${this.id}': it lives in ${this._transport.place}`)
+    throw new HappenError(
+      'REMOTE_NODE',
+      `Cannot dispose() node '${this.id}': it lives in ${this._transport.place}; dispose it there`,
+    )
   }
 
   toJSON() {
@@ -474,8 +490,23 @@ class Runtime {
     this._assertOpen('node')
     checkNodeId(id)
     const node = this._find(id)
-    if (node === undefined) throw new HappenError('UNKNOWN_NODE', `No node with id '${id}' in this runtime`)
+    if (node === undefined) throw this._unknownNode(id)
     return node
+  }
+
+  /** UNKNOWN_NODE for `id`, with what to do: a worker still loading may be about to create it. */
+  _unknownNode(id) {
+    const loading = this._workersLoading()
+    const next =
+      loading === 0
+        ? NEXT_STEPS.UNKNOWN_NODE
+        : `${loading === 1 ? 'a worker started with worker() is' : `${loading} workers started with worker() are`} still loading: await worker() before addressing its nodes`
+    return new HappenError('UNKNOWN_NODE', `No node with id '${id}' in this runtime; ${next}`)
+  }
+
+  /** How many worker() calls of this runtime are still loading their module (lib/transports/workers counts them). */
+  _workersLoading() {
+    return 0
   }
 
   /** The local node of this id, else the handle a transport knows it by. */
@@ -527,13 +558,16 @@ class Runtime {
   }
 
   _assertOpen(what) {
-    if (this._closed) throw new HappenError('SHUTDOWN', `Cannot ${what}(): this happen runtime has been shut down`)
+    if (this._closed) throw shutdownError(what)
   }
 
   _assertLive(node, what) {
     this._assertOpen(what)
     if (node._index < 0)
-      throw new HappenError('DISPOSED', `Cannot ${what}() on node '${node.id}': it has been disposed`)
+      throw new HappenError(
+        'DISPOSED',
+        `Cannot ${what}() on node '${node.id}': it has been disposed; ${NEXT_STEPS.DISPOSED}`,
+      )
   }
 
   _on(node, pattern, handler) {
@@ -586,7 +620,7 @@ class Runtime {
       if (target.length === 0) throw invalidArg('target', 'a node, a node id, a NodeArray or an array of nodes', target)
       checkNodeId(target, 'target')
       const node = this._find(target)
-      if (node === undefined) throw new HappenError('UNKNOWN_NODE', `No node with id '${target}' in this runtime`)
+      if (node === undefined) throw this._unknownNode(target)
       return { nodes: [node], keyed: false }
     }
     if (target instanceof NodeArray) return { nodes: target.nodes.map((n) => this._own(n, 'target')), keyed: true }
@@ -607,7 +641,11 @@ class Runtime {
 
   _own(node, name) {
     if (node._runtime !== this) throw invalidArg(name, 'a node of the same runtime as the sender', node)
-    if (node._index < 0) throw new HappenError('DISPOSED', `Cannot send to node '${node.id}': it has been disposed`)
+    if (node._index < 0)
+      throw new HappenError(
+        'DISPOSED',
+        `Cannot send to node '${node.id}': it has been disposed; ${NEXT_STEPS.DISPOSED}`,
+      )
     return node
   }
 
@@ -643,7 +681,10 @@ class Runtime {
   _deliver(origin, targets, keyed, input, inbound) {
     if (this._closed) this._assertOpen('send')
     if (origin !== null && origin._index < 0)
-      throw new HappenError('DISPOSED', `Cannot send from node '${origin.id}': it has been disposed`)
+      throw new HappenError(
+        'DISPOSED',
+        `Cannot send from node '${origin.id}': it has been disposed; ${NEXT_STEPS.DISPOSED}`,
+      )
     // A NodeArray may hold a node disposed since.
     if (targets !== EVERY_NODE) checkLiveTargets(targets, 'send')
     const batch = Array.isArray(input)
@@ -1084,7 +1125,7 @@ class Runtime {
     if (flow.steps >= MAX_FLOW_STEPS) {
       throw new HappenError(
         'FLOW_TOO_LONG',
-        `The flow in node '${flow.node.id}' ran more than ${MAX_FLOW_STEPS} steps for event '${flow.type}'`,
+        `The flow in node '${flow.node.id}' ran more than ${MAX_FLOW_STEPS} steps for event '${flow.type}'; ${NEXT_STEPS.FLOW_TOO_LONG}`,
       )
     }
     this._log(flow.branch, STEP, stepId)

@@ -19,7 +19,7 @@ const { Worker } = require('node:worker_threads')
 const { pathToFileURL } = require('node:url')
 const path = require('node:path')
 const native = require('../../native')
-const { HappenError, invalidArg } = require('../../errors')
+const { HappenError, invalidArg, shutdownError } = require('../../errors')
 const { isPlainObject } = require('../../validate')
 const { Runtime } = require('../../runtime')
 const { ThreadTransport } = require('./transport')
@@ -29,6 +29,9 @@ const BOOTSTRAP = path.join(__dirname, 'bootstrap.mjs')
 
 /** Each runtime's thread transport, made the first time it needs one. */
 const transports = new WeakMap()
+
+/** How many worker() calls of each runtime are still loading their module (their nodes may not exist yet). */
+const loading = new WeakMap()
 
 /** This thread's runtime when happen started the thread (see joinThread), else null. */
 let joined = null
@@ -119,10 +122,13 @@ function startWorker(runtime, module, options) {
     const url = moduleUrl(module)
     const { workerData, name, resourceLimits } = checkOptions(options)
     const transport = transportOf(runtime)
-    if (transport.host.closed)
-      throw new HappenError('SHUTDOWN', 'Cannot worker(): this happen runtime has been shut down')
+    if (transport.host.closed) throw shutdownError('worker')
     const place = native.joinCore(transport.core)
-    return launch(transport, place, url, { workerData, name, resourceLimits })
+    const started = launch(transport, place, url, { workerData, name, resourceLimits })
+    loading.set(runtime, (loading.get(runtime) ?? 0) + 1)
+    const loaded = () => loading.set(runtime, loading.get(runtime) - 1)
+    started.then(loaded, loaded)
+    return started
   } catch (error) {
     return Promise.reject(error)
   }
@@ -207,6 +213,11 @@ function launch(transport, place, url, { workerData, name, resourceLimits }) {
 
 Runtime.prototype.worker = function worker(module, options) {
   return startWorker(this, module, options)
+}
+
+/** How many worker() calls of this runtime are still loading (what an UNKNOWN_NODE error hints at). */
+Runtime.prototype._workersLoading = function workersLoading() {
+  return loading.get(this) ?? 0
 }
 
 module.exports = { startWorker, joinThread, joinedRuntime, joinedNodeIds }
