@@ -141,6 +141,20 @@ export interface BatchContext {
 }
 
 /**
+ * One event of a batch as a handler receives it: as sent, its payload typed `P` as a single
+ * event's is (an event sent without a payload has `undefined` there, as a single event does).
+ *
+ * @example
+ * ```ts
+ * node.on<{ sku: string }>('order.created', (events) =>
+ *   Array.isArray(events) ? events.map((e: BatchEvent<{ sku: string }>) => e.payload.sku) : [])
+ * ```
+ */
+export interface BatchEvent<P = any> extends EventInput<P> {
+  payload: P
+}
+
+/**
  * A batch as a handler receives it: the events as sent, in order. `Array.isArray` tells it
  * from a single event.
  *
@@ -150,7 +164,7 @@ export interface BatchContext {
  *   Array.isArray(eventOrEvents) ? eventOrEvents.length : 1)
  * ```
  */
-export type DeliveredBatch<P = any> = EventInput<P>[] & {
+export type DeliveredBatch<P = any> = BatchEvent<P>[] & {
   /** A batch has no single type, payload or context: narrow with `Array.isArray` first. */
   readonly type: never
   readonly payload: never

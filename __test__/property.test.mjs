@@ -270,7 +270,7 @@ async function check(sc) {
         expect(outcome.ok).toBe(false)
         expectHandlerFailed(outcome.error, expected, plainResults)
       } else {
-        expect(outcome.ok, outcome.error && outcome.error.stack).toBe(true)
+        expect(outcome.ok, outcome.error?.stack).toBe(true)
         expect(outcome.value).toStrictEqual(keyed ? plainResults : plainResults[targets[0].id])
       }
       continue
@@ -300,7 +300,7 @@ async function check(sc) {
       expect(plain.ok).toBe(false)
       expectHandlerFailed(plain.error, expected, plainResults)
     } else {
-      expect(plain.ok, plain.error && plain.error.stack).toBe(true)
+      expect(plain.ok, plain.error?.stack).toBe(true)
       expect(plain.value).toStrictEqual(keyed ? plainResults : plainResults[targets[0].id])
     }
     // The history holds one branch per target, with the model's outcome.
@@ -418,7 +418,7 @@ describe('property: happen behaves like the model of SPEC.md', () => {
             ((error instanceof TypeError || error instanceof RangeError) &&
               /^ERR_/.test(error.code) &&
               /^The (value of )?"[^"]+"/.test(error.message))
-          expect(named, `call ${which} threw ${error && error.stack}`).toBe(true)
+          expect(named, `call ${which} threw ${error?.stack}`).toBe(true)
         }),
         { numRuns: Math.max(2000, Math.floor(RUNS / 2)), seed: SEED },
       )

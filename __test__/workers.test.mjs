@@ -76,7 +76,7 @@ describe('worker-thread nodes', () => {
   })
 
   it('broadcast reaches the nodes of every thread', async () => {
-    const { rt, main, worker } = await withWorker()
+    const { main, worker } = await withWorker()
     const results = await main.broadcast({ type: 'crunch', payload: 'everyone' }).return()
     expect(Object.keys(results).sort()).toEqual(['a-disposer', 'a-x', 'a-y', 'main'])
     expect(results['a-disposer']).toBeNull() // no 'crunch' handler there

@@ -101,7 +101,7 @@ const manyResults = (r) =>
 function short(v) {
   try {
     const s = JSON.stringify(v)
-    return s === undefined ? String(v) : s.length > 120 ? s.slice(0, 117) + '...' : s
+    return s === undefined ? String(v) : s.length > 120 ? `${s.slice(0, 117)}...` : s
   } catch {
     return String(v)
   }
@@ -595,7 +595,7 @@ if (PEERS_ONLY) {
     targets: ts,
   }
   const out = process.env.BENCH_RESULTS ?? 'results.json'
-  writeFileSync(new URL(`./${out}`, import.meta.url), JSON.stringify(json, null, 2) + '\n')
+  writeFileSync(new URL(`./${out}`, import.meta.url), `${JSON.stringify(json, null, 2)}\n`)
   console.log(`wrote bench/${out}`)
   stopAllocObserver()
 }

@@ -351,7 +351,7 @@ class SendResult {
   }
 
   _hasFailed(slot) {
-    return this._failures !== null && this._failures.some((f) => f.slot === slot)
+    return this._failures?.some((f) => f.slot === slot) === true
   }
 
   /**

@@ -77,13 +77,13 @@ function describeUnsafe(value) {
   if (value === undefined) return 'undefined'
   if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`
   if (typeof value === 'string')
-    return `type string (${inspect(value.length > 28 ? value.slice(0, 25) + '...' : value)})`
+    return `type string (${inspect(value.length > 28 ? `${value.slice(0, 25)}...` : value)})`
   if (typeof value === 'object') {
     if (Array.isArray(value)) return `an array of length ${value.length}`
-    const ctor = value.constructor && value.constructor.name
+    const ctor = value.constructor?.name
     if (ctor && ctor !== 'Object') return `an instance of ${ctor}`
     const text = inspect(value, { depth: 0, breakLength: Infinity })
-    return text.length > 80 ? text.slice(0, 77) + '...' : text
+    return text.length > 80 ? `${text.slice(0, 77)}...` : text
   }
   return `type ${typeof value} (${inspect(value)})`
 }
@@ -133,7 +133,7 @@ function fromNative(error) {
   if (!match || !NATIVE_CODES.has(match[1])) {
     // A caught panic: the addon's panic hook kept its message and place (src/panic.rs).
     const panic = lastPanic()
-    const detail = panic !== null && panic.startsWith(message) ? panic : message
+    const detail = panic?.startsWith(message) ? panic : message
     return new HappenError('INTERNAL', `happen's native core failed (a bug in happen, please report it): ${detail}`, {
       cause: error,
     })

@@ -400,7 +400,7 @@ class Runtime {
     const { historySize, transport, tracing } = checkConfig(config)
     this._core = shared === undefined ? native.createCore(historySize) : shared.core
     this._place = shared === undefined ? 0 : shared.place
-    this._prefix = native.idPrefix(this._core) + '-'
+    this._prefix = `${native.idPrefix(this._core)}-`
     if (shared === undefined) releaseWhenCollected.register(this, this._core, this)
     /** Plan buffers by depth of synchronously nested sends (see _planBuffer). */
     this._plans = []
@@ -993,7 +993,7 @@ class Runtime {
     let wires = null
     for (let i = 0; i < targets.length; i++) {
       const transport = targets[i]._transport
-      if (transport === null || (wires !== null && wires.has(transport))) continue
+      if (transport === null || wires?.has(transport)) continue
       let wire
       try {
         wire = transport.encode(input)

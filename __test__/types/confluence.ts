@@ -254,7 +254,7 @@ export async function restOfTheApi() {
   const direct = await a.send(b, { type: 'x' }).return()
   const settled = await a.send([a, b], { type: 'x' }).return({ settled: true, timeout: 1000 })
   const outcomes = await a.send([a, b], { type: 'x' }).return({ settled: true })
-  const firstOutcome = outcomes['a']
+  const firstOutcome = outcomes.a
   const status: 'fulfilled' | 'rejected' = firstOutcome.status
   const sent = await a.send('b', { type: 'x', causationId: 'c', correlationId: 'r' })
   const ids: string[] = sent.ids

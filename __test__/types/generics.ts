@@ -67,7 +67,7 @@ export async function resultsAreTyped() {
   const processedAll: Record<string, number> = await nodes.process<number>({ type: 'x' })
   const broadcast: Record<string, string> = await orders.broadcast<string>({ type: 'x' }).return()
   const settled = await nodes.send<number>({ type: 'x' }).return({ settled: true })
-  const entry = settled['orders']
+  const entry = settled.orders
   if (entry.status === 'fulfilled') {
     const value: number = entry.value
     // @ts-expect-error a fulfilled entry's value is the result type

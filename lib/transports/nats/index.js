@@ -264,7 +264,7 @@ class NatsTransport {
       this._failed = reject
     })
     this.connected.catch(() => {})
-    native.natsSubscribe(this.handle, this.inbox + '*', 'r')
+    native.natsSubscribe(this.handle, `${this.inbox}*`, 'r')
     native.natsSubscribe(this.handle, PRESENCE, 'p')
     native.natsSubscribe(this.handle, `happen.rt.${this.route}`, 'f')
     native.natsSubscribe(this.handle, FAN, 'f')
@@ -464,7 +464,7 @@ class NatsTransport {
 
   /** A malformed message must not stop the others: it is reported, not thrown. */
   _unhandled(error) {
-    this.drops.drop('message', '(any)', null, `it could not be handled: ${error && error.message}`, false)
+    this.drops.drop('message', '(any)', null, `it could not be handled: ${error?.message}`, false)
   }
 
   /**
