@@ -238,7 +238,10 @@ class Samples {
   flush(histogram) {
     const values = this.values
     if (values.length === 0) return
-    for (let i = 0; i < values.length; i++) histogram.record(values[i], this.attributes)
+    // The root context: a sample is recorded away from its flow, and the SDK then skips
+    // looking up the active one per sample.
+    const root = api.ROOT_CONTEXT
+    for (let i = 0; i < values.length; i++) histogram.record(values[i], this.attributes, root)
     values.length = 0
   }
 }
