@@ -36,6 +36,16 @@
 //   happen.flow.active     ObservableUpDownCounter flows running             {happen.node}
 //   happen.flow.duration   Histogram (s)          flows ended                {happen.node, happen.event.type, happen.outcome}
 //   happen.batch.size      Histogram ({event})    batches sent               {happen.event.type}
+// and of the NATS connections of the thread's runtimes (summed over them), counted by
+// TransportMeter where the transport sends and takes messages:
+//   messaging.client.sent.messages      ObservableCounter  messages published   {messaging.system}
+//   messaging.client.consumed.messages  ObservableCounter  messages received    {messaging.system}
+//   happen.transport.sent.bytes         ObservableCounter  their headers and bodies, in bytes
+//   happen.transport.consumed.bytes     ObservableCounter  the same, received
+//   happen.transport.reconnections      ObservableCounter  connections made again after a loss
+//   happen.transport.resends            ObservableCounter  requests sent again (lost in transit)
+//   happen.transport.dropped            ObservableCounter  messages dropped by validation {messaging.system, happen.drop.kind}
+// (the messaging conventions name the first two; the others have no convention).
 
 const { performance } = require('node:perf_hooks')
 const { HappenError } = require('../errors')
@@ -55,6 +65,8 @@ let api
 /** The provider the thread's instruments come from, and the Recorder that reports through them. */
 let provider
 let recorder = null
+/** The TransportMeter of every open transport of the thread's metered runtimes. */
+const transportMeters = new Set()
 
 function loadApi() {
   if (api === undefined) {
@@ -132,9 +144,10 @@ class Recorder {
       unit: '{event}',
       advice: { explicitBucketBoundaries: BATCH_BOUNDARIES },
     })
+    this.transport = transportInstruments(meter)
     meter.addBatchObservableCallback(
       (observer) => this.observe(observer),
-      [this.sentCounter, this.delivered, this.failures, this.active],
+      [this.sentCounter, this.delivered, this.failures, this.active, ...Object.values(this.transport)],
     )
   }
 
@@ -190,7 +203,103 @@ class Recorder {
       observer.observe(this.active, active, { 'happen.node': node })
     }
     for (const sizes of this.batchSizes.values()) sizes.flush(this.batchSize)
+    if (transportMeters.size > 0) observeTransports(observer, this.transport)
   }
+}
+
+function transportInstruments(meter) {
+  const counter = (name, description, unit) => meter.createObservableCounter(name, { description, unit })
+  return {
+    sentMessages: counter('messaging.client.sent.messages', 'Messages published to the server', '{message}'),
+    consumedMessages: counter('messaging.client.consumed.messages', 'Messages received from the server', '{message}'),
+    sentBytes: counter('happen.transport.sent.bytes', "Bytes of the messages' headers and bodies published", 'By'),
+    consumedBytes: counter(
+      'happen.transport.consumed.bytes',
+      "Bytes of the messages' headers and bodies received",
+      'By',
+    ),
+    reconnections: counter(
+      'happen.transport.reconnections',
+      'Connections made again after one was lost',
+      '{reconnection}',
+    ),
+    resends: counter('happen.transport.resends', 'Requests sent again: their process never got them', '{message}'),
+    dropped: counter('happen.transport.dropped', 'Messages dropped by validation, by kind', '{message}'),
+  }
+}
+
+/** Reports the open transports' counts, summed by system (one process has one connection as a rule). */
+function observeTransports(observer, instruments) {
+  const bySystem = new Map()
+  for (const meter of transportMeters) {
+    let sum = bySystem.get(meter.system)
+    if (sum === undefined) bySystem.set(meter.system, (sum = { ...TOTALS, dropped: new Map() }))
+    for (const name of Object.keys(TOTALS)) sum[name] += meter.count(name)
+    for (const [kind, n] of Object.entries(meter.transport.drops.counts().byKind))
+      sum.dropped.set(kind, (sum.dropped.get(kind) ?? 0) + n)
+  }
+  for (const [system, sum] of bySystem) {
+    const attributes = { 'messaging.system': system }
+    for (const name of Object.keys(TOTALS)) observer.observe(instruments[name], sum[name], attributes)
+    for (const [kind, n] of sum.dropped)
+      observer.observe(instruments.dropped, n, { 'messaging.system': system, 'happen.drop.kind': kind })
+  }
+}
+
+const TOTALS = { sentMessages: 0, consumedMessages: 0, sentBytes: 0, consumedBytes: 0, reconnections: 0, resends: 0 }
+
+/**
+ * What one transport (`transport.type`: the messaging system) sent and received while a
+ * provider was registered; its reconnections and drops are read from the transport itself.
+ * null from createTransportMeter when the runtime has no metrics.
+ */
+class TransportMeter {
+  constructor(transport) {
+    this.transport = transport
+    this.system = transport.type
+    this.sentMessages = 0
+    this.sentBytes = 0
+    this.consumedMessages = 0
+    this.consumedBytes = 0
+    this.resends = 0
+    transportMeters.add(this)
+  }
+
+  count(name) {
+    return name === 'reconnections' ? this.transport.reconnections : this[name]
+  }
+
+  /** Messages left: `out` holds subject, reply, header, body for each. */
+  sent(out) {
+    if (current() === null) return
+    this.sentMessages += out.length / 4
+    for (let i = 2; i < out.length; i += 4) this.sentBytes += Buffer.byteLength(out[i]) + Buffer.byteLength(out[i + 1])
+  }
+
+  /** Entries arrived: kind, subject, reply, header, body for each; kinds r, f, q, p are messages. */
+  consumed(entries) {
+    if (current() === null) return
+    for (let i = 0; i < entries.length; i += 5) {
+      const kind = entries[i]
+      if (kind !== 'r' && kind !== 'f' && kind !== 'q' && kind !== 'p') continue
+      this.consumedMessages++
+      this.consumedBytes += Buffer.byteLength(entries[i + 3]) + Buffer.byteLength(entries[i + 4])
+    }
+  }
+
+  /** A request was sent again. */
+  resent() {
+    if (current() !== null) this.resends++
+  }
+
+  close() {
+    transportMeters.delete(this)
+  }
+}
+
+/** The TransportMeter of a transport whose runtime has metrics (`runtimeMetrics`), else null. */
+function createTransportMeter(runtimeMetrics, transport) {
+  return runtimeMetrics === null ? null : new TransportMeter(transport)
 }
 
 /** The flows of one node for one event type: counts, failures by error type, durations waiting. */
@@ -253,4 +362,4 @@ function errorTypeOf(error) {
   return '_OTHER'
 }
 
-module.exports = { createMetrics }
+module.exports = { createMetrics, createTransportMeter }
