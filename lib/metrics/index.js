@@ -46,6 +46,8 @@
 //   happen.transport.resends            ObservableCounter  requests sent again (lost in transit)
 //   happen.transport.dropped            ObservableCounter  messages dropped by validation {messaging.system, happen.drop.kind}
 // (the messaging conventions name the first two; the others have no convention).
+// and of the worker threads the thread's runtimes started, read from their transports:
+//   happen.worker.queue.depth  ObservableUpDownCounter  sends waiting for a thread's answer {happen.worker.thread}
 
 const { performance } = require('node:perf_hooks')
 const { HappenError } = require('../errors')
@@ -67,6 +69,8 @@ let provider
 let recorder = null
 /** The TransportMeter of every open transport of the thread's metered runtimes. */
 const transportMeters = new Set()
+/** The worker-threads transports of the thread's metered runtimes (see watchWorkers). */
+const workerTransports = new Set()
 
 function loadApi() {
   if (api === undefined) {
@@ -145,9 +149,13 @@ class Recorder {
       advice: { explicitBucketBoundaries: BATCH_BOUNDARIES },
     })
     this.transport = transportInstruments(meter)
+    this.queueDepth = meter.createObservableUpDownCounter('happen.worker.queue.depth', {
+      description: "Sends to a worker thread waiting for the thread's answer",
+      unit: '{send}',
+    })
     meter.addBatchObservableCallback(
       (observer) => this.observe(observer),
-      [this.sentCounter, this.delivered, this.failures, this.active, ...Object.values(this.transport)],
+      [this.sentCounter, this.delivered, this.failures, this.active, this.queueDepth, ...Object.values(this.transport)],
     )
   }
 
@@ -204,6 +212,9 @@ class Recorder {
     }
     for (const sizes of this.batchSizes.values()) sizes.flush(this.batchSize)
     if (transportMeters.size > 0) observeTransports(observer, this.transport)
+    for (const transport of workerTransports)
+      for (const worker of transport.workers.values())
+        observer.observe(this.queueDepth, worker.waiting, { 'happen.worker.thread': worker.thread.threadId })
   }
 }
 
@@ -297,6 +308,17 @@ class TransportMeter {
   }
 }
 
+/**
+ * Reports the queue depth of the worker threads a worker-threads transport started (its
+ * `workers`: by place, { thread, waiting }) while it is open: null when the runtime has no
+ * metrics, else what to close() with the transport.
+ */
+function watchWorkers(runtimeMetrics, transport) {
+  if (runtimeMetrics === null) return null
+  workerTransports.add(transport)
+  return { close: () => workerTransports.delete(transport) }
+}
+
 /** The TransportMeter of a transport whose runtime has metrics (`runtimeMetrics`), else null. */
 function createTransportMeter(runtimeMetrics, transport) {
   return runtimeMetrics === null ? null : new TransportMeter(transport)
@@ -362,4 +384,4 @@ function errorTypeOf(error) {
   return '_OTHER'
 }
 
-module.exports = { createMetrics, createTransportMeter }
+module.exports = { createMetrics, createTransportMeter, watchWorkers }
