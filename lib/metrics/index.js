@@ -28,16 +28,17 @@
 //   the runtime that runs it, so a flow in another process or thread is counted there, with
 //   the provider registered there, and never twice.
 //
-// Instruments (all named `happen.*`: the messaging conventions describe brokers' clients, not
-// an in-process send; `error.type` is the general convention's attribute):
+// Instruments of sends and flows (named `happen.*`: the messaging conventions describe a
+// broker's clients, not an in-process send; `error.type` is the general conventions' attribute):
 //   happen.event.sent      ObservableCounter      events sent from here      {happen.event.type}
 //   happen.flow.delivered  ObservableCounter      flows started              {happen.node, happen.event.type}
 //   happen.flow.failures   ObservableCounter      flows failed               {happen.node, happen.event.type, error.type}
 //   happen.flow.active     ObservableUpDownCounter flows running             {happen.node}
 //   happen.flow.duration   Histogram (s)          flows ended                {happen.node, happen.event.type, happen.outcome}
 //   happen.batch.size      Histogram ({event})    batches sent               {happen.event.type}
-// and of the NATS connections of the thread's runtimes (summed over them), counted by
-// TransportMeter where the transport sends and takes messages:
+// of the NATS connections of the thread's runtimes (summed over them), counted by a
+// TransportMeter where the transport sends and takes messages (reconnections and drops are
+// read from the transport at collection):
 //   messaging.client.sent.messages      ObservableCounter  messages published   {messaging.system}
 //   messaging.client.consumed.messages  ObservableCounter  messages received    {messaging.system}
 //   happen.transport.sent.bytes         ObservableCounter  their headers and bodies, in bytes
@@ -45,7 +46,7 @@
 //   happen.transport.reconnections      ObservableCounter  connections made again after a loss
 //   happen.transport.resends            ObservableCounter  requests sent again (lost in transit)
 //   happen.transport.dropped            ObservableCounter  messages dropped by validation {messaging.system, happen.drop.kind}
-// (the messaging conventions name the first two; the others have no convention).
+// (the messaging conventions name the first two; the others have no convention);
 // and of the worker threads the thread's runtimes started, read from their transports:
 //   happen.worker.queue.depth  ObservableUpDownCounter  sends waiting for a thread's answer {happen.worker.thread}
 
