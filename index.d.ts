@@ -739,6 +739,19 @@ export interface HappenConfig {
    * ```
    */
   tracing?: boolean
+  /**
+   * OpenTelemetry metrics of sends and flows (default true): with `@opentelemetry/api` installed
+   * and a meter provider registered, happen reports `happen.event.sent`,
+   * `happen.flow.delivered`, `happen.flow.failures`, `happen.flow.active`,
+   * `happen.flow.duration` and `happen.batch.size` (README, "Metrics with OpenTelemetry");
+   * `false` opts out. Without the API or a provider, nothing is counted and nothing is spent.
+   *
+   * @example
+   * ```ts
+   * const unmetered = initializeHappen({ metrics: false })
+   * ```
+   */
+  metrics?: boolean
 }
 
 /**

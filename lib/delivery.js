@@ -58,6 +58,8 @@ class Flow {
     this.startedAt = result._runtime._clockAt
     /** tracing: the flow's OpenTelemetry span, null when its send is not traced. */
     this.span = null
+    /** metrics: the record (lib/metrics) the flow ends in, null when its send is not metered. */
+    this.meter = result._meter === null ? null : result._meter.flowStarted(node.id, result._type)
   }
 
   // What every flow of a send shares is read from the send's result: fewer fields per flow.
@@ -284,6 +286,8 @@ class SendResult {
     this._type = ''
     /** tracing: the OpenTelemetry context this send's flows' spans are children of; null: untraced. */
     this._trace = null
+    /** metrics: the recorder (lib/metrics) this send's flows count in; null: not metered. */
+    this._meter = null
     this.id = firstId
     this._ids = ids
     /** null, or the Admission of a send a transport holds back (see hold()). */
@@ -320,6 +324,7 @@ class SendResult {
 
   _flowDone(flow, value) {
     if (flow.span !== null) this._runtime._tracing.flowEnded(flow, false) // tracing
+    if (flow.meter !== null) flow.meter.done(flow.startedAt) // metrics
     const group = flow.group
     if (group !== null) {
       if (flow.order === 0) group.value = value
@@ -336,6 +341,7 @@ class SendResult {
 
   _flowFailed(flow, error) {
     if (flow.span !== null) this._runtime._tracing.flowEnded(flow, true, error) // tracing
+    if (flow.meter !== null) flow.meter.failed(flow.startedAt, error) // metrics
     this._recordFailure(flow.slot, flow.step, error, flow.startedAt)
     if (flow.group !== null && --flow.group.left > 0) return
     this._targetDone(flow.slot)

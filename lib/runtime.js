@@ -20,6 +20,7 @@ const { createTransport } = require('./transport')
 const { AsyncLocalStorage, AsyncResource } = require('node:async_hooks')
 const { SendResult, Flow, BatchContext, flowStorage, runFlow, stepName, performance } = require('./delivery')
 const { createTracing } = require('./tracing')
+const { createMetrics } = require('./metrics')
 
 const EVERY_NODE = null
 /** The path of a root event sent from outside any node; root paths are shared and frozen. */
@@ -397,7 +398,7 @@ class Runtime {
    * as the runtime of `place`; its nodes run their handlers in this runtime.
    */
   constructor(config, shared) {
-    const { historySize, transport, tracing } = checkConfig(config)
+    const { historySize, transport, tracing, metrics } = checkConfig(config)
     this._core = shared === undefined ? native.createCore(historySize) : shared.core
     this._place = shared === undefined ? 0 : shared.place
     this._prefix = `${native.idPrefix(this._core)}-`
@@ -431,6 +432,8 @@ class Runtime {
     this._closed = false
     /** tracing: OpenTelemetry spans for flows (lib/tracing), null when off or the API is not installed. */
     this._tracing = createTracing(tracing)
+    /** metrics: OpenTelemetry metrics of sends and flows (lib/metrics), null when off or the API is not installed. */
+    this._metrics = createMetrics(metrics)
     // A counter stamped on each handler so a send runs only handlers
     // registered before it.
     this._handlerGen = 0
@@ -841,6 +844,7 @@ class Runtime {
     // needs to nest the events they send.
     if (inbound !== undefined) result._served = inbound.served
     if (this._tracing !== null) this._tracing.sent(result, frame, inbound) // tracing
+    if (this._metrics !== null) this._metrics.sent(result, input, batch, inbound) // metrics
     const flowOrigin = frame === null ? undefined : frame.origin
     // Past MAX_SYNC_DEPTH sends nested synchronously (handlers sending in a cycle), the flows
     // start on a fresh stack instead of overflowing this one.
@@ -1062,6 +1066,7 @@ class Runtime {
       result._type = type
       result._served = new PlannedTarget(onTarget, i)
       if (this._tracing !== null) this._tracing.sent(result, null, message) // tracing
+      if (this._metrics !== null) this._metrics.sent(result, input, info !== null, message) // metrics
       results[i] = result
       // A plan as the core writes it, for this one target.
       const plan = [seq, branches[i], causal.timestamp, correlation, 1, 0, node._index]

@@ -204,11 +204,11 @@ function checkPattern(pattern) {
   if (pattern.length === 0) throw invalidArg('pattern', 'a non-empty string', pattern)
 }
 
-const CONFIG_KEYS = new Set(['historySize', 'transport', 'tracing'])
+const CONFIG_KEYS = new Set(['historySize', 'transport', 'tracing', 'metrics'])
 
 function checkConfig(config) {
   if (config === undefined || config === null)
-    return { historySize: 10_000, transport: { type: 'memory' }, tracing: true }
+    return { historySize: 10_000, transport: { type: 'memory' }, tracing: true, metrics: true }
   if (!isPlainObject(config)) throw invalidArg('config', 'an object', config)
   for (const key of Object.keys(config)) {
     if (!CONFIG_KEYS.has(key))
@@ -230,7 +230,9 @@ function checkConfig(config) {
   }
   const tracing = config.tracing === undefined ? true : config.tracing
   if (typeof tracing !== 'boolean') throw invalidArg('config.tracing', 'of type boolean', tracing)
-  return { historySize, transport, tracing }
+  const metrics = config.metrics === undefined ? true : config.metrics
+  if (typeof metrics !== 'boolean') throw invalidArg('config.metrics', 'of type boolean', metrics)
+  return { historySize, transport, tracing, metrics }
 }
 
 module.exports = {

@@ -65,6 +65,7 @@ const { Presence } = require('./presence')
 const { Requests } = require('./requests')
 const { Serving } = require('./serving')
 const { Liveness } = require('./liveness')
+const { createTransportMeter } = require('../../metrics')
 const { Permissions } = require('./permissions')
 const { serverUrls } = require('./options')
 const { KeptReplies } = require('./kept')
@@ -94,6 +95,8 @@ class NatsTransport {
   attach(host) {
     const { options, historySize } = this
     this.host = host
+    /** metrics: what this connection sends and takes (lib/metrics), null when the runtime has none. */
+    this.meter = createTransportMeter(host._runtime._metrics, this)
     const urls = serverUrls(options.servers)
     /** The server URLs as messages show them: a password or token as `***`. */
     this.servers = urls.shown
@@ -205,6 +208,7 @@ class NatsTransport {
       this.out = []
       try {
         native.natsSend(this.handle, out)
+        if (this.meter !== null) this.meter.sent(out) // metrics
       } catch (error) {
         // The connection's task has ended (it only does when closed, and close() sends no
         // more): nothing will leave or arrive, so nothing waits on it in silence.
@@ -405,6 +409,7 @@ class NatsTransport {
         } catch {
           return
         }
+        if (this.meter !== null) this.meter.consumed(entries) // metrics
         i = 0
         if (entries.length === 0) return
       }
@@ -556,6 +561,7 @@ class NatsTransport {
     clearInterval(this.timer)
     this._sendNow()
     native.natsClose(this.handle)
+    if (this.meter !== null) this.meter.close() // metrics
   }
 }
 

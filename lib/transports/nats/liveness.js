@@ -246,6 +246,7 @@ class Liveness {
         // kept any more): the request goes again (at least once, see the README).
         debug.logTransport('nats', 'resending the request of branch %d to node %s: lost in transit', branch, id)
         waiting.resent++
+        if (this.meter !== null) this.meter.resent() // metrics
         waiting.pinged = false
         waiting.sentAt = performance.now()
         this._direct(waiting, false, true)

@@ -47,9 +47,9 @@ function transportOf(runtime) {
 }
 
 /** Makes this thread's runtime, joined to the core its parent passed (bootstrap.mjs). */
-function joinThread({ core, place, tracing }) {
-  // A thread started by a runtime with `tracing: false` does not trace either.
-  joined = new Runtime(tracing === false ? { tracing: false } : undefined, { core, place })
+function joinThread({ core, place, tracing, metrics }) {
+  // A thread started by a runtime with `tracing: false` or `metrics: false` does not trace or count either.
+  joined = new Runtime({ tracing: tracing !== false, metrics: metrics !== false }, { core, place })
   transportOf(joined)
   return joined
 }
@@ -140,7 +140,13 @@ function launch(transport, place, url, { workerData, name, resourceLimits }) {
   try {
     thread = new Worker(BOOTSTRAP, {
       workerData: {
-        happen: { core, place, module: url, tracing: transport.host._runtime._tracing !== null },
+        happen: {
+          core,
+          place,
+          module: url,
+          tracing: transport.host._runtime._tracing !== null,
+          metrics: transport.host._runtime._metrics !== null,
+        },
         user: workerData,
       },
       name,

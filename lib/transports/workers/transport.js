@@ -48,6 +48,7 @@ const {
   rebuildError,
 } = require('./wire')
 const { BranchTable, TurnTable } = require('../../tables')
+const { watchWorkers } = require('../../metrics')
 
 const RUN = 1
 const DONE = 2
@@ -88,6 +89,8 @@ class ThreadTransport {
     this.core = host.core
     this.here = host.place
     native.openPlace(this.core, this.here, (messages) => this._receive(messages))
+    /** metrics: reports the started threads' queue depth (lib/metrics), null when the runtime has none. */
+    this.meter = watchWorkers(host._runtime._metrics, this)
   }
 
   /** The handle of the node `id` when it lives in another thread of this core. */
@@ -418,6 +421,7 @@ class ThreadTransport {
     this.closed = true
     if (this.scheduled) this._sendAnswers()
     native.closeInbox(this.core, this.here)
+    if (this.meter !== null) this.meter.close() // metrics
     for (const [id, run] of this.waiting) {
       for (const target of run.group) {
         if (!run.result.isDone(target.slot)) {
