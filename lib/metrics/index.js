@@ -53,9 +53,8 @@
 const { performance } = require('node:perf_hooks')
 const { HappenError } = require('../errors')
 const { version } = require('../../package.json')
+const { loadOtelApi, registeredProvider } = require('../otel')
 
-/** Where @opentelemetry/api (major 1) registers its globals: `.metrics` is set once a provider is. */
-const OTEL_GLOBAL = Symbol.for('opentelemetry.js.api.1')
 /** How many samples wait for a collection per attribute set before they are recorded at once. */
 const FLUSH_AT = 4096
 const DURATION_BOUNDARIES = [
@@ -63,7 +62,7 @@ const DURATION_BOUNDARIES = [
 ]
 const BATCH_BOUNDARIES = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000]
 
-/** The API once loaded: undefined before the first runtime asks, null when it is not installed. */
+/** The API once a runtime asked for metrics (lib/otel.js). */
 let api
 /** The provider the thread's instruments come from, and the Recorder that reports through them. */
 let provider
@@ -73,31 +72,19 @@ const transportMeters = new Set()
 /** The worker-threads transports of the thread's metered runtimes (see watchWorkers). */
 const workerTransports = new Set()
 
-function loadApi() {
-  if (api === undefined) {
-    try {
-      api = require('@opentelemetry/api')
-    } catch {
-      api = null
-    }
-  }
-  return api
-}
-
 /** A runtime's metrics: null when `enabled` is false or @opentelemetry/api is not installed. */
 function createMetrics(enabled) {
-  if (enabled === false || loadApi() === null) return null
+  if (enabled === false || (api = loadOtelApi()) === null) return null
   return METRICS
 }
 
 /** The registered provider's Recorder, or null when no meter provider is registered. */
 function current() {
-  const registered = globalThis[OTEL_GLOBAL]
-  const registeredProvider = registered === undefined ? undefined : registered.metrics
-  if (registeredProvider === undefined) return null
-  if (registeredProvider !== provider) {
-    provider = registeredProvider
-    recorder = new Recorder(registeredProvider.getMeter('happen', version))
+  const registered = registeredProvider('metrics')
+  if (registered === undefined) return null
+  if (registered !== provider) {
+    provider = registered
+    recorder = new Recorder(registered.getMeter('happen', version))
   }
   return recorder
 }

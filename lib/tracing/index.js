@@ -30,28 +30,16 @@
 //   thread records its own spans with the provider it registered.
 
 const { errorMessage } = require('../errors')
+const { loadOtelApi, registeredProvider } = require('../otel')
 const { version } = require('../../package.json')
 
-/** Where @opentelemetry/api (major 1) registers its globals: `.trace` is set once a provider is. */
-const OTEL_GLOBAL = Symbol.for('opentelemetry.js.api.1')
-/** The API once loaded: undefined before the first runtime asks, null when it is not installed. */
+/** The API once a runtime asked for tracing (lib/otel.js). */
 let api
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/
 
-function loadApi() {
-  if (api === undefined) {
-    try {
-      api = require('@opentelemetry/api')
-    } catch {
-      api = null
-    }
-  }
-  return api
-}
-
 /** A runtime's tracing: null when `enabled` is false or @opentelemetry/api is not installed. */
 function createTracing(enabled) {
-  if (enabled === false || loadApi() === null) return null
+  if (enabled === false || (api = loadOtelApi()) === null) return null
   return new Tracing(api)
 }
 
@@ -65,8 +53,7 @@ class Tracing {
 
   /** The registered provider's tracer, or null when no provider is registered. */
   current() {
-    const registered = globalThis[OTEL_GLOBAL]
-    const provider = registered === undefined ? undefined : registered.trace
+    const provider = registeredProvider('trace')
     if (provider === undefined) return null
     if (provider !== this.provider) {
       this.provider = provider

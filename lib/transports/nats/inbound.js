@@ -16,6 +16,9 @@
 //   node unreachable over NATS; a string's cost was paid by the parse). Runtime names (they
 //   make subjects) are subject-safe tokens (A-Za-z0-9_- separated by single dots), at most
 //   RUNTIME_NAME_LIMIT characters. Keys a message format does not list are not read.
+// - readCheck and readAnswer (liveness checks and the answers to them and to claims) return the
+//   message's parts or a reason, under the same bounds: branch lists are non-negative safe
+//   integers, a check no longer than one a runtime sends, an answer naming no more than asked.
 // - Drops (one per transport) counts the messages refused, by kind and reason; logs each
 //   (sender, reason) once under NODE_DEBUG=happen, remembering a bounded set of pairs; and emits
 //   a process warning at most once per WARNING_INTERVAL_MS, naming the subject, the sender when
@@ -380,6 +383,45 @@ function checkPresence(message) {
   return null
 }
 
+// --- Liveness checks and their answers (liveness.js), and the answers to claims (presence.js) ---
+
+/** Whether `list` is an array of branch ids: non-negative safe integers. */
+function isBranchList(list) {
+  if (!Array.isArray(list)) return false
+  for (let i = 0; i < list.length; i++) if (!isIndex(list[i])) return false
+  return true
+}
+
+/** `body` parsed, when it is the JSON of an object; else null. */
+function objectOf(body) {
+  const value = parse(body)
+  return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : null
+}
+
+/** A check's {running, after}, or what is wrong with it (a string); `limit`: its characters at most. */
+function readCheck(reply, body, limit) {
+  if (reply.lastIndexOf('.') < 0) return 'no reply subject to answer on'
+  if (body.length > limit) return `${body.length} characters, more than a check has`
+  const check = objectOf(body)
+  if (check === null) return 'not the JSON of an object'
+  const { running, after = false } = check
+  if (!isBranchList(running)) return '"running" is not a list of branch ids'
+  if (typeof after !== 'boolean') return '"after" is not a boolean'
+  return { running, after }
+}
+
+/** An answer's {lost, rt}, or what is wrong with it (a string); `asked`: its check's branch count. */
+function readAnswer(header, body, asked) {
+  if (header !== '') return `a status (${header.slice(0, 32)}), not an answer`
+  const answer = objectOf(body)
+  if (answer === null) return 'not the JSON of an object'
+  const { lost, rt } = answer
+  if (!isBranchList(lost)) return '"lost" is not a list of branch ids'
+  if (lost.length > asked) return `${lost.length} branches lost of the ${asked} asked after`
+  if (rt !== undefined && typeof rt !== 'string') return '"rt" is not a string'
+  return { lost, rt }
+}
+
 // --- Dropped messages -------------------------------------------------------------------------
 
 /** What a stranger sent, fit to print: at most `limit` characters, control characters as '?'. */
@@ -486,6 +528,8 @@ module.exports = {
   checkFan,
   checkReplies,
   checkPresence,
+  readCheck,
+  readAnswer,
   runtimeOfReply,
   branchOfReply,
   isRuntimeName,

@@ -11,7 +11,7 @@
 //   alone. It is answered `{"lost": [branch, …], "rt": <runtime id>}`, the branches of the check
 //   that do not run there. Checks are split so that each, and so its answer (a part of it), stays
 //   within messageLimit, whatever the number of branches waiting.
-// - What arrives is checked before anything acts on it: branches are non-negative safe
+// - What arrives is checked before anything acts on it (inbound.js readCheck, readAnswer): branches are non-negative safe
 //   integers; a check is no larger than one this side sends, an answer names no more branches
 //   than its check. Anything else is dropped (logged under NODE_DEBUG=happen); the branches of an
 //   answer dropped are asked after again.
@@ -23,7 +23,7 @@
 const debug = require('../../debug')
 const { performance } = require('node:perf_hooks')
 const { subjectOf, inboxOf } = require('./wire')
-const { parse, runtimeOfReply } = require('./inbound')
+const { readCheck, readAnswer, runtimeOfReply } = require('./inbound')
 
 /**
  * Checks of a branch that may go unanswered in a row (each waits a heartbeat) before it fails
@@ -35,46 +35,6 @@ const UNANSWERED_CHECKS = 10
 const BRANCH_CHARS = 17
 /** A check's characters besides its branches: `{"running":[],"after":true}` and some. */
 const CHECK_CHARS = 32
-
-/** Whether `list` is an array of branch ids: non-negative safe integers. */
-function isBranchList(list) {
-  if (!Array.isArray(list)) return false
-  for (let i = 0; i < list.length; i++) {
-    const branch = list[i]
-    if (!Number.isSafeInteger(branch) || branch < 0) return false
-  }
-  return true
-}
-
-/** `body` parsed, when it is the JSON of an object; else null. */
-function objectOf(body) {
-  const value = parse(body)
-  return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : null
-}
-
-/** A check's {running, after}, or what is wrong with it (a string); `limit`: its characters at most. */
-function readCheck(reply, body, limit) {
-  if (reply.lastIndexOf('.') < 0) return 'no reply subject to answer on'
-  if (body.length > limit) return `${body.length} characters, more than a check has`
-  const check = objectOf(body)
-  if (check === null) return 'not the JSON of an object'
-  const { running, after = false } = check
-  if (!isBranchList(running)) return '"running" is not a list of branch ids'
-  if (typeof after !== 'boolean') return '"after" is not a boolean'
-  return { running, after }
-}
-
-/** An answer's {lost, rt}, or what is wrong with it (a string); `asked`: its check's branch count. */
-function readAnswer(header, body, asked) {
-  if (header !== '') return `a status (${header.slice(0, 32)}), not an answer`
-  const answer = objectOf(body)
-  if (answer === null) return 'not the JSON of an object'
-  const { lost, rt } = answer
-  if (!isBranchList(lost)) return '"lost" is not a list of branch ids'
-  if (lost.length > asked) return `${lost.length} branches lost of the ${asked} asked after`
-  if (rt !== undefined && typeof rt !== 'string') return '"rt" is not a string'
-  return { lost, rt }
-}
 
 /** Installed on NatsTransport.prototype by ./index.js. */
 class Liveness {

@@ -14,7 +14,7 @@ const native = require('../../native')
 const { HappenError } = require('../../errors')
 const { performance } = require('node:perf_hooks')
 const { PRESENCE, subjectOf } = require('./wire')
-const { BAD_JSON, parse, checkPresence, isRuntimeName } = require('./inbound')
+const { BAD_JSON, parse, checkPresence, readAnswer, isRuntimeName } = require('./inbound')
 
 /** Installed on NatsTransport.prototype by ./index.js. */
 class Presence {
@@ -77,9 +77,9 @@ class Presence {
   /** A message on a claim's or check's reply subject: "no responders", or an answer `{lost: [], rt}`. */
   _onCheckReply(key, header, body) {
     if (header === 'status:503') return this._onCheckAnswer(key, null)
-    const answer = parse(body)
-    if (answer !== null && typeof answer === 'object' && typeof answer.rt === 'string' && isRuntimeName(answer.rt))
-      return this._onCheckAnswer(key, answer)
+    // A claim's check asks after no branch: its answer names none lost.
+    const answer = readAnswer('', body, 0)
+    if (typeof answer !== 'string' && isRuntimeName(answer.rt)) return this._onCheckAnswer(key, answer)
     this.drops.drop(
       'answer',
       `this runtime's inbox (${key.slice(0, 20)})`,
