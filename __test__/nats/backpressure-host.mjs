@@ -7,6 +7,7 @@
 //               (monitorEventLoopDelay, ms: p50, p99, max), the events it served meanwhile and
 //               the most flows that ran at once
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
+import { createInterface } from 'node:readline'
 import { createNodeArray, initializeHappen } from '../../index.mjs'
 import { serveUntilStdinEnds } from './host-lifecycle.mjs'
 
@@ -45,27 +46,21 @@ nodes.on('leaf', (event, context) => context.node.id)
 
 const lag = monitorEventLoopDelay({ resolution: 10 })
 lag.enable()
-let line = ''
-process.stdin.on('data', (chunk) => {
-  line += chunk
-  for (let cut = line.indexOf('\n'); cut >= 0; cut = line.indexOf('\n')) {
-    const command = line.slice(0, cut)
-    line = line.slice(cut + 1)
-    if (command.startsWith('ping ')) process.stdout.write(`pong ${command.slice(5)}\n`)
-    else if (command === 'lag') {
-      const ms = (ns) => Math.round(ns / 1e4) / 100
-      const report = {
-        p50: ms(lag.percentile(50)),
-        p99: ms(lag.percentile(99)),
-        max: ms(lag.max),
-        served,
-        mostRunning,
-      }
-      lag.reset()
-      served = 0
-      mostRunning = running
-      process.stdout.write(`lag ${JSON.stringify(report)}\n`)
+createInterface({ input: process.stdin }).on('line', (command) => {
+  if (command.startsWith('ping ')) process.stdout.write(`pong ${command.slice(5)}\n`)
+  else if (command === 'lag') {
+    const ms = (ns) => Math.round(ns / 1e4) / 100
+    const report = {
+      p50: ms(lag.percentile(50)),
+      p99: ms(lag.percentile(99)),
+      max: ms(lag.max),
+      served,
+      mostRunning,
     }
+    lag.reset()
+    served = 0
+    mostRunning = running
+    process.stdout.write(`lag ${JSON.stringify(report)}\n`)
   }
 })
 
